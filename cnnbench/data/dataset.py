@@ -1,0 +1,163 @@
+"""The target dataset container, the conversion of any image batch to the base's input format, and the
+class-balanced index splits that keep train, validation and test disjoint.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A target: three disjoint splits of NHWC float32 images in [0, 1] with int32 labels, and how it was made.
+
+    ``provenance`` is JSON-serialisable (source files, conversion, split sizes or regions) so a report can say
+    exactly what the model saw. The arrays are made read-only: datasets are cached and shared.
+    """
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    class_names: tuple[str, ...]
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for split in SPLITS:
+            for a in (getattr(self, f"x_{split}"), getattr(self, f"y_{split}")):
+                a.setflags(write=False)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def n_train(self) -> int:
+        return len(self.y_train)
+
+    @property
+    def n_val(self) -> int:
+        return len(self.y_val)
+
+    @property
+    def n_test(self) -> int:
+        return len(self.y_test)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """(H, W, C) of one image."""
+        return tuple(self.x_train.shape[1:])
+
+    def validate(self) -> Dataset:
+        """Raise ValueError naming the first problem found (shape, dtype, range, labels, empty split)."""
+        for split in SPLITS:
+            x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
+            where = f"dataset {self.name!r}, split {split!r}"
+            if x.ndim != 4 or x.shape[1:] != self.input_shape:
+                raise ValueError(f"{where}: images must be (N, H, W, C) like {self.input_shape}, got {x.shape}")
+            if x.dtype != np.float32 or y.dtype != np.int32:
+                raise ValueError(f"{where}: expected float32 images and int32 labels, got {x.dtype}, {y.dtype}")
+            if len(x) != len(y):
+                raise ValueError(f"{where}: {len(x)} images but {len(y)} labels")
+            if len(y) == 0:
+                raise ValueError(f"{where}: split is empty")
+            if np.isnan(x).any() or x.min() < 0 or x.max() > 1:
+                raise ValueError(f"{where}: pixels must be in [0, 1] without NaN")
+            if y.min() < 0 or y.max() >= self.n_classes:
+                raise ValueError(f"{where}: labels must be in [0, {self.n_classes}), got {y.min()}..{y.max()}")
+        return self
+
+
+def to_input_format(
+    images: np.ndarray, img_size: int, in_chans: int, value_range: tuple[float, float] | None = None
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Convert a batch (N, H, W) or (N, H, W, C), C in 1/3/4, to (N, img_size, img_size, in_chans) float32 in
+    [0, 1], so a pretrained base applies unchanged; also return a dict saying what was done, for reports.
+
+    ``value_range`` is the input's (low, high); by default 0..255 for integers, 0..1 for floats already in
+    that range, else the batch's own min..max.
+    """
+    x = np.asarray(images)
+    if x.ndim == 3:
+        x = x[..., None]
+    if x.ndim != 4 or x.shape[-1] not in (1, 3, 4):
+        raise ValueError(f"images must be (N, H, W) or (N, H, W, C) with C in 1/3/4, got shape {x.shape}")
+    if in_chans not in (1, 3):
+        raise ValueError(f"in_chans must be 1 or 3, got {in_chans}")
+    info: dict[str, Any] = {"from_shape": list(x.shape[1:]), "from_dtype": str(x.dtype)}
+    if value_range is None:
+        if np.issubdtype(x.dtype, np.integer):
+            value_range = (0.0, float(np.iinfo(x.dtype).max))
+        elif x.size and (x.min() < 0 or x.max() > 1):
+            value_range = (float(x.min()), float(x.max()))
+        else:
+            value_range = (0.0, 1.0)
+    lo, hi = value_range
+    x = (x.astype(np.float32) - lo) / max(hi - lo, 1e-12)
+    steps = [f"values {lo:g}..{hi:g} -> 0..1"]
+    if x.shape[-1] == 4:
+        x = x[..., :3] * x[..., 3:]
+        steps.append("rgba->rgb (alpha composited on black)")
+    if x.shape[-1] == 3 and in_chans == 1:
+        x = x @ np.array([0.2125, 0.7154, 0.0721], np.float32)[:, None]
+        steps.append("rgb->grey (ITU-R 709 luminance)")
+    if x.shape[1:3] != (img_size, img_size):
+        h, w = x.shape[1:3]
+        rows, cols = _resize_matrix(h, img_size), _resize_matrix(w, img_size)
+        x = np.einsum("sh,nhwc,tw->nstc", rows, x, cols, optimize=True)
+        aa = ", anti-aliased" if h > img_size or w > img_size else ""
+        steps.append(f"resize {h}x{w}->{img_size}x{img_size} (skimage.transform.resize, bilinear{aa})")
+    np.clip(x, 0.0, 1.0, out=x)
+    if x.shape[-1] == 1 and in_chans == 3:
+        x = np.repeat(x, 3, axis=-1)
+        steps.append("grey->rgb (channel repeated)")
+    return x, {**info, "value_range": [lo, hi], "steps": steps}
+
+
+@functools.lru_cache(maxsize=64)
+def _resize_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """The (n_out, n_in) linear map that skimage's resize (bilinear, anti-aliased when shrinking) applies
+    along one axis; resizing a batch as two matrix products is exact and far faster than a 4-D resize."""
+    from skimage.transform import resize
+
+    eye = np.eye(n_in, dtype=np.float64)
+    return resize(eye, (n_out, n_in), order=1, anti_aliasing=n_out < n_in).astype(np.float32)
+
+
+def balanced_counts(total: int, n_classes: int) -> np.ndarray:
+    """Split ``total`` over ``n_classes`` as evenly as possible; the first ``total % n_classes`` get one more."""
+    counts = np.full(n_classes, total // n_classes)
+    counts[: total % n_classes] += 1
+    return counts
+
+
+def stratified_split(y: np.ndarray, sizes: Sequence[int], seed: int) -> list[np.ndarray]:
+    """Disjoint, class-balanced index sets into ``y``, one per entry of ``sizes``, each in shuffled order.
+
+    Within each class the indices are permuted once with ``seed`` and cut into consecutive chunks, so the
+    splits cannot overlap and a split's content does not depend on the sizes of the splits after it.
+    """
+    y = np.asarray(y)
+    classes = np.unique(y)
+    rng = np.random.default_rng(seed)
+    per_class = np.stack([balanced_counts(s, len(classes)) for s in sizes])  # (splits, classes)
+    parts: list[list[np.ndarray]] = [[] for _ in sizes]
+    for j, c in enumerate(classes):
+        members = rng.permutation(np.flatnonzero(y == c))
+        need = per_class[:, j].sum()
+        if need > len(members):
+            raise ValueError(f"class {c!r} has {len(members)} examples; the split sizes {list(sizes)} need {need}")
+        bounds = np.concatenate([[0], np.cumsum(per_class[:, j])])
+        for i in range(len(sizes)):
+            parts[i].append(members[bounds[i] : bounds[i + 1]])
+    return [rng.permutation(np.concatenate(p)) for p in parts]

@@ -1,0 +1,131 @@
+"""The pytest plugin (SPEC §7): options, the scenario parametrization, fixtures and the terminal summary.
+
+Registered through the ``pytest11`` entry point. Without ``--cnnbench`` it only adds its options: no suite is
+read and nothing heavy is imported. With it, the suite is validated in ``pytest_configure`` — before any
+collection or training — and a bad value stops the run with a usage error naming the value and the valid ones.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+SESSION = pytest.StashKey["Any"]()
+SCENARIO_FILE = Path(__file__).with_name("scenarios.py")
+
+# name, help, default (every option also has an ini twin: cnnbench_<name with _>)
+OPTIONS = (
+    ("suite", "suite to run: a built-in name (smoke, ...) or a path to a .toml", "smoke"),
+    ("arch", "run only these archs (comma-separated)", ""),
+    ("strategy", "run only these strategies: s1, s2, s3, scratch (comma-separated)", ""),
+    ("quadrant", "run only these quadrants: q1..q4 (comma-separated)", ""),
+    ("head", "run only these heads: fc, gap, svm (comma-separated)", ""),
+    ("report", "directory the reports are written to (a run writes <dir>/<run-id>/ and <dir>/latest/)", "reports"),
+    ("cache", "directory of the pretrained-base and compilation cache", ".cnnbench-cache"),
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("cnnbench", "cnnbench: CNN transfer-learning benchmarks")
+    group.addoption("--cnnbench", action="store_true", default=None, help="run the cnnbench suite's scenarios")
+    parser.addini("cnnbench", "run the cnnbench suite's scenarios (as --cnnbench)", type="bool", default=False)
+    for name, text, default in OPTIONS:
+        group.addoption(f"--cnnbench-{name}", dest=f"cnnbench_{name}", default=None, metavar="VALUE",
+                        help=f"{text} (default: {default or 'all'})")
+        parser.addini(f"cnnbench_{name}", f"{text} (as --cnnbench-{name})", default=default)
+
+
+def _option(config: pytest.Config, name: str) -> str:
+    value = config.getoption(f"cnnbench_{name}")
+    return value if value is not None else config.getini(f"cnnbench_{name}")
+
+
+def _path_option(config: pytest.Config, name: str) -> Path:
+    """A directory option: relative to the working directory on the command line, to the rootdir in the ini."""
+    value = config.getoption(f"cnnbench_{name}")
+    if value is not None:
+        return config.invocation_params.dir / value
+    return config.rootpath / config.getini(f"cnnbench_{name}")
+
+
+def _enabled(config: pytest.Config) -> bool:
+    flag = config.getoption("cnnbench")
+    return bool(flag if flag is not None else config.getini("cnnbench"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "cnnbench: a cnnbench transfer-learning scenario")
+    if not _enabled(config):
+        return
+    from cnnbench.session import COORDINATES, Filters, Session
+    from cnnbench.suite import SuiteError, load_suite
+
+    try:
+        suite = load_suite(_option(config, "suite"))
+        filters = Filters(**{c: tuple(v for v in _option(config, c).split(",") if v) for c in COORDINATES})
+        filters.check(suite)
+    except (SuiteError, OSError) as exc:
+        raise pytest.UsageError(f"cnnbench: {exc}") from None
+    session = Session(
+        suite, filters, _path_option(config, "report"), _path_option(config, "cache"), log=_logger(config)
+    )
+    if not session.scenarios():
+        raise pytest.UsageError(f"cnnbench: the filters select no scenario of suite {suite.name!r}")
+    config.stash[SESSION] = session
+    if config.args_source != pytest.Config.ArgsSource.ARGS:
+        config.args = [str(SCENARIO_FILE)]  # `pytest --cnnbench` alone runs the suite, not the project's tests
+
+
+def _logger(config: pytest.Config):
+    """Print progress lines live, even while pytest captures a test's output."""
+
+    def log(line: str) -> None:
+        capture = config.pluginmanager.getplugin("capturemanager")
+        reporter = config.pluginmanager.getplugin("terminalreporter")
+        if reporter is None:
+            return
+        with capture.global_and_fixture_disabled() if capture else nullcontext():
+            reporter.write_line(f"[cnnbench] {line}")
+
+    return log
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "cnnbench_scenario" not in metafunc.fixturenames:
+        return
+    session = metafunc.config.stash.get(SESSION, None)
+    scenarios = session.scenarios() if session else []
+    metafunc.parametrize(
+        "cnnbench_scenario",
+        [pytest.param(s, id=s.id, marks=pytest.mark.cnnbench) for s in scenarios],
+    )
+
+
+@pytest.fixture(scope="session")
+def cnnbench_session(request: pytest.FixtureRequest) -> Any:
+    """The run's ``cnnbench.session.Session``: run scenarios through it to get them into the report."""
+    session = request.config.stash.get(SESSION, None)
+    if session is None:
+        pytest.skip("cnnbench scenarios run only with --cnnbench")
+    return session
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    state = session.config.stash.get(SESSION, None)
+    if state is not None:
+        state.write(finished=True)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    state = config.stash.get(SESSION, None)
+    if state is None or state.report is None:
+        return
+    from cnnbench.report import terminal_summary
+
+    terminalreporter.section("cnnbench")
+    for line in terminal_summary(state.report, width=100):
+        terminalreporter.write_line(line)
+    terminalreporter.write_line(f"report: {state.run_dir / 'report.md'} (and report.json; latest/ refreshed)")

@@ -1,0 +1,185 @@
+"""Pretraining on the procedural source domain, cached on disk with orbax (SPEC §4).
+
+A pretrained base is keyed by everything that determines it: the arch config, the source config, the
+pretraining budget and the cnnbench version. It is built on first use and restored after; an entry that is
+incomplete, truncated or written for another key is rebuilt with a warning, never silently used. A file lock
+makes concurrent workers (pytest-xdist) build each entry once.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+from flax import nnx
+
+import cnnbench
+from cnnbench.data.source import SourceConfig, SourceDomain
+from cnnbench.heads import GAPHead, softmax_cross_entropy
+from cnnbench.train import TrainConfig, TransferModel, accuracy, fit, predict
+from cnnbench.zoo import create_model
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The benchmark-scale build of an arch: input size, channels and width multiplier."""
+
+    arch: str
+    img_size: int
+    in_chans: int
+    width: float
+
+    def create(self, seed: int) -> nnx.Module:
+        """A fresh convolutional base (no classifier) at this config."""
+        return create_model(
+            self.arch, num_classes=0, in_chans=self.in_chans, img_size=self.img_size, width=self.width,
+            rngs=nnx.Rngs(seed),
+        )
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """The pretraining budget and recipe; part of the cache key."""
+
+    train: TrainConfig
+    seed: int = 0
+    eval_size: int = 2000
+
+
+@dataclass
+class Pretrained:
+    """A source-pretrained base state and how it was obtained."""
+
+    state: dict
+    source_accuracy: float
+    seconds: float
+    cache_hit: bool
+    path: Path
+
+
+class CacheWarning(UserWarning):
+    """A pretraining cache entry could not be used and is being rebuilt."""
+
+
+def cache_key(model: ModelConfig, source: SourceConfig, pretrain: PretrainConfig) -> dict:
+    """Everything that determines a pretrained base, as a JSON-serialisable dict."""
+    return {
+        "model": asdict(model),
+        "source": source.to_dict(),
+        "pretrain": asdict(pretrain),
+        "cnnbench": cnnbench.__version__,
+    }
+
+
+def _digest(key: dict) -> str:
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _abstract_state(model: ModelConfig) -> dict:
+    abstract = nnx.to_pure_dict(nnx.state(nnx.eval_shape(lambda: model.create(0))))
+    return jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract)
+
+
+def _restore(entry: Path, key: dict, model: ModelConfig) -> tuple[dict, dict]:
+    """The cached state at ``entry``; raises ValueError saying why it cannot be used."""
+    meta_path = entry / "meta.json"
+    if not meta_path.exists():
+        raise ValueError("no meta.json (the entry was never completed)")
+    meta = json.loads(meta_path.read_text())
+    if meta.get("key") != key:
+        raise ValueError("it was written for a different configuration")
+    restored = ocp.StandardCheckpointer().restore((entry / "state").absolute(), _abstract_state(model))
+    return jax.tree.map(np.asarray, restored), meta
+
+
+def pretrain(
+    model: ModelConfig,
+    source: SourceConfig,
+    config: PretrainConfig,
+    progress: Callable[[dict], None] | None = None,
+) -> tuple[dict, float]:
+    """Train ``model``'s base with a GAP head on source batches; returns its state and source accuracy."""
+    domain = SourceDomain(source)
+    base = model.create(config.seed)
+    net = TransferModel(base, GAPHead(base.feature_shape, domain.n_classes, rngs=nnx.Rngs(config.seed)))
+    val = tuple(np.asarray(a) for a in domain.eval_set(config.eval_size))
+    batch = config.train.batch_size
+    result = fit(
+        net, (), softmax_cross_entropy, lambda step: domain.batch(config.seed, step, batch), val, config.train,
+        lr_base=config.train.learning_rate, lr_head=config.train.learning_rate,
+        weight_decay_head=config.train.weight_decay, progress=progress,
+    )
+    trained = result.model()
+    logits, _ = predict(result.eval_graphdef, (result.trainable, result.rest), val[0])
+    return jax.tree.map(np.asarray, nnx.to_pure_dict(nnx.state(trained.base))), accuracy(logits, val[1])
+
+
+def load_or_pretrain(
+    model: ModelConfig,
+    source: SourceConfig,
+    config: PretrainConfig,
+    cache_dir: Path,
+    progress: Callable[[dict], None] | None = None,
+) -> Pretrained:
+    """The cached pretrained base for this key, building (and caching) it on a miss or a bad entry."""
+    key = cache_key(model, source, config)
+    entry = (Path(cache_dir) / "pretrained" / f"{model.arch}-{_digest(key)}").absolute()
+    with _locked(entry.with_suffix(".lock")):
+        if entry.exists():
+            try:
+                state, meta = _restore(entry, key, model)
+                return Pretrained(state, meta["source_accuracy"], meta["seconds"], True, entry)
+            except Exception as exc:  # any unreadable entry is rebuilt, loudly
+                warnings.warn(
+                    f"pretraining cache entry {entry} is unusable ({exc}); rebuilding it", CacheWarning, stacklevel=2
+                )
+                shutil.rmtree(entry)
+        t0 = time.perf_counter()
+        state, source_accuracy = pretrain(model, source, config, progress)
+        seconds = time.perf_counter() - t0
+        tmp = entry.with_name(entry.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        checkpointer = ocp.StandardCheckpointer()
+        checkpointer.save(tmp / "state", state)
+        checkpointer.wait_until_finished()
+        meta = {"key": key, "source_accuracy": source_accuracy, "seconds": seconds}
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
+        os.replace(tmp, entry)
+        return Pretrained(state, source_accuracy, seconds, False, entry)
+
+
+def load_into(base: nnx.Module, state: dict) -> None:
+    """Overwrite ``base``'s parameters and BatchNorm statistics with a pretrained state."""
+    current = nnx.state(base)
+    nnx.replace_by_pure_dict(current, state)
+    nnx.update(base, current)
+
+
+def describe(pretrained: Pretrained, arch: str) -> str:
+    """One line for the terminal: cache hit or build, source accuracy, time."""
+    how = "cache hit" if pretrained.cache_hit else f"built in {pretrained.seconds:.0f} s"
+    return f"pretrained {arch}: {how}, source accuracy {pretrained.source_accuracy:.1%} ({pretrained.path})"
+
+

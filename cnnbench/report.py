@@ -1,0 +1,582 @@
+"""The run report (SPEC §8): build it from scenario records, validate it, write it atomically, render it.
+
+``report.json`` (schema ``cnnbench/1``, documented in ``docs/report-schema.md``) is the machine-readable log;
+``report.md`` holds the tables a person reads in a CI log or a PR; :func:`terminal_summary` is the compact
+version printed at the end of a pytest run. Both files are rewritten after every scenario, so a failed,
+diverged or interrupted scenario never costs the results before it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import numbers
+import os
+import tempfile
+import textwrap
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from cnnbench import recommend
+
+SCHEMA = "cnnbench/1"
+STATUSES = ("passed", "regressed", "diverged", "error")
+LATEST = "latest"
+
+# Keys every cnnbench/1 report holds (SPEC §8); more may be added, none renamed without bumping SCHEMA.
+REQUIRED_KEYS = {
+    "report": ("schema", "run_id", "started", "finished", "environment", "targets", "scenarios", "recommendation"),
+    "environment": (
+        "cnnbench", "jax", "flax", "optax", "backend", "device_kind", "device_count", "cpu", "git_commit", "suite_hash",
+    ),
+    "target": ("name", "quadrant", "n_train", "n_test", "n_classes", "similarity"),
+    "scenario": ("id", "arch", "strategy", "quadrant", "head", "seed", "status", "metrics"),
+    "metrics": (
+        "test_accuracy", "transfer_gain", "train_images_per_s", "infer_images_per_s", "compile_s", "train_s",
+        "params_trainable", "params_total", "gflops",
+    ),
+    "recommendation": ("arch", "quadrant", "head", "recommended", "winner", "recommended_won"),
+}  # fmt: skip
+METRIC_KEYS = (*REQUIRED_KEYS["metrics"], "val_accuracy", "time_to_final_s", "peak_memory_bytes")
+
+Row = list[str]
+
+
+# --------------------------------------------------------------------------------------------------- build
+
+
+def build_report(
+    run_id: str,
+    started: str,
+    finished: str | None,
+    environment: Mapping[str, Any],
+    targets: Sequence[Mapping[str, Any]],
+    scenarios: Sequence[Mapping[str, Any]],
+    suite: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The ``cnnbench/1`` report of a run so far: copies of the inputs with every metric key present,
+    ``transfer_gain`` filled, per-seed aggregates, the recommendation check and counts by status.
+
+    Raises ValueError when a record lacks a required key or has an unknown status, so a bad report is caught
+    where it is made rather than when a baseline is loaded.
+    """
+    records = [_scenario(record) for record in scenarios]
+    report = {
+        "schema": SCHEMA,
+        "run_id": run_id,
+        "started": started,
+        "finished": finished,
+        "environment": _clean(dict(environment)),
+        "suite": _clean(suite),
+        "targets": [_clean(dict(target)) for target in targets],
+        "scenarios": records,
+        "aggregates": [],
+        "recommendation": [],
+        "summary": {},
+    }
+    problems = validate(report)
+    if problems:
+        raise ValueError(f"report {run_id!r} is malformed: {_listing(problems)}")
+    for record, gain in zip(records, recommend.transfer_gains(records), strict=True):
+        record["metrics"]["transfer_gain"] = gain
+    report.update(aggregates=_aggregates(records), recommendation=recommend.check(records), summary=_summary(records))
+    return report
+
+
+def _scenario(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A JSON-clean copy of a scenario record whose ``metrics`` has every key of METRIC_KEYS (None if unknown)."""
+    scenario = _clean(dict(record))
+    scenario["metrics"] = {key: None for key in METRIC_KEYS} | (scenario.get("metrics") or {})
+    for key, empty in (("error", None), ("curve", []), ("frozen_stages", [])):
+        scenario.setdefault(key, empty)
+    return scenario
+
+
+def _clean(value: Any) -> Any:
+    """A JSON-safe deep copy: numpy scalars become Python numbers, NaN and ±inf become None (strict JSON has
+    neither), tuples become lists and anything else unknown becomes its ``str``."""
+    if isinstance(value, Mapping):
+        return {str(key): _clean(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(item) for item in value]
+    if value is None or isinstance(value, (str, bool)):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value) if math.isfinite(value) else None
+    return str(value)
+
+
+def _aggregates(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per (arch, strategy, quadrant, head): test accuracy over seeds and the mean transfer gain over scratch."""
+    stats = recommend.aggregate(records)
+    scratch = recommend.scratch_means(stats)
+    rows = []
+    for (arch, strategy, quadrant, head), entry in stats.items():
+        baseline = scratch.get((arch, quadrant, head))
+        gain = None if baseline is None else entry["mean"] - baseline
+        rows.append({"arch": arch, "strategy": strategy, "quadrant": quadrant, "head": head, **entry,
+                     "transfer_gain": gain})  # fmt: skip
+    return rows
+
+
+def _summary(records: list[dict[str, Any]]) -> dict[str, Any]:
+    by_status = {status: 0 for status in STATUSES}
+    for record in records:
+        by_status[record["status"]] += 1
+    return {"scenarios": len(records), "by_status": by_status}
+
+
+# ------------------------------------------------------------------------------------------ validate, load
+
+
+def validate(report: Any) -> list[str]:
+    """What is wrong with ``report`` as a ``cnnbench/1`` report: missing keys at any level, unknown statuses;
+    empty when it is well formed."""
+    if not isinstance(report, dict):
+        return [f"the top level is a JSON {type(report).__name__}, not an object"]
+    if report.get("schema") != SCHEMA:
+        return [f"schema is {report.get('schema')!r}; expected {SCHEMA!r}"]
+    problems = _missing(report, "report", "the report")
+    if "environment" in report:
+        problems += _missing(report["environment"], "environment", "environment")
+    for kind, section in (("target", "targets"), ("scenario", "scenarios"), ("recommendation", "recommendation")):
+        problems += _missing_in_list(report.get(section), kind, section)
+    for i, scenario in enumerate(report.get("scenarios") or []):
+        if isinstance(scenario, dict):
+            problems += _scenario_problems(scenario, _where("scenarios", i, scenario))
+    return problems
+
+
+def _missing(obj: Any, kind: str, where: str) -> list[str]:
+    if not isinstance(obj, dict):
+        return [f"{where} is not an object"]
+    return [f"{where} lacks {key!r}" for key in REQUIRED_KEYS[kind] if key not in obj]
+
+
+def _missing_in_list(items: Any, kind: str, section: str) -> list[str]:
+    if items is None:
+        return []  # already reported as a missing top-level key
+    if not isinstance(items, list):
+        return [f"{section} is not a list"]
+    return [problem for i, item in enumerate(items) for problem in _missing(item, kind, _where(section, i, item))]
+
+
+def _where(section: str, index: int, item: Any) -> str:
+    """``scenarios[3] (resnet18-s2-q3-gap)``: an item's place, and its id when it has one."""
+    has_id = isinstance(item, dict) and "id" in item
+    return f"{section}[{index}]" + (f" ({item['id']})" if has_id else "")
+
+
+def _scenario_problems(scenario: dict[str, Any], where: str) -> list[str]:
+    problems = []
+    if "metrics" in scenario:
+        problems += _missing(scenario["metrics"], "metrics", f"{where}.metrics")
+    if "status" in scenario and scenario["status"] not in STATUSES:
+        problems.append(f"{where} has status {scenario['status']!r}; expected one of {', '.join(STATUSES)}")
+    return problems
+
+
+def load_report(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The report stored at ``path``, checked against schema ``cnnbench/1``; raises ValueError naming the file and
+    what is wrong (unreadable, not JSON, wrong schema, missing keys)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read report {path}: {exc}") from exc
+    try:
+        report = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
+            f"regenerate it or point to another report.json"
+        ) from exc
+    problems = validate(report)
+    if problems:
+        raise ValueError(f"{path} is not a {SCHEMA} report: {_listing(problems)}")
+    return report
+
+
+def _listing(problems: list[str], limit: int = 5) -> str:
+    more = f"; and {len(problems) - limit} more" if len(problems) > limit else ""
+    return "; ".join(problems[:limit]) + more
+
+
+# --------------------------------------------------------------------------------------------------- write
+
+
+def write_report(report: Mapping[str, Any], root: str | os.PathLike[str]) -> Path:
+    """Write ``report.json`` and ``report.md`` to ``root/<run_id>/`` and refresh ``root/latest/``, each file
+    replaced atomically; cheap enough to call after every scenario. Returns the run directory."""
+    root = Path(root)
+    run_dir = root / _run_dir_name(report["run_id"])
+    contents = {
+        "report.json": json.dumps(report, indent=1, allow_nan=False) + "\n",
+        "report.md": render_markdown(report),
+    }
+    for directory in (run_dir, root / LATEST):
+        directory.mkdir(parents=True, exist_ok=True)
+        for name, text in contents.items():
+            atomic_write(directory / name, text)
+    return run_dir
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Replace ``path`` by ``text`` through a synced temporary file in the same directory, so a reader (or a
+    crash) sees the old file or the new one, never half of one."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes the file private; a report is meant to be read
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _run_dir_name(run_id: str) -> str:
+    if not run_id or run_id in (".", "..", LATEST) or "/" in run_id or os.sep in run_id:
+        raise ValueError(f"run id {run_id!r} cannot name a report directory; use a plain name such as a timestamp")
+    return run_id
+
+
+# ------------------------------------------------------------------------------------------------- helpers
+
+
+def _table(header: Row, rows: list[Row], right: Iterable[int] = ()) -> list[str]:
+    """A GitHub markdown table padded to aligned columns, so it also reads well as plain text in a CI log."""
+    right = set(right)
+    cells = [[_one_line(c).replace("|", "\\|") for c in row] for row in (header, *rows)]
+    widths = [max(3, *(len(row[i]) for row in cells)) for i in range(len(header))]
+
+    def line(row: Row) -> str:
+        padded = (c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
+        return "| " + " | ".join(padded) + " |"
+
+    rule = "|" + "|".join(("-" * (w + 1) + ":") if i in right else "-" * (w + 2) for i, w in enumerate(widths)) + "|"
+    return [line(cells[0]), rule, *(line(row) for row in cells[1:])]
+
+
+def _one_line(value: Any, limit: int | None = None) -> str:
+    """``value`` as text on one line, cut to ``limit`` characters."""
+    text = " ".join(str(value).split())
+    return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _fit(line: str, width: int) -> str:
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def _unique(items: Iterable[Any]) -> list[Any]:
+    return list(dict.fromkeys(items))
+
+
+def _ordered(names: Iterable[str], canonical: Sequence[str]) -> list[str]:
+    """Unique ``names``, those in ``canonical`` first in its order, the rest in the order seen."""
+    seen = _unique(names)
+    return [n for n in canonical if n in seen] + [n for n in seen if n not in canonical]
+
+
+def _values(metrics: list[dict[str, Any]], key: str) -> list[float]:
+    return [m[key] for m in metrics if isinstance(m.get(key), (int, float))]
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def _pct(fraction: float) -> str:
+    return f"{100 * fraction:.1f}"
+
+
+def _pct_sd(mean: float | None, std: float, n_seeds: int) -> str:
+    """Mean ± std in %, the std only when there is more than one seed."""
+    if mean is None:
+        return "-"
+    return f"{_pct(mean)} ± {_pct(std)}" if n_seeds > 1 else _pct(mean)
+
+
+def _num(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _int(value: Any) -> str:
+    return "-" if value is None else f"{value:,}"
+
+
+def _rate(value: float | None) -> str:
+    """Images per second: whole numbers with separators from 100 up, one decimal below."""
+    return "-" if value is None else f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
+
+
+def _int_range(values: list[float]) -> str:
+    if not values:
+        return "-"
+    low, high = int(min(values)), int(max(values))
+    return f"{low:,}" if low == high else f"{low:,}–{high:,}"
+
+
+def _compact(value: Any) -> str:
+    """A short one-line rendering of a target's conversion record (``key=value, …``)."""
+    if not value:
+        return "-"
+    text = ", ".join(f"{k}={v}" for k, v in value.items()) if isinstance(value, Mapping) else str(value)
+    return _one_line(text, 80)
+
+
+# ------------------------------------------------------------------------------------------------ markdown
+
+
+def render_markdown(report: Mapping[str, Any]) -> str:
+    """The report as GitHub markdown: header, targets, accuracy and transfer-gain tables per arch and head,
+    the recommendation check, throughput, and the scenarios that did not pass."""
+    view = _View(report)
+    sections = [
+        _md_header(report),
+        _md_targets(report["targets"]),
+        _md_accuracy(view),
+        _md_gains(view),
+        _md_recommendation(view),
+        _md_throughput(view),
+        _md_failures(report["scenarios"]),
+    ]
+    return "\n\n".join("\n".join(lines) for lines in sections) + "\n"
+
+
+class _View:
+    """The report indexed the way the tables read it: groups by arch × head, seeds aggregated per cell."""
+
+    def __init__(self, report: Mapping[str, Any]) -> None:
+        scenarios: list[dict[str, Any]] = report["scenarios"]
+        self.stats = recommend.aggregate(scenarios)
+        self.scratch = recommend.scratch_means(self.stats)
+        self.check: list[dict[str, Any]] = report["recommendation"]
+        self.records: dict[recommend.Key, list[dict[str, Any]]] = {}
+        for scenario in scenarios:
+            self.records.setdefault(recommend.scenario_key(scenario), []).append(scenario)
+        self.groups = _unique((s["arch"], s["head"]) for s in scenarios)
+        self.winners = {(r["arch"], r["quadrant"], r["head"]): r["winner"] for r in self.check}
+
+    def strategies(self, arch: str, head: str) -> list[str]:
+        return _ordered((s for a, s, _, h in self.records if (a, h) == (arch, head)), recommend.STRATEGY_ORDER)
+
+    def quadrants(self, arch: str, head: str) -> list[str]:
+        return _ordered((q for a, _, q, h in self.records if (a, h) == (arch, head)), tuple(recommend.RECOMMENDED))
+
+    def accuracy_cell(self, key: recommend.Key, std_sep: str = " ± ", mark: str = "**{}**") -> str:
+        """Mean ± std in % (std only over >1 seed; ``(k/n)`` when some seeds failed), ``mark``-ed for the winner;
+        the statuses when no seed has an accuracy; ``-`` when the scenario was not run."""
+        records, stats = self.records.get(key, []), self.stats.get(key)
+        if stats is None:
+            return "/".join(sorted({r["status"] for r in records})) or "-"
+        text = _pct(stats["mean"]) + (std_sep + _pct(stats["std"]) if stats["n_seeds"] > 1 else "")
+        if stats["n_seeds"] < len(records):
+            text += f" ({stats['n_seeds']}/{len(records)})"
+        arch, strategy, quadrant, head = key
+        return mark.format(text) if self.winners.get((arch, quadrant, head)) == strategy else text
+
+    def gain_cell(self, key: recommend.Key) -> str:
+        stats, baseline = self.stats.get(key), self.scratch.get((key[0], key[2], key[3]))
+        return "-" if stats is None or baseline is None else f"{100 * (stats['mean'] - baseline):+.1f}"
+
+
+def _md_header(report: Mapping[str, Any]) -> list[str]:
+    env, suite, summary = report["environment"], report.get("suite") or {}, _summary(report["scenarios"])
+    finished = report["finished"] or "still running"
+    suite_text = f"suite `{suite.get('name', '?')}`" if suite else "suite"
+    return [
+        f"# cnnbench report `{report['run_id']}`",
+        "",
+        f"Started {report['started']}, finished {finished}; {suite_text}, hash `{env.get('suite_hash')}`.",
+        "",
+        f"Environment: {environment_line(env)}.",
+        "",
+        f"**{summary['scenarios']} scenarios:** {_status_counts(summary)}.",
+    ]
+
+
+def environment_line(env: Mapping[str, Any]) -> str:
+    """One line naming the software versions, backend, devices, CPU and commit of a report's environment."""
+    versions = " · ".join(f"{key} {env.get(key)}" for key in ("cnnbench", "jax", "flax", "optax"))
+    commit = (env.get("git_commit") or "no git")[:10] + (" (dirty)" if env.get("git_dirty") else "")
+    devices = f"{env.get('backend')} backend, {env.get('device_count')}× {env.get('device_kind')}"
+    return f"{versions} · {devices} · CPU {env.get('cpu')} · commit {commit}"
+
+
+def _status_counts(summary: Mapping[str, Any]) -> str:
+    return ", ".join(f"{count} {status}" for status, count in summary["by_status"].items())
+
+
+def _md_targets(targets: list[dict[str, Any]]) -> list[str]:
+    header = ["target", "quadrant", "train", "val", "test", "classes", "similarity", "conversion"]
+    rows = [
+        [
+            f"`{t['name']}`",
+            f"{t['quadrant']} ({recommend.QUADRANT_LABELS.get(t['quadrant'], '?')})",
+            *(_int(t.get(k)) for k in ("n_train", "n_val", "n_test", "n_classes")),
+            _num(t["similarity"], ".3f"),
+            _compact(t.get("conversion")),
+        ]
+        for t in targets
+    ]
+    notes = [f"- `{t['name']}`: {t['warning']}" for t in targets if t.get("warning")]
+    return ["## Targets", "", *_table(header, rows, right=range(2, 7)), *([""] + notes if notes else [])]
+
+
+def _md_accuracy(view: _View) -> list[str]:
+    lines = [
+        "## Test accuracy (%)",
+        "",
+        "Mean ± sample std over seeds (a single seed shows its value); **bold** is the best mean in the quadrant; "
+        "`(k/n)`: only k of n seeds produced an accuracy.",
+    ]
+    for arch, head in view.groups:
+        quadrants = view.quadrants(arch, head)
+        header = ["strategy", *(f"{q} (rec. {recommend.RECOMMENDED.get(q, '-')})" for q in quadrants)]
+        rows = [[s, *(view.accuracy_cell((arch, s, q, head)) for q in quadrants)] for s in view.strategies(arch, head)]
+        lines += ["", f"### `{arch}` · `{head}` head", "", *_table(header, rows, right=range(1, len(header)))]
+    return lines
+
+
+def _md_gains(view: _View) -> list[str]:
+    lines = [
+        "## Transfer gain over scratch (accuracy points)",
+        "",
+        "Mean accuracy of the strategy minus mean accuracy of `scratch` on the same arch, quadrant and head.",
+    ]
+    for arch, head in view.groups:
+        quadrants = view.quadrants(arch, head)
+        strategies = [s for s in view.strategies(arch, head) if s != "scratch"]
+        rows = [[s, *(view.gain_cell((arch, s, q, head)) for q in quadrants)] for s in strategies]
+        table = _table(["strategy", *quadrants], rows, right=range(1, len(quadrants) + 1))
+        lines += ["", f"### `{arch}` · `{head}` head", "", *table]
+    return lines
+
+
+def _md_recommendation(view: _View) -> list[str]:
+    lines = [
+        "## Recommendation check",
+        "",
+        "What the seed notes recommend, and why:",
+        "",
+        *(f"- **{q}** ({recommend.QUADRANT_LABELS[q]}) → `{recommend.RECOMMENDED[q]}`: {reason}"
+          for q, reason in recommend.REASONS.items()),  # fmt: skip
+        "",
+        f"The recommended strategy ties when the winner beats it by no more than the noise: the larger of the two "
+        f"sample stds over seeds and {100 * recommend.TIE_FLOOR:.0f} accuracy point.",
+        "",
+        *(f"- `{r['arch']}` · `{r['head']}` · {recommend.sentence(r)}" for r in view.check),
+        "",
+    ]
+    header = ["arch", "head", "quadrant", "recommended", "winner", "winner %", "recommended %", "margin pts", "verdict"]
+    rows = [
+        [r["arch"], r["head"], r["quadrant"], r["recommended"] or "-", r["winner"],
+         _pct_sd(r["winner_mean"], r["winner_std"], r["winner_n_seeds"]),
+         _pct_sd(r["recommended_mean"], r["recommended_std"], r["recommended_n_seeds"]),
+         _num(None if r["margin"] is None else 100 * r["margin"], ".1f"), r["verdict"]]
+        for r in view.check
+    ]  # fmt: skip
+    return lines + _table(header, rows, right=range(5, 8))
+
+
+THROUGHPUT_COLUMNS: list[tuple[str, str, Callable[[list[float]], str]]] = [
+    ("train img/s", "train_images_per_s", lambda v: _rate(_mean(v))),
+    ("infer img/s", "infer_images_per_s", lambda v: _rate(_mean(v))),
+    ("compile s", "compile_s", lambda v: _num(_mean(v), ".2f")),
+    ("train s", "train_s", lambda v: _num(_mean(v), ".1f")),
+    ("time to final s", "time_to_final_s", lambda v: _num(_mean(v), ".1f")),
+    ("params trainable", "params_trainable", _int_range),
+    ("params total", "params_total", _int_range),
+    ("GFLOPs", "gflops", lambda v: _num(_mean(v), ".3g")),
+    ("peak MiB", "peak_memory_bytes", lambda v: _num(None if not v else max(v) / 2**20, ".0f")),
+]
+
+
+def _md_throughput(view: _View) -> list[str]:
+    by_group: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for (arch, strategy, _, head), records in view.records.items():
+        by_group.setdefault((arch, head, strategy), []).extend(r["metrics"] for r in records)
+    rows = []
+    for arch, head in view.groups:
+        for strategy in view.strategies(arch, head):
+            metrics = by_group[(arch, head, strategy)]
+            rows.append([arch, head, strategy, *(fmt(_values(metrics, key)) for _, key, fmt in THROUGHPUT_COLUMNS)])
+    header = ["arch", "head", "strategy", *(title for title, _, _ in THROUGHPUT_COLUMNS)]
+    intro = ("Means over the quadrants and seeds that ran (params: range over quadrants, whose class counts differ; "
+             "peak memory: the largest, where the backend reports it).")  # fmt: skip
+    return ["## Throughput and cost", "", intro, "", *_table(header, rows, right=range(3, len(header)))]
+
+
+def _md_failures(scenarios: list[dict[str, Any]]) -> list[str]:
+    failed = [s for s in scenarios if s["status"] != "passed"]
+    if not failed:
+        return ["## Scenarios that did not pass", "", f"None: all {len(scenarios)} scenarios passed."]
+    rows = [[f"`{s['id']}`", s["status"], _one_line(s.get("error") or "-", 300)] for s in failed]
+    return ["## Scenarios that did not pass", "", *_table(["scenario", "status", "error"], rows)]
+
+
+# ------------------------------------------------------------------------------------------------ terminal
+
+
+def terminal_summary(report: Mapping[str, Any], width: int = 100) -> list[str]:
+    """Compact lines for the end of a pytest run, none longer than ``width``: per arch × head the strategy ×
+    quadrant accuracy table, which strategy won where and whether the recommendation held, status counts and the
+    scenarios that did not pass. The caller adds where the report was written."""
+    view = _View(report)
+    summary = _summary(report["scenarios"])
+    lines = [
+        f"cnnbench {report['run_id']}: {summary['scenarios']} scenarios — {_status_counts(summary)}",
+        "test accuracy %: mean±std over seeds; * best in quadrant; (k/n) only k of n seeds gave a result",
+    ]
+    for arch, head in view.groups:
+        lines += _terminal_group(view, arch, head, width)
+    lines += _terminal_verdicts(view.check)
+    lines += _terminal_failures(report["scenarios"])
+    return [_fit(line, width) for line in lines]
+
+
+def _terminal_group(view: _View, arch: str, head: str, width: int) -> list[str]:
+    quadrants = view.quadrants(arch, head)
+    header = ["strategy", *quadrants]
+    rows = [[s, *(view.accuracy_cell((arch, s, q, head), "±", "{}*") for q in quadrants)]
+            for s in view.strategies(arch, head)]  # fmt: skip
+    widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
+    table = ["  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+             for row in (header, *rows)]  # fmt: skip
+    checks = [r for r in view.check if (r["arch"], r["head"]) == (arch, head)]
+    verdicts = "check: " + " · ".join(_short_verdict(r) for r in checks)
+    wrapped = textwrap.wrap(verdicts, width, initial_indent="  ", subsequent_indent="    ")
+    return [f"{arch} · {head} head", *table, *wrapped]
+
+
+def _short_verdict(row: Mapping[str, Any]) -> str:
+    quadrant, rec, winner, verdict = row["quadrant"], row["recommended"], row["winner"], row["verdict"]
+    if verdict == "won":
+        return f"{quadrant} {rec} won"
+    if verdict == "not run":
+        return f"{quadrant} {rec} not run ({winner} best)"
+    word = "tied" if verdict == "tied within noise" else "LOST"
+    return f"{quadrant} {rec} {word} ({winner} +{100 * row['margin']:.1f})"
+
+
+def _terminal_verdicts(check: list[dict[str, Any]]) -> list[str]:
+    counts = {verdict: sum(r["verdict"] == verdict for r in check) for verdict in recommend.VERDICTS}
+    held = counts["won"] + counts["tied within noise"]
+    detail = ", ".join(f"{n} {verdict}" for verdict, n in counts.items())
+    return [f"recommendation held in {held} of {len(check)} checks: {detail}"]
+
+
+def _terminal_failures(scenarios: list[dict[str, Any]], limit: int = 10) -> list[str]:
+    failed = [s for s in scenarios if s["status"] != "passed"]
+    lines = [f"  {s['status']}: {s['id']}" + (f": {_one_line(s['error'])}" if s.get("error") else "")
+             for s in failed[:limit]]  # fmt: skip
+    more = [f"  … and {len(failed) - limit} more (see report.md)"] if len(failed) > limit else []
+    return (["did not pass:"] if failed else []) + lines + more

@@ -1,0 +1,26 @@
+"""The pytest items of a cnnbench run: one test, parametrized by the plugin with one case per scenario.
+
+``pytest --cnnbench`` collects this file; each case trains and measures its scenario, times the train step
+through pytest-benchmark and fails when the scenario diverged or crashed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from cnnbench.session import Session
+from cnnbench.suite import Scenario
+from cnnbench.timing import BenchmarkTimer
+
+
+def test_scenario(cnnbench_scenario: Scenario, cnnbench_session: Session, benchmark: Any) -> None:
+    record = cnnbench_session.run(cnnbench_scenario, BenchmarkTimer(benchmark))
+    benchmark.extra_info.update(
+        {"cnnbench_id": record["id"], "status": record["status"], **(record["metrics"] or {})}
+    )
+    if record["status"] == "diverged":
+        pytest.fail(f"{record['id']} diverged: {record['error']}", pytrace=False)
+    if record["status"] == "error":
+        pytest.fail(f"{record['id']} error: {record['error']}\n{record.get('traceback', '')}", pytrace=False)

@@ -1,0 +1,109 @@
+"""The state of one cnnbench run: the suite, the filters, the scenario records and the report they make.
+
+The pytest plugin owns one ``Session``; nothing here depends on pytest, so the same run can be driven from a
+script. JAX loads only when the first scenario runs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from cnnbench.report import build_report, write_report
+from cnnbench.suite import Scenario, Suite, SuiteError
+
+COORDINATES = ("arch", "strategy", "quadrant", "head")
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which scenarios of a suite to run: per coordinate, the allowed values (empty: all)."""
+
+    arch: tuple[str, ...] = ()
+    strategy: tuple[str, ...] = ()
+    quadrant: tuple[str, ...] = ()
+    head: tuple[str, ...] = ()
+
+    def check(self, suite: Suite) -> None:
+        """Reject a value the suite does not have, naming it and the suite's values."""
+        available = {"arch": suite.archs, "strategy": suite.strategies, "quadrant": tuple(suite.quadrants),
+                     "head": suite.heads}
+        for name in COORDINATES:
+            for value in getattr(self, name):
+                if value not in available[name]:
+                    raise SuiteError(
+                        f"--cnnbench-{name} {value!r} is not in suite {suite.name!r}; "
+                        f"its {name}s: {', '.join(available[name])}"
+                    )
+
+    def select(self, scenarios: list[Scenario]) -> list[Scenario]:
+        return [s for s in scenarios if all(not getattr(self, c) or getattr(s, c) in getattr(self, c)
+                                            for c in COORDINATES)]
+
+
+@dataclass
+class Session:
+    """One run of a suite: runs scenarios, keeps their records and rewrites the report after each."""
+
+    suite: Suite
+    filters: Filters
+    report_root: Path
+    cache_dir: Path
+    log: Callable[[str], None] = print
+    records: list[dict] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.started = _now()
+        self.run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{self.suite.name}"
+        self.report: dict | None = None
+        self.run_dir: Path | None = None
+        self._runner = None
+        self._environment: dict | None = None
+
+    def scenarios(self) -> list[Scenario]:
+        return self.filters.select(self.suite.scenarios())
+
+    @property
+    def runner(self):  # -> cnnbench.scenario.Runner, imported lazily: it loads JAX
+        if self._runner is None:
+            import jax
+
+            from cnnbench.environment import collect_environment
+            from cnnbench.scenario import Runner
+
+            xla_cache = (self.cache_dir / "xla").absolute()
+            jax.config.update("jax_compilation_cache_dir", str(xla_cache))
+            jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+            self._environment = collect_environment(self.suite.digest)
+            self._runner = Runner(self.suite, self.cache_dir, self.log)
+        return self._runner
+
+    def run(self, scenario: Scenario, timer) -> dict:
+        """Run one scenario, record it and rewrite the report, whatever the scenario's outcome."""
+        record = self.runner.run(scenario, timer)
+        self.records.append(record)
+        self.write()
+        return record
+
+    def write(self, finished: bool = False) -> Path | None:
+        """Write the report of the records so far (atomically); returns its directory."""
+        if not self.records:
+            return None
+        self.report = build_report(
+            run_id=self.run_id,
+            started=self.started,
+            finished=_now() if finished else None,
+            environment=self._environment or {},
+            targets=self.runner.target_info(),
+            scenarios=self.records,
+            suite={"name": self.suite.name, "path": self.suite.path, "digest": self.suite.digest},
+        )
+        self.run_dir = write_report(self.report, self.report_root)
+        return self.run_dir
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

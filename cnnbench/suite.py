@@ -1,0 +1,291 @@
+"""Suites: TOML files that say which scenarios to run and with what budgets (SPEC §6).
+
+A suite is parsed and checked completely before anything runs: an unknown key, a wrong type or a name that no
+registry knows is a ``SuiteError`` naming the file, the key, the value and what was expected. This module
+imports no JAX, so the pytest plugin can validate a suite cheaply.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cnnbench.strategies import STRATEGIES
+
+QUADRANTS = ("q1", "q2", "q3", "q4")
+SMALL_MAX = 1000  # SPEC §4: a small target has at most 1,000 training images (seed note 001)
+
+
+class SuiteError(ValueError):
+    """A suite file that cannot be run; the message names the file, the key and the fix."""
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One training + evaluation run: the five coordinates of SPEC §1."""
+
+    arch: str
+    strategy: str
+    quadrant: str
+    head: str
+    seed: int
+    multi_seed: bool = False
+
+    @property
+    def id(self) -> str:
+        base = f"{self.arch}-{self.strategy}-{self.quadrant}-{self.head}"
+        return f"{base}-seed{self.seed}" if self.multi_seed else base
+
+
+@dataclass(frozen=True)
+class QuadrantBinding:
+    """The target dataset a suite binds to a quadrant, its training-set size and training budget."""
+
+    target: str
+    n_train: int
+    steps: int
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A parsed, validated suite."""
+
+    name: str
+    path: str
+    description: str
+    archs: tuple[str, ...]
+    strategies: tuple[str, ...]
+    heads: tuple[str, ...]
+    seeds: tuple[int, ...]
+    quadrants: dict[str, QuadrantBinding]
+    img_size: int
+    in_chans: int
+    widths: dict[str, float]
+    pretrain: dict[str, Any]
+    pretrain_steps: dict[str, int]
+    train: dict[str, Any]
+    s2_freeze: int | str | None
+    digest: str
+    raw: dict = field(repr=False, default_factory=dict)
+
+    def scenarios(self) -> list[Scenario]:
+        """Every scenario of the suite, arch by arch, quadrant by quadrant."""
+        multi = len(self.seeds) > 1
+        return [
+            Scenario(arch, strategy, quadrant, head, seed, multi)
+            for arch in self.archs
+            for quadrant in self.quadrants
+            for head in self.heads
+            for strategy in self.strategies
+            for seed in self.seeds
+        ]
+
+    def width(self, arch: str) -> float:
+        return self.widths.get(arch, 1.0)
+
+
+# ----------------------------------------------------------------------------------------------- parsing
+
+_TRAIN_KEYS = {
+    "batch_size": int,
+    "optimizer": str,
+    "learning_rate": float,
+    "finetune_lr_ratio": float,
+    "warmup_steps": int,
+    "clip_norm": float,
+    "weight_decay": float,
+    "eval_points": int,
+}
+_PRETRAIN_KEYS = {**_TRAIN_KEYS, "steps": int, "seed": int, "eval_size": int}
+
+
+class _Reader:
+    """Typed access to one TOML table, rejecting unknown keys and wrong types with the file and key."""
+
+    def __init__(self, path: str, table: dict, where: str = "") -> None:
+        self.path, self.table, self.where = path, table, where
+        self.seen: set[str] = set()
+
+    def fail(self, key: str, message: str) -> SuiteError:
+        name = f"{self.where}.{key}" if self.where else key
+        return SuiteError(f"suite {self.path}: key '{name}': {message}")
+
+    def get(self, key: str, kind: type, default: Any = ..., allowed: Any = None) -> Any:
+        self.seen.add(key)
+        if key not in self.table:
+            if default is ...:
+                raise self.fail(key, f"missing; expected {_describe(kind)}")
+            return default
+        value = self.table[key]
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise self.fail(key, f"expected {_describe(kind)}, got {value!r}")
+        if allowed is not None and value not in allowed:
+            raise self.fail(key, f"unknown value {value!r}; expected one of: {', '.join(map(str, allowed))}")
+        return value
+
+    def names(self, key: str, known: list[str], kind: str, default: Any = ...) -> tuple[str, ...]:
+        values = self.get(key, list, default)
+        if not values:
+            raise self.fail(key, f"empty; expected a list of {kind} names from: {', '.join(known)}")
+        for v in values:
+            if v not in known:
+                raise self.fail(key, f"unknown {kind} {v!r}; known: {', '.join(known)}")
+        if len(set(values)) != len(values):
+            raise self.fail(key, f"lists a {kind} twice: {values}")
+        return tuple(values)
+
+    def sub(self, key: str) -> _Reader:
+        table = self.get(key, dict, {})
+        return _Reader(self.path, table, f"{self.where}.{key}" if self.where else key)
+
+    def typed(self, schema: dict[str, type]) -> dict[str, Any]:
+        return {k: self.get(k, t) for k, t in schema.items() if k in self.table}
+
+    def done(self) -> None:
+        extra = sorted(set(self.table) - self.seen)
+        if extra:
+            raise self.fail(extra[0], f"unknown key; expected one of: {', '.join(sorted(self.seen))}")
+
+
+def _describe(kind: type) -> str:
+    return {int: "an integer", float: "a number", str: "a string", list: "a list", dict: "a table"}[kind]
+
+
+def _positive(reader: _Reader, values: dict[str, Any]) -> None:
+    for key, value in values.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
+            raise reader.fail(key, f"must not be negative, got {value}")
+        if key in ("steps", "batch_size", "eval_points") and value < 1:
+            raise reader.fail(key, f"must be at least 1, got {value}")
+
+
+BUILTIN_DIR = Path(__file__).parent / "suites"  # a link to the top-level suites/ folder, shipped in the wheel
+
+
+def builtin_suites() -> list[str]:
+    """Names of the suites shipped with cnnbench."""
+    return sorted(p.stem for p in BUILTIN_DIR.glob("*.toml"))
+
+
+def resolve(name_or_path: str) -> Path:
+    """The file of a built-in suite name or a path; an unknown one lists the built-in names."""
+    path = Path(name_or_path)
+    if path.suffix == ".toml" or path.exists():
+        if not path.is_file():
+            raise SuiteError(f"suite file {path} does not exist")
+        return path
+    if name_or_path in builtin_suites():
+        return BUILTIN_DIR / f"{name_or_path}.toml"
+    raise SuiteError(f"unknown suite {name_or_path!r}; built-in: {', '.join(builtin_suites())}, or a path to a .toml")
+
+
+def load_suite(name_or_path: str) -> Suite:
+    """Parse and validate a suite by built-in name or path."""
+    path = resolve(name_or_path)
+    text = path.read_bytes()
+    try:
+        raw = tomllib.loads(text.decode())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise SuiteError(f"suite {path}: not valid TOML: {exc}") from None
+    return parse_suite(raw, str(path), hashlib.sha256(text).hexdigest()[:16])
+
+
+def parse_suite(raw: dict, path: str = "<suite>", digest: str = "") -> Suite:
+    """Validate a suite already read from TOML; names are checked against the registries."""
+    from cnnbench.data.targets import TARGETS
+    from cnnbench.heads import HEADS
+    from cnnbench.train import OPTIMIZERS
+    from cnnbench.zoo import list_models
+
+    r = _Reader(path, raw)
+    archs = r.names("archs", list_models(), "arch")
+    strategies = r.names("strategies", STRATEGIES.names(), "strategy")
+    heads = r.names("heads", HEADS.names(), "head")
+    seeds = tuple(r.get("seeds", list, [0]))
+    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        raise r.fail("seeds", f"expected a non-empty list of integers, got {seeds!r}")
+
+    inp = r.sub("input")
+    img_size, in_chans = inp.get("img_size", int, 32), inp.get("in_chans", int, 1, allowed=(1, 3))
+    inp.done()
+
+    widths, pretrain_steps = {}, {}
+    arch_tables = r.sub("arch")
+    for arch in arch_tables.table:
+        if arch not in archs:
+            raise arch_tables.fail(arch, f"configures arch {arch!r}, which the suite does not run: {', '.join(archs)}")
+        t = arch_tables.sub(arch)
+        if "width" in t.table:
+            widths[arch] = t.get("width", float)
+            if not 0 < widths[arch] <= 4:
+                raise t.fail("width", f"expected a multiplier in (0, 4], got {widths[arch]}")
+        if "pretrain_steps" in t.table:
+            pretrain_steps[arch] = t.get("pretrain_steps", int)
+        t.done()
+    arch_tables.done()
+
+    pre = r.sub("pretrain")
+    pretrain = pre.typed(_PRETRAIN_KEYS)
+    _positive(pre, pretrain)
+    pre.get("optimizer", str, "adamw", allowed=OPTIMIZERS)
+    pre.done()
+
+    tr = r.sub("train")
+    train = tr.typed(_TRAIN_KEYS)
+    _positive(tr, train)
+    tr.get("optimizer", str, "adamw", allowed=OPTIMIZERS)
+    s2_freeze: int | str | None = tr.table.get("s2_freeze", "half")
+    tr.seen.add("s2_freeze")
+    if s2_freeze == "half":
+        s2_freeze = None
+    elif isinstance(s2_freeze, bool) or not isinstance(s2_freeze, (int, str)):
+        raise tr.fail("s2_freeze", f"expected \"half\", a stage count or a stage name, got {s2_freeze!r}")
+    tr.done()
+
+    quadrants: dict[str, QuadrantBinding] = {}
+    qs = r.sub("quadrants")
+    if not qs.table:
+        raise r.fail("quadrants", f"missing; expected a table per quadrant ({', '.join(QUADRANTS)})")
+    for q in qs.table:
+        if q not in QUADRANTS:
+            raise qs.fail(q, f"unknown quadrant {q!r}; known: {', '.join(QUADRANTS)}")
+        t = qs.sub(q)
+        binding = QuadrantBinding(
+            t.get("target", str, allowed=TARGETS.names()), t.get("n_train", int), t.get("steps", int)
+        )
+        _positive(t, {"steps": binding.steps, "n_train": binding.n_train})
+        small = q in ("q3", "q4")
+        if small != (binding.n_train <= SMALL_MAX):
+            size = f"at most {SMALL_MAX}" if small else f"more than {SMALL_MAX}"
+            raise t.fail("n_train", f"{q} is a {'small' if small else 'large'} quadrant: n_train must be {size}, "
+                                    f"got {binding.n_train}")
+        t.done()
+        quadrants[q] = binding
+    qs.done()
+
+    suite = Suite(
+        name=r.get("name", str, Path(path).stem),
+        path=path,
+        description=r.get("description", str, ""),
+        archs=archs,
+        strategies=strategies,
+        heads=heads,
+        seeds=seeds,
+        quadrants=dict(sorted(quadrants.items())),
+        img_size=img_size,
+        in_chans=in_chans,
+        widths=widths,
+        pretrain=pretrain,
+        pretrain_steps=pretrain_steps,
+        train=train,
+        s2_freeze=s2_freeze,
+        digest=digest,
+        raw=raw,
+    )
+    r.done()
+    return suite

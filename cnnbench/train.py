@@ -1,0 +1,317 @@
+"""The one training loop every scenario and the pretraining run through (SPEC §3).
+
+Models are split into a trainable state and the rest (frozen parameters, BatchNorm statistics, RNG state) and
+stepped by pure functions compiled ahead of time. Learning rates, weight decay and the clipping norm are
+optimizer *state* (``optax.inject_hyperparams``), so scenarios that differ only in those numbers share one
+compiled program; ``PROGRAMS`` keeps each program and how long it took to compile.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+# ----------------------------------------------------------------------------------------------- models
+
+
+class TransferModel(nnx.Module):
+    """A convolutional base (a zoo model built with ``num_classes=0``) under a new head."""
+
+    def __init__(self, base: nnx.Module, head: nnx.Module) -> None:
+        self.base = base
+        self.head = head
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return self.head(self.base.forward_features(x))
+
+
+class HeadOnly(nnx.Module):
+    """A head trained alone on cached base features (the ``s3`` fast path); paths still start with ``head``."""
+
+    def __init__(self, head: nnx.Module) -> None:
+        self.head = head
+
+    def __call__(self, features: jax.Array) -> jax.Array:
+        return self.head(features)
+
+
+def trainable_filter(frozen: tuple[str, ...]) -> nnx.filterlib.Filter:
+    """Parameters outside the frozen base stages: the only leaves the optimizer and the gradient see."""
+
+    def is_frozen(path: tuple, _value: Any) -> bool:
+        return len(path) > 1 and path[0] == "base" and path[1] in frozen
+
+    return nnx.All(nnx.Param, nnx.Not(is_frozen))
+
+
+def freeze(model: TransferModel, frozen: Sequence[str]) -> None:
+    """Put the frozen stages in inference mode, so their BatchNorm statistics stay as pretrained."""
+    for stage in frozen:
+        getattr(model.base, stage).eval()
+
+
+def count(state: nnx.State) -> int:
+    """Number of scalars in a state."""
+    return int(sum(np.size(leaf) for leaf in jax.tree.leaves(state)))
+
+
+# -------------------------------------------------------------------------------------------- optimizer
+
+
+def _param_groups(params: Any) -> Any:
+    return jax.tree_util.tree_map_with_path(lambda path, _: "base" if path[0].key == "base" else "head", params)
+
+
+def _make_optimizer(
+    name: str, lr_base: float, lr_head: float, wd_base: float, wd_head: float, clip_norm: float
+) -> optax.GradientTransformation:
+    def group(lr: float, wd: float) -> optax.GradientTransformation:
+        if name == "adamw":
+            return optax.adamw(lr, weight_decay=wd)
+        return optax.chain(optax.add_decayed_weights(wd), optax.sgd(lr, momentum=0.9, nesterov=True))
+
+    return optax.chain(
+        optax.clip_by_global_norm(clip_norm),
+        optax.multi_transform({"base": group(lr_base, wd_base), "head": group(lr_head, wd_head)}, _param_groups),
+    )
+
+
+OPTIMIZERS = ("adamw", "sgd")
+
+
+def optimizer(name: str) -> optax.GradientTransformation:
+    """The optimizer ``name`` with every number in its state, so one compiled step serves all scenarios."""
+    return _OPTIMIZERS[name]
+
+
+_OPTIMIZERS = {
+    name: optax.inject_hyperparams(partial(_make_optimizer, name))(
+        lr_base=0.0, lr_head=0.0, wd_base=0.0, wd_head=0.0, clip_norm=1.0
+    )
+    for name in OPTIMIZERS
+}
+
+
+# ---------------------------------------------------------------------------------------------- programs
+
+
+def _train_step(graphdef, frozen, loss, opt_name, trainable, rest, opt_state, hyper, x, y):
+    def loss_fn(trainable, rest):  # copy=True: fresh Variables of this trace, so BatchNorm can update
+        model = nnx.merge(graphdef, trainable, rest, copy=True)
+        value = loss(model(x), y)
+        _, _, new_rest = nnx.split(model, trainable_filter(frozen), ...)
+        return value, new_rest
+
+    (value, new_rest), grads = jax.value_and_grad(loss_fn, has_aux=True)(trainable, rest)
+    opt_state.hyperparams.update(hyper)
+    updates, opt_state = optimizer(opt_name).update(grads, opt_state, trainable)
+    return optax.apply_updates(trainable, updates), new_rest, opt_state, value
+
+
+def _apply(graphdef, method, states, x):
+    model = nnx.merge(graphdef, *states)
+    return model(x) if method is None else getattr(model, method)(x)
+
+
+_JITTED = {
+    "train": jax.jit(_train_step, static_argnums=(0, 1, 2, 3), donate_argnums=(4, 5, 6)),
+    "apply": jax.jit(_apply, static_argnums=(0, 1)),
+}
+
+
+@dataclass
+class Program:
+    """An ahead-of-time compiled program and what compiling it cost."""
+
+    compiled: Any
+    compile_s: float
+    flops: float | None
+
+
+class ProgramCache:
+    """Compiled programs keyed by function, static arguments and argument shapes, shared across scenarios."""
+
+    def __init__(self) -> None:
+        self._programs: dict[Any, Program] = {}
+
+    def get(self, kind: str, static: tuple, *args: Any) -> tuple[Program, bool]:
+        """The program for ``kind`` at these static values and argument shapes; True when compiled just now."""
+        leaves, treedef = jax.tree.flatten(args)
+        key = (kind, static, treedef, tuple((np.shape(a), jnp.result_type(a)) for a in leaves))
+        if key in self._programs:
+            return self._programs[key], False
+        t0 = time.perf_counter()
+        compiled = _JITTED[kind].lower(*static, *args).compile()
+        cost = compiled.cost_analysis()
+        cost = cost[0] if isinstance(cost, list) else cost
+        program = Program(compiled, time.perf_counter() - t0, (cost or {}).get("flops"))
+        self._programs[key] = program
+        return program, True
+
+
+PROGRAMS = ProgramCache()
+
+
+# ------------------------------------------------------------------------------------------------ config
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How one model is trained: budget, batch, optimizer and schedule (SPEC §3)."""
+
+    steps: int
+    batch_size: int = 64
+    optimizer: str = "adamw"
+    learning_rate: float = 1e-3
+    finetune_lr_ratio: float = 0.1
+    warmup_steps: int = 0
+    clip_norm: float = 1.0
+    weight_decay: float = 1e-4
+    eval_points: int = 5
+
+
+@dataclass
+class FitResult:
+    """What training left behind: the states, the validation curve and the compile/train times."""
+
+    trainable: nnx.State
+    rest: nnx.State
+    graphdef: Any
+    eval_graphdef: Any
+    curve: list[dict] = field(default_factory=list)
+    compile_s: float = 0.0
+    train_s: float = 0.0
+    time_to_final_s: float | None = None
+    diverged: bool = False
+    step_args: tuple = ()
+    step_program: Program | None = None
+
+    def model(self) -> nnx.Module:
+        """The trained model in inference mode."""
+        return nnx.merge(self.eval_graphdef, self.trainable, self.rest)
+
+
+class Diverged(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+def lr_multipliers(config: TrainConfig) -> np.ndarray:
+    """Per-step LR multiplier: linear warm-up then cosine decay to zero (optax schedule)."""
+    schedule = optax.warmup_cosine_decay_schedule(
+        init_value=0.0 if config.warmup_steps else 1.0,
+        peak_value=1.0,
+        warmup_steps=config.warmup_steps,
+        decay_steps=max(config.steps, config.warmup_steps + 1),
+        end_value=0.0,
+    )
+    return np.asarray(jax.vmap(schedule)(jnp.arange(config.steps)), dtype=np.float32)
+
+
+def epoch_batches(n: int, batch_size: int, steps: int, seed: int) -> np.ndarray:
+    """(steps, batch_size) indices: each pass over the data is a fresh permutation; batches never change shape."""
+    rng = np.random.default_rng(seed)
+    passes = -(-steps * batch_size // n)
+    order = np.concatenate([rng.permutation(n) for _ in range(passes)])
+    return order[: steps * batch_size].reshape(steps, batch_size)
+
+
+def predict(
+    graphdef: Any, states: tuple, x: np.ndarray, batch_size: int = 256, method: str | None = None
+) -> tuple[np.ndarray, float]:
+    """Outputs of the model (or of ``method``) on ``x`` in fixed-size batches; returns them and compile time."""
+    n = len(x)
+    size = min(batch_size, n)
+    pad = -n % size
+    xp = np.concatenate([x, np.zeros((pad, *x.shape[1:]), x.dtype)]) if pad else x
+    program, fresh = PROGRAMS.get("apply", (graphdef, method), states, xp[:size])
+    outs = [np.asarray(program.compiled(states, xp[i : i + size])) for i in range(0, len(xp), size)]
+    return np.concatenate(outs)[:n], program.compile_s if fresh else 0.0
+
+
+def accuracy(logits: np.ndarray, y: np.ndarray) -> float:
+    return float((np.argmax(logits, -1) == y).mean())
+
+
+def fit(
+    model: nnx.Module,
+    frozen: tuple[str, ...],
+    loss: Callable,
+    next_batch: Callable[[int], tuple[Any, Any]],
+    val: tuple[np.ndarray, np.ndarray],
+    config: TrainConfig,
+    lr_base: float,
+    lr_head: float,
+    weight_decay_head: float,
+    progress: Callable[[dict], None] | None = None,
+) -> FitResult:
+    """Train ``model``'s non-frozen parameters for ``config.steps`` steps, evaluating on ``val`` along the way.
+
+    ``next_batch(step)`` yields the training batch of each step, so in-memory targets and the streamed source
+    domain share this loop. Raises ``Diverged`` when the loss stops being finite.
+    """
+    model.train()
+    if isinstance(model, TransferModel):
+        freeze(model, frozen)
+    graphdef, trainable, rest = nnx.split(model, trainable_filter(frozen), ...)
+    eval_model = nnx.merge(graphdef, trainable, rest)
+    eval_model.eval()
+    eval_graphdef = nnx.graphdef(eval_model)
+
+    opt_state = optimizer(config.optimizer).init(trainable)
+    multipliers = lr_multipliers(config)
+    static = (graphdef, frozen, loss, config.optimizer)
+    hyper = {
+        "lr_base": np.float32(lr_base),
+        "lr_head": np.float32(lr_head),
+        "wd_base": np.float32(config.weight_decay),
+        "wd_head": np.float32(weight_decay_head),
+        "clip_norm": np.float32(config.clip_norm),
+    }
+    x0, y0 = next_batch(0)
+    step, fresh = PROGRAMS.get("train", static, trainable, rest, opt_state, hyper, x0, y0)
+    result = FitResult(trainable, rest, graphdef, eval_graphdef, compile_s=step.compile_s if fresh else 0.0)
+
+    eval_at = set(np.linspace(0, config.steps, config.eval_points + 1, dtype=int)[1:].tolist())
+    t0 = time.perf_counter()
+    losses = []
+    for i in range(config.steps):
+        x, y = (x0, y0) if i == 0 else next_batch(i)
+        h = dict(hyper, lr_base=hyper["lr_base"] * multipliers[i], lr_head=hyper["lr_head"] * multipliers[i])
+        trainable, rest, opt_state, value = step.compiled(trainable, rest, opt_state, h, x, y)
+        losses.append(value)
+        if i + 1 in eval_at:
+            train_loss = float(np.mean(jax.device_get(losses)))
+            losses = []
+            if not np.isfinite(train_loss):
+                result.trainable, result.rest = trainable, rest
+                raise Diverged(f"training loss became {train_loss} at step {i + 1}")
+            logits, compile_s = predict(eval_graphdef, (trainable, rest), val[0])
+            t_eval = time.perf_counter()
+            result.compile_s += compile_s
+            point = {
+                "step": i + 1,
+                "train_loss": train_loss,
+                "val_accuracy": accuracy(logits, val[1]),
+                "elapsed_s": t_eval - t0,
+            }
+            result.curve.append(point)
+            if progress is not None:
+                progress(dict(point, steps=config.steps))
+    result.train_s = time.perf_counter() - t0
+    result.trainable, result.rest = trainable, rest
+    final = result.curve[-1]["val_accuracy"] if result.curve else None
+    result.time_to_final_s = next(
+        (p["elapsed_s"] for p in result.curve if final is not None and p["val_accuracy"] >= final), None
+    )
+    result.step_program = step
+    result.step_args = (opt_state, dict(hyper), x0, y0)
+    return result

@@ -1,0 +1,144 @@
+"""The training core: freezing is exact, strategies train what SPEC §3 says, runs are deterministic."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+
+from cnnbench.heads import HEADS, create_head, squared_hinge
+from cnnbench.strategies import STRATEGIES, frozen_stages
+from cnnbench.train import TrainConfig, TransferModel, epoch_batches, fit, lr_multipliers
+from cnnbench.zoo import create_model
+
+RESNET_STAGES = ("stem", "layer1", "layer2", "layer3", "layer4")
+
+
+def _flat(module: nnx.Module) -> dict[tuple, np.ndarray]:
+    flat, _ = jax.tree_util.tree_flatten_with_path(nnx.to_pure_dict(nnx.state(module, nnx.Any(nnx.Param, nnx.BatchStat))))
+    return {tuple(k.key for k in path): np.array(v) for path, v in flat}
+
+
+def _data(n: int = 64, classes: int = 4, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, classes, n).astype(np.int32)
+    x = rng.random((n, 32, 32, 1), dtype=np.float32) * 0.3 + y[:, None, None, None] / classes
+    return x, y
+
+
+def _train(arch: str, strategy: str, head: str = "gap", seed: int = 0, steps: int = 3, **kw):
+    width = 0.125 if arch.startswith("resnet") else 1.0
+    base = create_model(arch, num_classes=0, in_chans=1, img_size=32, width=width, rngs=nnx.Rngs(seed))
+    frozen = frozen_stages(STRATEGIES.get(strategy), base.stage_names, kw.pop("lower", None))
+    model = TransferModel(base, create_head(head, base.feature_shape, 4, seed=seed))
+    before = _flat(model)
+    x, y = _data()
+    idx = epoch_batches(len(x), 16, steps, seed)
+    config = TrainConfig(steps=steps, batch_size=16, learning_rate=1e-2, eval_points=1)
+    result = fit(model, frozen, model.head.loss, lambda i: (x[idx[i]], y[idx[i]]), (x, y), config,
+                 lr_base=1e-2, lr_head=1e-2, weight_decay_head=1e-4)
+    return before, _flat(result.model()), frozen, result
+
+
+def _changed(before: dict, after: dict, prefix: tuple) -> dict[tuple, bool]:
+    return {p: not np.array_equal(before[p], after[p]) for p in before if p[: len(prefix)] == prefix}
+
+
+def test_s2_freezes_lower_stages_bit_for_bit_including_batchnorm_statistics() -> None:
+    before, after, frozen, _ = _train("resnet18", "s2")
+    assert frozen == ("stem", "layer1")
+    for stage in frozen:
+        changed = _changed(before, after, ("base", stage))
+        assert changed and not any(changed.values()), f"frozen stage {stage} changed: {changed}"
+        assert any(p[-1] == "mean" for p in changed), "the frozen stage has BatchNorm statistics to check"
+    for stage in ("layer2", "layer3", "layer4"):
+        changed = _changed(before, after, ("base", stage))
+        params = {p: c for p, c in changed.items() if p[-1] in ("kernel", "scale", "bias")}
+        stats = {p: c for p, c in changed.items() if p[-1] in ("mean", "var")}
+        assert all(params.values()), f"trainable {stage} parameters did not all change"
+        assert all(stats.values()), f"{stage} BatchNorm statistics should track the target data"
+    assert all(_changed(before, after, ("head",)).values())
+
+
+def test_s1_and_scratch_train_everything_s3_freezes_the_whole_base() -> None:
+    before, after, frozen, _ = _train("resnet18", "s1")
+    assert frozen == () and all(_changed(before, after, ()).values())
+    before, after, frozen, _ = _train("resnet18", "s3")
+    assert frozen == RESNET_STAGES
+    assert not any(_changed(before, after, ("base",)).values())
+    assert all(_changed(before, after, ("head",)).values())
+
+
+@pytest.mark.parametrize(
+    ("lower", "expected"),
+    [(None, ("stem", "layer1")), (3, ("stem", "layer1", "layer2")), ("layer3", RESNET_STAGES[:4]), (0, ())],
+)
+def test_s2_freeze_point_by_count_or_stage_name(lower, expected) -> None:
+    assert frozen_stages(STRATEGIES.get("s2"), RESNET_STAGES, lower) == expected
+    assert frozen_stages(STRATEGIES.get("s1"), RESNET_STAGES, lower) == ()
+    assert frozen_stages(STRATEGIES.get("s3"), RESNET_STAGES, lower) == RESNET_STAGES
+
+
+def test_s2_freeze_point_errors_name_the_stages() -> None:
+    with pytest.raises(ValueError, match="'layer9' is not a stage; stages: stem, layer1"):
+        frozen_stages(STRATEGIES.get("s2"), RESNET_STAGES, "layer9")
+    with pytest.raises(ValueError, match="freezes 7 stages but the base has 5"):
+        frozen_stages(STRATEGIES.get("s2"), RESNET_STAGES, 7)
+
+
+def test_s2_freezes_named_stage_on_lenet_too() -> None:
+    before, after, frozen, _ = _train("lenet5", "s2", lower="c3")
+    assert frozen == ("c1", "c3")
+    assert not any(_changed(before, after, ("base", "c1")).values())
+    assert not any(_changed(before, after, ("base", "c3")).values())
+    assert all(_changed(before, after, ("base", "c5")).values())
+
+
+def test_training_is_deterministic_given_the_seed() -> None:
+    _, a, _, ra = _train("lenet5", "scratch", head="fc", seed=3, steps=6)
+    _, b, _, rb = _train("lenet5", "scratch", head="fc", seed=3, steps=6)
+    _, c, _, _ = _train("lenet5", "scratch", head="fc", seed=4, steps=6)
+    assert all(np.array_equal(a[p], b[p]) for p in a)
+    assert ra.curve == [dict(p, elapsed_s=q["elapsed_s"]) for p, q in zip(rb.curve, ra.curve)]
+    assert not all(np.array_equal(a[p], c[p]) for p in a)
+
+
+def test_learning_rate_is_data_so_scenarios_share_a_compiled_step() -> None:
+    base = create_model("lenet5", num_classes=0, rngs=nnx.Rngs(0))
+    model = TransferModel(base, create_head("gap", base.feature_shape, 4, seed=0))
+    x, y = _data()
+    config = TrainConfig(steps=2, batch_size=16, eval_points=1)
+    first = fit(model, (), model.head.loss, lambda i: (x[:16], y[:16]), (x, y), config, 1e-3, 1e-3, 1e-4)
+    model2 = TransferModel(create_model("lenet5", num_classes=0, rngs=nnx.Rngs(1)),
+                           create_head("gap", base.feature_shape, 4, seed=1))
+    second = fit(model2, (), model2.head.loss, lambda i: (x[:16], y[:16]), (x, y), config, 5e-2, 1e-1, 1e-2)
+    assert first.step_program is second.step_program and second.compile_s == 0.0
+
+
+def test_schedule_warms_up_then_decays_to_zero() -> None:
+    m = lr_multipliers(TrainConfig(steps=100, warmup_steps=10))
+    assert m[0] == 0.0 and m[10] == pytest.approx(1.0, abs=1e-3) and m[-1] < 0.01
+    assert np.all(np.diff(m[10:]) <= 1e-7)
+
+
+def test_epoch_batches_cover_every_image_once_per_pass() -> None:
+    idx = epoch_batches(48, 16, 6, seed=0)
+    assert idx.shape == (6, 16)
+    assert sorted(idx[:3].ravel()) == list(range(48)) and sorted(idx[3:].ravel()) == list(range(48))
+
+
+def test_heads_match_the_spec_layers_and_losses() -> None:
+    assert HEADS.names() == ["fc", "gap", "svm"]
+    fc = create_head("fc", (2, 2, 8), 10, seed=0)
+    assert fc.hidden.kernel.shape == (32, 256) and fc.out.kernel.shape == (256, 10)
+    gap = create_head("gap", (2, 2, 8), 10, seed=0)
+    assert gap.out.kernel.shape == (8, 10)
+    assert gap(np.ones((3, 2, 2, 8), np.float32)).shape == (3, 10)
+    logits = np.array([[2.0, -1.0, 0.5]], np.float32)
+    # targets (+1, -1, -1): hinge terms max(0, 1 - t*z)^2 = 0, 0, 1.5^2
+    assert float(squared_hinge(logits, np.array([0]))) == pytest.approx(2.25)
+    assert float(HEADS.get("fc").loss(logits, np.array([0]))) == pytest.approx(
+        float(optax.softmax_cross_entropy_with_integer_labels(logits, np.array([0]))[0])
+    )

@@ -1,0 +1,177 @@
+"""The zoo against its contract: reference parameter counts, stages, heads, shapes and BatchNorm modes.
+
+Canonical models are only ever built abstractly (``nnx.eval_shape``), so checking ResNet-50 costs no memory.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from cnnbench.registry import UnknownNameError
+from cnnbench.zoo import count_params, create_model, get_spec, list_models
+
+NAMES = list_models()
+
+
+def abstract(name: str, **kwargs: object) -> nnx.Module:
+    """The model with shapes only: no memory, no compile."""
+    return nnx.eval_shape(lambda: create_model(name, **kwargs))
+
+
+def abstract_output(model: nnx.Module, method: str, x_shape: tuple[int, ...]) -> jax.ShapeDtypeStruct:
+    """Shape of ``model.<method>(x)`` in inference mode, computed without allocating or running anything."""
+    model.eval()
+    graphdef, state = nnx.split(model)
+    x = jax.ShapeDtypeStruct(x_shape, jnp.float32)
+    return jax.eval_shape(lambda s, x: getattr(nnx.merge(graphdef, s), method)(x), state, x)
+
+
+def param_paths(model: nnx.Module) -> list[tuple]:
+    return [path for path, _ in nnx.to_flat_state(nnx.state(model, nnx.Param))]
+
+
+def test_registry_lists_the_families() -> None:
+    assert {"lenet5", "resnet18", "resnet34", "resnet50"} <= set(NAMES)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_canonical_config_matches_reference(name: str) -> None:
+    spec = get_spec(name)
+    model = abstract(name)
+    trainable, total = count_params(model)
+    assert trainable == spec.params
+    assert total > trainable or not nnx.state(model, nnx.BatchStat)
+    assert model.stage_names == spec.stages and len(spec.stages) >= 3
+    assert all(isinstance(getattr(model, stage), nnx.Module) for stage in spec.stages)
+    logits = abstract_output(model, "__call__", (2, spec.img_size, spec.img_size, spec.in_chans))
+    assert logits.shape == (2, spec.num_classes)
+    feats = abstract_output(model, "forward_features", (2, spec.img_size, spec.img_size, spec.in_chans))
+    assert feats.shape == (2, *model.feature_shape) and model.feature_shape[-1] == model.num_features
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_variable_lives_in_a_stage_or_the_classifier(name: str) -> None:
+    model = abstract(name)
+    owners = {path[0] for path, _ in nnx.to_flat_state(nnx.state(model))}
+    assert owners == {*model.stage_names, "classifier"}
+    assert any(path[0] == "classifier" for path in param_paths(model))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_num_classes_zero_drops_exactly_the_classifier(name: str) -> None:
+    full, base = abstract(name), abstract(name, num_classes=0)
+    assert base.classifier is None
+    assert all(path[0] in base.stage_names for path in param_paths(base))
+    assert count_params(base)[0] == count_params(full)[0] - count_params(full.classifier)[0]
+    spec = get_spec(name)
+    pooled = abstract_output(base, "__call__", (2, spec.img_size, spec.img_size, spec.in_chans))
+    h, w, c = base.feature_shape
+    assert pooled.shape == (2, c if base.global_pool == "avg" else h * w * c)
+
+
+@nnx.jit
+def run(model: nnx.Module, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Feature map and logits in one compiled call (eager dispatch compiles every op separately: slower)."""
+    feats = model.forward_features(x)
+    return feats, model.forward_head(feats)
+
+
+@functools.cache
+def bench_model(name: str) -> nnx.Module:
+    """The benchmark-scale model with 10 classes, built once per session (building compiles its initialisers)."""
+    return create_model(name, num_classes=10, **get_spec(name).bench_config)
+
+
+def bench_input(name: str, batch: int = 2) -> jax.Array:
+    config = get_spec(name).bench_config
+    return jax.random.normal(jax.random.key(1), (batch, config["img_size"], config["img_size"], config["in_chans"]))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_benchmark_scale_forward(name: str) -> None:
+    model = bench_model(name)
+    feats, logits = run(model, bench_input(name))
+    assert feats.shape == (2, *model.feature_shape)
+    assert logits.shape == (2, 10) and bool(jnp.isfinite(logits).all())
+
+
+# Pinned so that a change to the benchmark-scale models is deliberate: the benchmark's numbers depend on them.
+BENCH_PARAMS = {"lenet5": (61_706, 61_706), "resnet18": (701_818, 704_218)}
+
+
+@pytest.mark.parametrize("name", sorted(BENCH_PARAMS))
+def test_benchmark_scale_param_counts(name: str) -> None:
+    assert count_params(bench_model(name)) == BENCH_PARAMS[name]
+
+
+def test_resnet18_at_32px_ends_in_a_1x1_map() -> None:
+    model = bench_model("resnet18")
+    assert model.feature_shape == (1, 1, 128) and model.num_features == 128
+    assert run(model, bench_input("resnet18"))[0].shape == (2, 1, 1, 128)
+
+
+def test_width_scales_every_stage() -> None:
+    model = abstract("resnet50", width=0.5, num_classes=5, in_chans=1, img_size=64)
+    assert model.stem.conv.conv.kernel.shape == (7, 7, 1, 32)
+    assert model.layer4.layers[-1].conv3.conv.kernel.shape == (1, 1, 256, 1024)
+    assert model.feature_shape == (2, 2, 1024) and model.classifier.kernel.shape == (1024, 5)
+    assert abstract("resnet18", width=0.01).num_features == 5  # never below one channel per stage
+
+
+def test_lenet5_flatten_adapts_to_the_input_size() -> None:
+    model = abstract("lenet5", img_size=40)
+    assert model.feature_shape == (3, 3, 120)
+    assert model.classifier.layers[0].kernel.shape == (3 * 3 * 120, 84)
+    with pytest.raises(ValueError, match="img_size >= 32"):
+        create_model("lenet5", img_size=28)
+
+
+def test_invalid_arguments_are_named() -> None:
+    with pytest.raises(ValueError, match="width=0"):
+        create_model("lenet5", width=0)
+    with pytest.raises(ValueError, match="num_classes=-1"):
+        create_model("lenet5", num_classes=-1)
+
+
+def test_unknown_name_lists_known_names() -> None:
+    with pytest.raises(UnknownNameError) as err:
+        create_model("resnet19")
+    message = str(err.value)
+    assert "'resnet19'" in message and all(name in message for name in NAMES)
+    with pytest.raises(UnknownNameError):
+        get_spec("resnet19")
+
+
+def test_init_follows_torchvision() -> None:
+    model = bench_model("resnet18")
+    kernel = np.asarray(model.layer4.layers[1].conv2.conv.kernel[...])
+    assert kernel.std() == pytest.approx((2 / (3 * 3 * 128)) ** 0.5, rel=0.02)  # kaiming normal, fan_out
+    bn = model.layer1.layers[0].conv1.bn
+    assert (np.asarray(bn.scale[...]) == 1).all() and (np.asarray(bn.bias[...]) == 0).all()
+    assert (bn.momentum, bn.epsilon) == (0.9, 1e-5)
+    fc = model.classifier
+    assert np.abs(np.asarray(fc.kernel[...])).max() <= 128**-0.5  # torch.nn.Linear: uniform ±1/sqrt(fan_in)
+    assert np.abs(np.asarray(fc.bias[...])).max() <= 128**-0.5 and np.asarray(fc.bias[...]).std() > 0
+
+
+def test_train_and_eval_switch_batchnorm() -> None:
+    model = create_model("resnet18", num_classes=10, **get_spec("resnet18").bench_config)
+    x = bench_input("resnet18") * 3 + 1
+
+    def stats() -> list[np.ndarray]:
+        return [np.array(v[...]) for _, v in nnx.to_flat_state(nnx.state(model, nnx.BatchStat))]
+
+    before = stats()
+    model.eval()
+    first = run(model, x)[1]
+    assert all((a == b).all() for a, b in zip(before, stats(), strict=True))
+    np.testing.assert_array_equal(first, run(model, x)[1])
+    model.train()
+    run(model, x)
+    assert any((a != b).any() for a, b in zip(before, stats(), strict=True))
