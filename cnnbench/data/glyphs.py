@@ -124,24 +124,25 @@ class Augment:
     """Ranges of the random transforms applied to each glyph; part of the source domain's cache key."""
 
     rotation_deg: float = 15.0
-    scale: tuple[float, float] = (0.8, 1.15)
+    scale: tuple[float, float] = (0.9, 2.0)  # up to 2: a glyph fills the frame, as scanned digits do
     aspect: tuple[float, float] = (0.9, 1.1)  # extra horizontal stretch
     shear_deg: float = 10.0
     translate: float = 0.08  # fraction of the image side
     ink: tuple[float, float] = (0.6, 1.0)
     background: tuple[float, float] = (0.0, 0.3)
     noise_std: tuple[float, float] = (0.0, 0.08)
+    blur_sigma: tuple[float, float] = (0.0, 2.5)  # Gaussian blur in output pixels: low-resolution, upsampled looks
 
 
 @functools.partial(jax.jit, static_argnames=("img_size", "aug"))
 def augment_glyphs(bank: jax.Array, idx: jax.Array, key: jax.Array, *, img_size: int, aug: Augment) -> jax.Array:
     """Random affine views of ``bank[idx]`` at (len(idx), img_size, img_size), float32 in [0, 1].
 
-    Each image gets its own rotation, scale, shear, translation, ink/background levels and Gaussian noise,
-    all drawn from ``key``: the result is a pure function of (bank, idx, key).
+    Each image gets its own rotation, scale, shear, translation, blur, ink/background levels and Gaussian
+    noise, all drawn from ``key``: the result is a pure function of (bank, idx, key).
     """
     n, size = idx.shape[0], bank.shape[-1]
-    k_geo, k_tone, k_noise = jax.random.split(key, 3)
+    k_geo, k_tone, k_noise, k_blur = jax.random.split(key, 4)
     u = jax.random.uniform(k_geo, (7, n), minval=-1.0, maxval=1.0)
     angle = jnp.deg2rad(aug.rotation_deg) * u[0]
     scale = _between(u[1], aug.scale)
@@ -160,6 +161,7 @@ def augment_glyphs(bank: jax.Array, idx: jax.Array, key: jax.Array, *, img_size:
     src_x = (d * ox - b * oy) / det + size / 2 - 0.5
     src_y = (a * oy - c * ox) / det + size / 2 - 0.5
     img = _bilinear(bank.reshape(-1), idx, src_y, src_x, size)
+    img = _blur(img, _between(jax.random.uniform(k_blur, (n,), minval=-1.0, maxval=1.0), aug.blur_sigma))
 
     t = jax.random.uniform(k_tone, (3, n))
     ink = _between(2 * t[0] - 1, aug.ink)
@@ -168,6 +170,17 @@ def augment_glyphs(bank: jax.Array, idx: jax.Array, key: jax.Array, *, img_size:
     img = bg[:, None, None] + (ink - bg)[:, None, None] * img
     img = img + noise_std[:, None, None] * jax.random.normal(k_noise, img.shape)
     return jnp.clip(img, 0.0, 1.0)
+
+
+def _blur(img: jax.Array, sigma: jax.Array, radius: int = 3) -> jax.Array:
+    """Separable Gaussian blur of each (S, S) image with its own ``sigma`` (0 leaves the image unchanged)."""
+    taps = jnp.arange(-radius, radius + 1, dtype=jnp.float32)
+    w = jnp.exp(-0.5 * (taps[None, :] / jnp.maximum(sigma[:, None], 1e-3)) ** 2)
+    w = w / w.sum(-1, keepdims=True)  # (n, taps)
+    size = img.shape[-1]
+    padded = jnp.pad(img, ((0, 0), (radius, radius), (radius, radius)))
+    rows = sum(w[:, k, None, None] * padded[:, :, k : k + size] for k in range(2 * radius + 1))
+    return sum(w[:, k, None, None] * rows[:, k : k + size, :] for k in range(2 * radius + 1))
 
 
 def _between(u: jax.Array, bounds: tuple[float, float]) -> jax.Array:

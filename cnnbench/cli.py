@@ -1,0 +1,86 @@
+"""The ``cnnbench`` command: look at the zoo and the built-in suites without running pytest."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _zoo_rows(names: list[str]) -> list[dict]:
+    """One row per model: canonical params and, at benchmark scale, params and GFLOPs (from XLA cost analysis)."""
+    import jax
+    from flax import nnx
+
+    from cnnbench.zoo import count_params, create_model, get_spec
+
+    rows = []
+    for name in names:
+        spec = get_spec(name)
+        bench = dict(spec.bench_config)
+        model = nnx.eval_shape(lambda: create_model(name, **bench))  # abstract: nothing is allocated
+        model.eval()
+        graphdef, state = nnx.split(model)
+        x = jax.ShapeDtypeStruct((1, bench["img_size"], bench["img_size"], bench["in_chans"]), "float32")
+        cost = jax.jit(lambda s, x: nnx.merge(graphdef, s)(x)).lower(state, x).compile().cost_analysis()
+        cost = cost[0] if isinstance(cost, list) else cost
+        rows.append({
+            "name": name,
+            "family": spec.family,
+            "paper": spec.paper,
+            "year": spec.year,
+            "params": spec.params,
+            "bench_config": bench,
+            "bench_params": count_params(model)[0],
+            "bench_gflops": (cost or {}).get("flops", 0.0) / 1e9,
+            "stages": list(spec.stages),
+        })
+    return rows
+
+
+def _zoo(args: argparse.Namespace) -> int:
+    from cnnbench.registry import UnknownNameError
+    from cnnbench.zoo import get_spec, list_models
+
+    names = args.names or list_models()
+    try:
+        for name in names:
+            get_spec(name)
+    except UnknownNameError as exc:
+        print(f"cnnbench zoo: {exc}", file=sys.stderr)
+        return 2
+    rows = _zoo_rows(names)
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    print(f"{'name':<12} {'family':<10} {'year':>4} {'canonical params':>16} {'bench params':>12} "
+          f"{'bench GFLOPs':>12}  stages")
+    for r in rows:
+        print(f"{r['name']:<12} {r['family']:<10} {r['year']:>4} {r['params']:>16,} {r['bench_params']:>12,} "
+              f"{r['bench_gflops']:>12.4f}  {', '.join(r['stages'])}")
+    return 0
+
+
+def _suites(_: argparse.Namespace) -> int:
+    from cnnbench.suite import builtin_suites, load_suite
+
+    for name in builtin_suites():
+        suite = load_suite(name)
+        print(f"{name:<10} {len(suite.scenarios()):>4} scenarios  {suite.description}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="cnnbench", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    zoo = commands.add_parser("zoo", help="the model zoo as a table (or --json)")
+    zoo.add_argument("names", nargs="*", help="only these models")
+    zoo.add_argument("--json", action="store_true", help="one JSON object per model")
+    zoo.set_defaults(run=_zoo)
+    commands.add_parser("suites", help="the built-in suites").set_defaults(run=_suites)
+    args = parser.parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,326 @@
+"""The pytest plugin as its users see it (SPEC §1, §6, §7, §8): pytest runs on the tiny suite in a pytester
+directory, and the tests assert the collected ids, exit codes, outcome counts, messages and report files.
+
+Every run is a subprocess: JAX keeps process-wide state (the persistent compilation cache, config flags,
+compiled programs) that in-process runs would share, and only a fresh process can show that pytest without
+``--cnnbench`` imports no JAX. Runs that train share one pretraining cache, so lenet5 pretrains once.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+
+SUITE = "tiny.toml"
+RUN_ID = re.compile(r"\d{8}-\d{6}-tiny")
+HEAVY_MODULES = ("jax", "jaxlib", "flax", "optax", "orbax.checkpoint", "cnnbench.session", "cnnbench.scenario")
+
+# Written into the pytester directory: records which heavy modules the pytest process had imported by the end.
+MODULES_PROBE = f"""
+import json, sys
+
+def pytest_sessionfinish(session):
+    loaded = [m for m in {HEAVY_MODULES!r} if m in sys.modules]
+    with open("modules.json", "w") as f:
+        json.dump(loaded, f)
+"""
+
+# lenet5 at 32×32×1 (SPEC §2): base stages c1, c3, c5 (the classifier is dropped); features 1×1×120.
+LENET_STAGE_PARAMS = {"c1": 5 * 5 * 1 * 6 + 6, "c3": 5 * 5 * 6 * 16 + 16, "c5": 5 * 5 * 16 * 120 + 120}
+LENET_BASE = sum(LENET_STAGE_PARAMS.values())  # 50,692
+HEAD_PARAMS = {"gap": 120 * 10 + 10, "fc": 120 * 256 + 256 + 256 * 10 + 10}  # digits: 10 classes
+
+
+def scenario_ids(suite_text: str, **only: tuple[str, ...]) -> set[str]:
+    """The ids SPEC §1 gives the suite's scenarios (one seed), restricted per coordinate by ``only``."""
+    raw = tomllib.loads(suite_text)
+    axes = {"arch": raw["archs"], "strategy": raw["strategies"], "quadrant": list(raw["quadrants"]),
+            "head": raw["heads"]}  # fmt: skip
+    for name, values in only.items():
+        axes[name] = [v for v in axes[name] if v in values]
+    return {f"{a}-{s}-{q}-{h}" for a, s, q, h in itertools.product(*axes.values())}
+
+
+def collected(result: pytest.RunResult) -> list[str]:
+    """The scenario ids a ``--collect-only -q`` run listed, in order (duplicates kept)."""
+    return [m for line in result.outlines for m in re.findall(r"test_scenario\[([^\]]+)\]", line)]
+
+
+class Bench:
+    """pytest in a subprocess inside the pytester directory, with the tiny suite written there."""
+
+    def __init__(self, pytester: pytest.Pytester, suite_text: str, cache: Path) -> None:
+        self.pytester, self.suite_text, self.cache = pytester, suite_text, cache
+        self.path = pytester.path
+        self.reports = pytester.path / "reports"
+        self.write_suite(SUITE, suite_text)
+
+    def write_suite(self, name: str, text: str) -> str:
+        (self.path / name).write_text(text)
+        return name
+
+    def run(self, *args: str, suite: str = SUITE, cache: Path | None = None) -> pytest.RunResult:
+        options = ["--cnnbench", f"--cnnbench-suite={suite}", f"--cnnbench-cache={cache or self.cache}",
+                   f"--cnnbench-report={self.reports}"]  # fmt: skip
+        return self.pytester.runpytest_subprocess(*options, *args, timeout=600)
+
+    def collect(self, *args: str, **kw) -> list[str]:
+        result = self.run("--collect-only", "-q", *args, **kw)
+        assert result.ret == 0, result.stdout.str() + result.stderr.str()
+        return collected(result)
+
+    def report(self) -> tuple[dict, Path]:
+        return read_report(self.reports)
+
+
+@pytest.fixture
+def bench(pytester: pytest.Pytester, tiny_suite_text: str, shared_cache: Path) -> Bench:
+    return Bench(pytester, tiny_suite_text, shared_cache)
+
+
+def read_report(root: Path) -> tuple[dict, Path]:
+    """A run's report.json and run directory, after checking that latest/ holds the same two files."""
+    runs = [p for p in root.iterdir() if p.name != "latest"]
+    assert len(runs) == 1 and RUN_ID.fullmatch(runs[0].name), sorted(p.name for p in root.iterdir())
+    for name in ("report.json", "report.md"):
+        assert (runs[0] / name).read_text() == (root / "latest" / name).read_text()
+    return json.loads((root / "latest" / "report.json").read_text()), runs[0]
+
+
+def _by_id(report: dict) -> dict[str, dict]:
+    return {s["id"]: s for s in report["scenarios"]}
+
+
+# ---------------------------------------------------------------------------------------------- collection
+
+
+def test_collects_one_item_per_scenario_with_the_spec_id(bench: Bench, tiny_suite_text: str) -> None:
+    bench.pytester.makepyfile(test_plain="def test_plain():\n    pass\n")
+    result = bench.run("--collect-only", "-q")
+    assert result.ret == 0
+    ids = collected(result)
+    assert len(ids) == len(set(ids)) == 1 * 4 * 2 * 2  # archs × strategies × quadrants × heads
+    assert set(ids) == scenario_ids(tiny_suite_text)
+    assert "lenet5-s1-q4-gap" in ids and "lenet5-scratch-q3-fc" in ids
+    assert "test_plain" not in result.stdout.str()  # `pytest --cnnbench` alone runs the suite, not the project
+    assert not bench.reports.exists()  # collecting trains nothing and writes no report
+
+
+def test_keyword_expression_selects_scenarios(bench: Bench) -> None:
+    result = bench.run("--collect-only", "-q", "-k", "s3 and q4")
+    assert sorted(collected(result)) == ["lenet5-s3-q4-fc", "lenet5-s3-q4-gap"]
+    result.stdout.fnmatch_lines(["2/16 tests collected (14 deselected)*"])
+
+
+FILTERS = [
+    ({"arch": ("lenet5",)}, 16),
+    ({"strategy": ("s1", "scratch")}, 8),
+    ({"quadrant": ("q3",)}, 8),
+    ({"head": ("fc",)}, 8),
+    ({"strategy": ("s2",), "quadrant": ("q4",), "head": ("gap",)}, 1),
+]
+
+
+@pytest.mark.parametrize(("only", "count"), FILTERS, ids=lambda v: "-".join(v) if isinstance(v, dict) else None)
+def test_filter_options_select_the_subset(bench: Bench, tiny_suite_text: str, only: dict, count: int) -> None:
+    options = [f"--cnnbench-{name}={','.join(values)}" for name, values in only.items()]
+    ids = bench.collect(*options)
+    assert len(ids) == count
+    assert set(ids) == scenario_ids(tiny_suite_text, **only)
+
+
+INI_TWINS = [
+    ({}, {}),
+    ({"cnnbench_arch": "lenet5"}, {"arch": ("lenet5",)}),
+    ({"cnnbench_strategy": "s3,scratch"}, {"strategy": ("s3", "scratch")}),
+    ({"cnnbench_quadrant": "q4"}, {"quadrant": ("q4",)}),
+    ({"cnnbench_head": "gap"}, {"head": ("gap",)}),
+]
+
+
+@pytest.mark.parametrize(("ini", "only"), INI_TWINS, ids=["suite", "arch", "strategy", "quadrant", "head"])
+def test_ini_twins_do_what_their_options_do(
+    pytester: pytest.Pytester, tiny_suite_text: str, shared_cache: Path, ini: dict, only: dict
+) -> None:
+    """``cnnbench = true`` and ``cnnbench_suite`` alone run the suite; each filter's ini twin filters like it."""
+    (pytester.path / SUITE).write_text(tiny_suite_text)
+    lines = ["[pytest]", "cnnbench = true", f"cnnbench_suite = {SUITE}", f"cnnbench_cache = {shared_cache}",
+             *(f"{key} = {value}" for key, value in ini.items())]  # fmt: skip
+    pytester.makefile(".ini", pytest="\n".join(lines))
+    result = pytester.runpytest_subprocess("--collect-only", "-q")
+    assert result.ret == 0, result.stderr.str()
+    assert set(collected(result)) == scenario_ids(tiny_suite_text, **only)
+    assert len(collected(result)) == len(scenario_ids(tiny_suite_text, **only))
+
+
+def test_command_line_option_overrides_its_ini_twin(pytester: pytest.Pytester, tiny_suite_text: str) -> None:
+    (pytester.path / SUITE).write_text(tiny_suite_text)
+    pytester.makefile(".ini", pytest=f"[pytest]\ncnnbench = true\ncnnbench_suite = {SUITE}\ncnnbench_quadrant = q3")
+    result = pytester.runpytest_subprocess("--collect-only", "-q", "--cnnbench-quadrant=q4")
+    assert set(collected(result)) == scenario_ids(tiny_suite_text, quadrant=("q4",))
+
+
+def test_without_cnnbench_the_plugin_collects_nothing_and_imports_no_jax(bench: Bench) -> None:
+    bench.pytester.makepyfile(test_plain="def test_plain():\n    pass\n")
+    bench.pytester.makeconftest(MODULES_PROBE)
+    # its options alone do not enable it
+    result = bench.pytester.runpytest_subprocess(f"--cnnbench-suite={SUITE}", "--cnnbench-quadrant=q4", "-v")
+    assert result.ret == 0
+    result.assert_outcomes(passed=1)
+    assert re.search(r"plugins:.*cnnbench", result.stdout.str())  # the plugin is loaded, just idle
+    assert "test_scenario" not in result.stdout.str()
+    assert json.loads((bench.path / "modules.json").read_text()) == []
+    assert not bench.reports.exists() and not (bench.path / ".cnnbench-cache").exists()
+
+
+# -------------------------------------------------------------------------------------------- usage errors
+
+
+BAD_SUITES = {
+    "bad-key.toml": lambda text: text.replace("[train]\n", "[train]\nlr = 0.1\n"),
+    "bad-toml.toml": lambda text: text.replace('archs = ["lenet5"]', 'archs = ["lenet5"'),
+}
+BAD_INPUT = [
+    pytest.param(SUITE, ["--cnnbench-arch=resnet19"], ["*'resnet19'*", "*lenet5*"], id="arch"),
+    pytest.param(SUITE, ["--cnnbench-strategy=s1,s4"], ["*'s4'*", "*s1, s2, s3, scratch*"], id="strategy"),
+    pytest.param(SUITE, ["--cnnbench-head=mlp"], ["*'mlp'*", "*gap, fc*"], id="head"),
+    pytest.param(SUITE, ["--cnnbench-quadrant=q9"], ["*'q9'*", "*q3, q4*"], id="quadrant"),
+    pytest.param(SUITE, ["--cnnbench-arch=resnet18"], ["*'resnet18' is not in suite 'tiny'*lenet5*"],
+                 id="arch-not-in-suite"),
+    pytest.param("nope", [], ["*unknown suite 'nope'*smoke*"], id="suite-name"),
+    pytest.param("missing.toml", [], ["*missing.toml does not exist*"], id="suite-file"),
+    pytest.param("bad-key.toml", [], ["*bad-key.toml*key 'train.lr': unknown key; expected one of*"], id="suite-key"),
+    pytest.param("bad-toml.toml", [], ["*bad-toml.toml*not valid TOML*"], id="suite-toml"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("suite", "options", "message"), BAD_INPUT)
+def test_bad_input_is_a_usage_error_before_anything_runs(
+    bench: Bench, suite: str, options: list[str], message: list[str]
+) -> None:
+    if suite in BAD_SUITES:
+        bench.write_suite(suite, BAD_SUITES[suite](bench.suite_text))
+    cache = bench.path / "cache"
+    result = bench.run(*options, suite=suite, cache=cache)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: cnnbench: *"])
+    for pattern in message:
+        result.stderr.fnmatch_lines([pattern])
+    assert "collected" not in result.stdout.str() and "[cnnbench]" not in result.stdout.str()
+    assert not cache.exists() and not bench.reports.exists()
+
+
+# ------------------------------------------------------------------------------------------------ real runs
+
+
+def test_run_passes_and_writes_report_and_benchmarks(bench: Bench, tiny_suite_text: str) -> None:
+    bench.pytester.makeconftest(MODULES_PROBE)  # the control of the no-JAX check: a run that trains has JAX
+    result = bench.run("--cnnbench-quadrant=q4", "--benchmark-json=bench.json")
+    expected = scenario_ids(tiny_suite_text, quadrant=("q4",))
+    assert result.ret == 0, result.stdout.str()
+    result.assert_outcomes(passed=len(expected))
+    assert len(expected) == 8
+    assert {"jax", "flax", "cnnbench.scenario"} <= set(json.loads((bench.path / "modules.json").read_text()))
+
+    report, run_dir = bench.report()
+    assert report["schema"] == "cnnbench/1" and report["run_id"] == run_dir.name
+    assert report["finished"] is not None and report["environment"]["backend"] == "cpu"
+    assert [(t["name"], t["quadrant"], t["n_train"], t["n_classes"]) for t in report["targets"]] == [
+        ("digits", "q4", 40, 10)
+    ]
+    scenarios = _by_id(report)
+    assert set(scenarios) == expected and len(report["scenarios"]) == 8
+    assert report["summary"]["by_status"]["passed"] == 8
+    for sid, s in scenarios.items():
+        m = s["metrics"]
+        assert s["status"] == "passed" and s["error"] is None, sid
+        assert 0 < m["test_accuracy"] <= 1, sid
+        assert m["train_images_per_s"] > 0 and m["infer_images_per_s"] > 0 and m["compile_s"] >= 0, sid
+        assert m["params_total"] == LENET_BASE + HEAD_PARAMS[s["head"]], sid
+    for head in ("gap", "fc"):
+        # trainable parameters follow the strategy: s2 freezes the lower half (c1), s3 the whole base
+        frozen = {"s1": (), "s2": ("c1",), "s3": ("c1", "c3", "c5"), "scratch": ()}
+        for strategy, stages in frozen.items():
+            s = scenarios[f"lenet5-{strategy}-q4-{head}"]
+            assert s["frozen_stages"] == list(stages)
+            trainable = LENET_BASE + HEAD_PARAMS[head] - sum(LENET_STAGE_PARAMS[n] for n in stages)
+            assert s["metrics"]["params_trainable"] == trainable, s["id"]
+        scratch = scenarios[f"lenet5-scratch-q4-{head}"]["metrics"]["test_accuracy"]
+        for strategy in ("s1", "s2", "s3"):
+            m = scenarios[f"lenet5-{strategy}-q4-{head}"]["metrics"]
+            assert m["transfer_gain"] == pytest.approx(m["test_accuracy"] - scratch)
+    # with the fc head even this tiny budget is far above chance (0.1 on ten digits) for every strategy
+    assert all(scenarios[f"lenet5-{s}-q4-fc"]["metrics"]["test_accuracy"] > 0.3 for s in frozen)
+    assert scenarios["lenet5-s1-q4-gap"]["metrics"]["compile_s"] > 0  # the first scenario compiles its programs
+    assert "# cnnbench report" in (run_dir / "report.md").read_text()
+
+    result.stdout.fnmatch_lines(["*= cnnbench =*", f"cnnbench {run_dir.name}: 8 scenarios — 8 passed*"])
+    result.stdout.fnmatch_lines([f"report: */reports/{run_dir.name}/report.md (and report.json; latest/ refreshed)"])
+
+    benchmarks = json.loads((bench.path / "bench.json").read_text())["benchmarks"]
+    assert sorted(b["name"] for b in benchmarks) == sorted(f"test_scenario[{sid}]" for sid in expected)
+    for b in benchmarks:
+        info, record = b["extra_info"], scenarios[b["param"]]
+        assert info["cnnbench_id"] == b["param"] and info["status"] == "passed"
+        assert info["test_accuracy"] == record["metrics"]["test_accuracy"]
+        assert info["params_trainable"] == record["metrics"]["params_trainable"]
+        assert b["stats"]["rounds"] == 10  # the steady-state train step, compile excluded
+
+
+def test_diverged_scenario_fails_alone_and_is_reported(bench: Bench) -> None:
+    # A huge fine-tuning LR ratio blows up the base only where it is fine-tuned: s1 and s2. s3 (frozen base)
+    # and scratch (base at the head's LR) run after them and pass.
+    suite = bench.write_suite("diverge.toml", bench.suite_text.replace("[train]\n", "[train]\nfinetune_lr_ratio = 1e30\n"))
+    result = bench.run("--cnnbench-quadrant=q4", "--cnnbench-head=gap", suite=suite)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.assert_outcomes(passed=2, failed=2)
+    result.stdout.fnmatch_lines([
+        "*_ test_scenario[[]lenet5-s1-q4-gap[]] _*", "lenet5-s1-q4-gap diverged: training loss became nan at step *",
+        "*_ test_scenario[[]lenet5-s2-q4-gap[]] _*", "lenet5-s2-q4-gap diverged: training loss became nan at step *",
+        "FAILED *test_scenario[[]lenet5-s1-q4-gap[]]*", "FAILED *test_scenario[[]lenet5-s2-q4-gap[]]*",
+    ])  # fmt: skip
+
+    report, run_dir = bench.report()
+    assert report["finished"] is not None
+    statuses = {sid: s["status"] for sid, s in _by_id(report).items()}
+    assert statuses == {"lenet5-s1-q4-gap": "diverged", "lenet5-s2-q4-gap": "diverged",
+                        "lenet5-s3-q4-gap": "passed", "lenet5-scratch-q4-gap": "passed"}  # fmt: skip
+    diverged = _by_id(report)["lenet5-s1-q4-gap"]
+    assert "training loss became" in diverged["error"] and diverged["metrics"]["test_accuracy"] is None
+    assert report["summary"]["by_status"] == {"passed": 2, "regressed": 0, "diverged": 2, "error": 0}
+    assert "| `lenet5-s1-q4-gap` | diverged |" in (run_dir / "report.md").read_text()
+
+
+def test_erroring_scenario_fails_alone_and_ini_twins_place_report_and_cache(
+    pytester: pytest.Pytester, tiny_suite_text: str, shared_cache: Path
+) -> None:
+    # s2 cuts at a stage lenet5 does not have; the other strategies never read the freeze point.
+    (pytester.path / "broken.toml").write_text(tiny_suite_text.replace("[train]\n", '[train]\ns2_freeze = "layer9"\n'))
+    pytester.makefile(".ini", pytest="\n".join([
+        "[pytest]", "cnnbench = true", "cnnbench_suite = broken.toml", "cnnbench_quadrant = q4",
+        "cnnbench_head = gap", "cnnbench_report = ini-reports", f"cnnbench_cache = {shared_cache}",
+    ]))  # fmt: skip
+    result = pytester.runpytest_subprocess(timeout=600)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.assert_outcomes(passed=3, failed=1)
+    result.stdout.fnmatch_lines([
+        "*lenet5-s2-q4-gap error: ValueError: s2 freeze point 'layer9' is not a stage; stages: c1, c3, c5*",
+        "FAILED *test_scenario?lenet5-s2-q4-gap?*",
+    ])  # fmt: skip
+    result.stdout.fnmatch_lines([f"[[]cnnbench[]] pretrained lenet5: * ({shared_cache}/pretrained/lenet5-*)"])
+
+    report, _ = read_report(pytester.path / "ini-reports")
+    records = _by_id(report)
+    assert {sid: s["status"] for sid, s in records.items()} == {
+        "lenet5-s1-q4-gap": "passed", "lenet5-s2-q4-gap": "error",
+        "lenet5-s3-q4-gap": "passed", "lenet5-scratch-q4-gap": "passed",
+    }  # fmt: skip
+    error = records["lenet5-s2-q4-gap"]
+    assert error["error"].startswith("ValueError: s2 freeze point 'layer9'")
+    assert "Traceback" in error["traceback"] and error["metrics"]["test_accuracy"] is None
+    assert not (pytester.path / "reports").exists()

@@ -1,0 +1,180 @@
+"""The pretraining cache (SPEC §4): built on first use, restored bit for bit after, keyed by everything that
+determines the base, and an unusable entry is rebuilt with a ``CacheWarning`` — never silently used."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+from flax import nnx
+
+from cnnbench.data.source import SourceConfig, SourceDomain
+from cnnbench.pretrain import CacheWarning, ModelConfig, PretrainConfig, Pretrained, load_into, load_or_pretrain
+from cnnbench.train import TrainConfig
+
+MODEL = ModelConfig("lenet5", img_size=32, in_chans=1, width=1.0)
+SOURCE = SourceConfig(img_size=32, in_chans=1)
+QUICK = PretrainConfig(TrainConfig(steps=4, batch_size=16, eval_points=1), seed=0, eval_size=64)
+
+
+def _leaves(state: dict) -> list[tuple[str, np.ndarray]]:
+    flat, _ = jax.tree_util.tree_flatten_with_path(state)
+    return [(jax.tree_util.keystr(path), np.asarray(leaf)) for path, leaf in flat]
+
+
+def assert_identical(a: dict, b: dict) -> None:
+    """Same tree, same shapes and dtypes, same bits."""
+    la, lb = _leaves(a), _leaves(b)
+    assert [k for k, _ in la] == [k for k, _ in lb]
+    for (key, x), (_, y) in zip(la, lb, strict=True):
+        assert x.dtype == y.dtype and x.shape == y.shape, key
+        assert np.array_equal(x, y), key
+
+
+def load(cache: Path, config: PretrainConfig = QUICK, model: ModelConfig = MODEL, source: SourceConfig = SOURCE):
+    """``load_or_pretrain`` that fails on any warning: a healthy cache entry is used silently."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        return load_or_pretrain(model, source, config, cache)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Pretrained]:
+    """One quick pretraining in its own cache; tests copy the cache before damaging it."""
+    cache = tmp_path_factory.mktemp("pretrain-cache")
+    return cache, load(cache)
+
+
+@pytest.fixture
+def cache_copy(built: tuple[Path, Pretrained], tmp_path: Path) -> tuple[Path, Pretrained]:
+    cache, first = built
+    shutil.copytree(cache, tmp_path / "cache")
+    return tmp_path / "cache", first
+
+
+def test_first_call_builds_and_second_is_a_bit_identical_hit(built: tuple[Path, Pretrained]) -> None:
+    cache, first = built
+    assert not first.cache_hit
+    assert first.path.parent == cache / "pretrained" and first.path.name.startswith("lenet5-")
+    assert (first.path / "meta.json").is_file() and (first.path / "state").is_dir()
+    assert not list(first.path.parent.glob("*.tmp"))  # the entry was renamed into place, no leftovers
+    assert 0 <= first.source_accuracy <= 1 and first.seconds > 0
+
+    second = load(cache)
+    assert second.cache_hit and second.path == first.path
+    assert_identical(second.state, first.state)
+    assert (second.source_accuracy, second.seconds) == (first.source_accuracy, first.seconds)
+
+    # the restored state is a usable lenet5 base: it loads into a fresh one, whose parameters are then the cache's
+    base = MODEL.create(seed=7)
+    load_into(base, second.state)
+    assert_identical(nnx.to_pure_dict(nnx.state(base)), first.state)
+    random = nnx.to_pure_dict(nnx.state(MODEL.create(seed=0)))
+    assert not np.array_equal(random["c1"]["layers"][0]["kernel"], first.state["c1"]["layers"][0]["kernel"])
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda: (dataclasses.replace(QUICK, train=dataclasses.replace(QUICK.train, steps=5)), MODEL, SOURCE),
+        lambda: (dataclasses.replace(QUICK, seed=1), MODEL, SOURCE),
+        lambda: (QUICK, dataclasses.replace(MODEL, width=0.5), SOURCE),
+        lambda: (QUICK, MODEL, dataclasses.replace(SOURCE, eval_seed=SOURCE.eval_seed + 1)),
+    ],
+    ids=["steps", "seed", "width", "source"],
+)
+def test_another_config_gets_its_own_entry(cache_copy: tuple[Path, Pretrained], change: Callable) -> None:
+    cache, first = cache_copy
+    config, model, source = change()
+    other = load(cache, config, model, source)
+    assert not other.cache_hit and other.path != first.path
+    assert sorted(p.name for p in (cache / "pretrained").iterdir() if p.is_dir()) == sorted(
+        [first.path.name, other.path.name]
+    )
+    assert load(cache).cache_hit  # the first entry is untouched
+    assert load(cache, config, model, source).cache_hit
+
+
+def _truncate(file: Path) -> None:
+    file.write_bytes(file.read_bytes()[: file.stat().st_size // 2])
+
+
+def _other_key(meta_path: Path) -> None:
+    meta = json.loads(meta_path.read_text())
+    meta["key"]["pretrain"]["train"]["steps"] += 1
+    meta_path.write_text(json.dumps(meta))
+
+
+def _largest_file(state_dir: Path) -> Path:  # the OCDBT data file that holds the kernels
+    return max((f for f in state_dir.rglob("*") if f.is_file()), key=lambda f: f.stat().st_size)
+
+
+DAMAGE = {
+    "meta-missing": (lambda e: (e / "meta.json").unlink(), "no meta.json"),
+    "meta-garbage": (lambda e: (e / "meta.json").write_text("{not json"), "Expecting property name"),
+    "meta-not-object": (lambda e: (e / "meta.json").write_text("[1, 2]"), "unusable"),
+    "meta-other-key": (lambda e: _other_key(e / "meta.json"), "written for a different configuration"),
+    "meta-no-accuracy": (
+        lambda e: (e / "meta.json").write_text(json.dumps({"key": json.loads((e / "meta.json").read_text())["key"]})),
+        "source_accuracy",
+    ),
+    "state-missing": (lambda e: shutil.rmtree(e / "state"), "unusable"),
+    "state-data-deleted": (lambda e: _largest_file(e / "state").unlink(), "unusable"),
+    "state-data-truncated": (lambda e: _truncate(_largest_file(e / "state")), "unusable"),
+    "state-all-truncated": (lambda e: [_truncate(f) for f in (e / "state").rglob("*") if f.is_file()], "unusable"),
+    "state-emptied": (lambda e: [f.write_bytes(b"") for f in (e / "state").rglob("*") if f.is_file()], "unusable"),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGE))
+def test_unusable_entry_is_rebuilt_with_a_warning(cache_copy: tuple[Path, Pretrained], damage: str) -> None:
+    cache, first = cache_copy
+    entry = cache / "pretrained" / first.path.name
+    harm, reason = DAMAGE[damage]
+    harm(entry)
+
+    with pytest.warns(CacheWarning, match="rebuilding it") as caught:
+        rebuilt = load_or_pretrain(MODEL, SOURCE, QUICK, cache)
+    message = str(caught[0].message)
+    assert str(entry) in message and reason in message
+    assert not rebuilt.cache_hit and rebuilt.path == entry
+    assert_identical(rebuilt.state, first.state)  # pretraining is deterministic: the same base comes back
+
+    again = load(cache)  # and the rebuilt entry is a healthy one
+    assert again.cache_hit
+    assert_identical(again.state, first.state)
+
+
+def test_pretrained_base_beats_random_on_the_source(tmp_path: Path) -> None:
+    """A modest budget (150 steps of 32 glyphs) lifts source accuracy far above chance, and the cached base's
+    features separate the 52 letters better than a random base's (nearest class mean on held-out glyphs)."""
+    config = PretrainConfig(TrainConfig(steps=150, batch_size=32, learning_rate=3e-3, eval_points=1), eval_size=200)
+    pretrained = load(tmp_path, config)
+    n_classes = SourceDomain(SOURCE).n_classes
+    assert n_classes == 52
+    assert pretrained.source_accuracy > 5 / n_classes  # chance is 1/52 ≈ 0.019; this budget reaches ~0.35
+
+    x, y = (np.asarray(a) for a in SourceDomain(SOURCE).eval_set(1040))
+    restored = load(tmp_path, config)  # judge the base as the benchmark gets it: restored from the cache
+    assert restored.cache_hit
+    trained = MODEL.create(seed=0)
+    load_into(trained, restored.state)
+    pre, rand = _nearest_class_mean(trained, x, y, n_classes), _nearest_class_mean(MODEL.create(0), x, y, n_classes)
+    assert pre > rand + 0.05, (pre, rand)
+
+
+def _nearest_class_mean(base: nnx.Module, x: np.ndarray, y: np.ndarray, n_classes: int) -> float:
+    """Accuracy on the second half of ``x`` of the class means of the base's features on the first half."""
+    base.eval()
+    features = np.asarray(base.forward_features(x)).reshape(len(x), -1)
+    half = len(x) // 2
+    means = np.stack([features[:half][y[:half] == k].mean(0) for k in range(n_classes)])
+    distances = ((features[half:, None, :] - means[None]) ** 2).sum(-1)
+    return float((distances.argmin(1) == y[half:]).mean())
