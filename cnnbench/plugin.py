@@ -51,6 +51,16 @@ def _path_option(config: pytest.Config, name: str) -> Path:
     return config.rootpath / config.getini(f"cnnbench_{name}")
 
 
+def _suite_option(config: pytest.Config) -> str:
+    """The suite name or path; an ini path is relative to the rootdir, like the other ini paths."""
+    value = config.getoption("cnnbench_suite")
+    if value is not None:
+        return value
+    value = config.getini("cnnbench_suite")
+    candidate = config.rootpath / value
+    return str(candidate) if candidate.suffix == ".toml" or candidate.exists() else value
+
+
 def _enabled(config: pytest.Config) -> bool:
     flag = config.getoption("cnnbench")
     return bool(flag if flag is not None else config.getini("cnnbench"))
@@ -64,7 +74,7 @@ def pytest_configure(config: pytest.Config) -> None:
     from cnnbench.suite import SuiteError, load_suite
 
     try:
-        suite = load_suite(_option(config, "suite"))
+        suite = load_suite(_suite_option(config))
         filters = Filters(**{c: tuple(v for v in _option(config, c).split(",") if v) for c in COORDINATES})
         filters.check(suite)
     except (SuiteError, OSError) as exc:

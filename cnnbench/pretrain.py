@@ -107,8 +107,13 @@ def _restore(entry: Path, key: dict, model: ModelConfig) -> tuple[dict, dict]:
     meta_path = entry / "meta.json"
     if not meta_path.exists():
         raise ValueError("no meta.json (the entry was never completed)")
-    meta = json.loads(meta_path.read_text())
-    if meta.get("key") != key:
+    try:
+        meta = json.loads(meta_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"meta.json is not valid JSON ({exc})") from None
+    if not isinstance(meta, dict) or not {"key", "source_accuracy", "seconds"} <= meta.keys():
+        raise ValueError("meta.json lacks key, source_accuracy or seconds")
+    if meta["key"] != key:
         raise ValueError("it was written for a different configuration")
     restored = ocp.StandardCheckpointer().restore((entry / "state").absolute(), _abstract_state(model))
     return jax.tree.map(np.asarray, restored), meta

@@ -20,7 +20,7 @@ from flax import nnx
 
 from cnnbench.data.dataset import Dataset
 from cnnbench.data.source import SourceConfig
-from cnnbench.data.targets import TARGETS
+from cnnbench.data.targets import build_target
 from cnnbench.heads import create_head
 from cnnbench.pretrain import ModelConfig, Pretrained, PretrainConfig, describe, load_into, load_or_pretrain
 from cnnbench.strategies import STRATEGIES, frozen_stages
@@ -75,10 +75,9 @@ class Runner:
         """The target bound to ``quadrant``, converted to the suite's input format."""
         if quadrant not in self._datasets:
             binding = self.suite.quadrants[quadrant]
-            spec = TARGETS.get(binding.target)
-            ds = spec.factory(binding.n_train, DATA_SEED, self.suite.img_size, self.suite.in_chans)
-            ds.validate()
-            self._datasets[quadrant] = ds
+            self._datasets[quadrant] = build_target(
+                binding.target, binding.n_train, DATA_SEED, self.suite.img_size, self.suite.in_chans
+            )
         return self._datasets[quadrant]
 
     def pretrained(self, arch: str) -> Pretrained:

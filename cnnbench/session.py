@@ -1,7 +1,7 @@
 """The state of one cnnbench run: the suite, the filters, the scenario records and the report they make.
 
 The pytest plugin owns one ``Session``; nothing here depends on pytest, so the same run can be driven from a
-script. JAX loads only when the first scenario runs.
+script. The runner (datasets, models, training) is built when the first scenario runs.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Suites: TOML files that say which scenarios to run and with what budgets (SPEC §6).
 
 A suite is parsed and checked completely before anything runs: an unknown key, a wrong type or a name that no
-registry knows is a ``SuiteError`` naming the file, the key, the value and what was expected. This module
-imports no JAX, so the pytest plugin can validate a suite cheaply.
+registry knows is a ``SuiteError`` naming the file, the key, the value and what was expected. Checking names
+against the registries imports the zoo (and so JAX): the plugin does it only when ``--cnnbench`` is given.
 """
 
 from __future__ import annotations
@@ -200,7 +200,7 @@ def parse_suite(raw: dict, path: str = "<suite>", digest: str = "") -> Suite:
     from cnnbench.data.targets import TARGETS
     from cnnbench.heads import HEADS
     from cnnbench.train import OPTIMIZERS
-    from cnnbench.zoo import list_models
+    from cnnbench.zoo import get_spec, list_models
 
     r = _Reader(path, raw)
     archs = r.names("archs", list_models(), "arch")
@@ -245,6 +245,12 @@ def parse_suite(raw: dict, path: str = "<suite>", digest: str = "") -> Suite:
         s2_freeze = None
     elif isinstance(s2_freeze, bool) or not isinstance(s2_freeze, (int, str)):
         raise tr.fail("s2_freeze", f"expected \"half\", a stage count or a stage name, got {s2_freeze!r}")
+    for arch in archs:
+        stages = get_spec(arch).stages
+        if (isinstance(s2_freeze, str) and s2_freeze not in stages) or (
+            isinstance(s2_freeze, int) and not 0 <= s2_freeze <= len(stages)
+        ):
+            raise tr.fail("s2_freeze", f"{s2_freeze!r} does not fit {arch}, whose stages are: {', '.join(stages)}")
     tr.done()
 
     quadrants: dict[str, QuadrantBinding] = {}
@@ -264,6 +270,10 @@ def parse_suite(raw: dict, path: str = "<suite>", digest: str = "") -> Suite:
             size = f"at most {SMALL_MAX}" if small else f"more than {SMALL_MAX}"
             raise t.fail("n_train", f"{q} is a {'small' if small else 'large'} quadrant: n_train must be {size}, "
                                     f"got {binding.n_train}")
+        spec = TARGETS.get(binding.target)
+        if not spec.n_classes <= binding.n_train <= spec.max_train:
+            raise t.fail("n_train", f"target {binding.target!r} takes {spec.n_classes}..{spec.max_train} training "
+                                    f"images, got {binding.n_train}")
         t.done()
         quadrants[q] = binding
     qs.done()

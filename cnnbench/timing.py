@@ -13,8 +13,8 @@ from typing import Any
 
 from pytest_benchmark.stats import Stats
 
-ROUNDS = 10
-WARMUP_ROUNDS = 2
+ROUNDS = 5
+WARMUP_ROUNDS = 1
 
 
 def measure(fn: Callable[[], Any], rounds: int = ROUNDS, warmup_rounds: int = WARMUP_ROUNDS) -> Stats:

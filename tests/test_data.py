@@ -75,7 +75,7 @@ def test_augment_is_a_pure_function_of_the_key():
 
 def test_augment_without_randomness_reproduces_the_glyph():
     still = glyphs.Augment(rotation_deg=0, scale=(1, 1), aspect=(1, 1), shear_deg=0, translate=0,
-                           ink=(1, 1), background=(0, 0), noise_std=(0, 0))  # fmt: skip
+                           ink=(1, 1), background=(0, 0), noise_std=(0, 0), blur_sigma=(0, 0))  # fmt: skip
     bank = glyphs.glyph_bank(("DejaVuSans",), "H", ("normal",), 64, 64)
     out = np.asarray(glyphs.augment_glyphs(bank, np.zeros(1, np.int32), jax.random.key(0), img_size=64, aug=still))
     np.testing.assert_allclose(out[0], np.asarray(bank[0]), atol=1e-5)

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from cnnbench import timing
+
 SUITE = "tiny.toml"
 RUN_ID = re.compile(r"\d{8}-\d{6}-tiny")
 HEAVY_MODULES = ("jax", "jaxlib", "flax", "optax", "orbax.checkpoint", "cnnbench.session", "cnnbench.scenario")
@@ -299,28 +301,36 @@ def test_diverged_scenario_fails_alone_and_is_reported(bench: Bench) -> None:
 def test_erroring_scenario_fails_alone_and_ini_twins_place_report_and_cache(
     pytester: pytest.Pytester, tiny_suite_text: str, shared_cache: Path
 ) -> None:
-    # s2 cuts at a stage lenet5 does not have; the other strategies never read the freeze point.
-    (pytester.path / "broken.toml").write_text(tiny_suite_text.replace("[train]\n", '[train]\ns2_freeze = "layer9"\n'))
+    # A user's head, registered from a conftest, that cannot be built: its scenarios error, the others run on.
+    pytester.makeconftest("""
+        from cnnbench.heads import HEADS
+
+        @HEADS.register("boom")
+        class BoomHead:
+            def __init__(self, *args, **kwargs):
+                raise RuntimeError("the boom head cannot be built")
+    """)
+    (pytester.path / "broken.toml").write_text(tiny_suite_text.replace('heads = ["gap", "fc"]', 'heads = ["gap", "boom"]'))
     pytester.makefile(".ini", pytest="\n".join([
         "[pytest]", "cnnbench = true", "cnnbench_suite = broken.toml", "cnnbench_quadrant = q4",
-        "cnnbench_head = gap", "cnnbench_report = ini-reports", f"cnnbench_cache = {shared_cache}",
+        "cnnbench_strategy = s2,scratch", "cnnbench_report = ini-reports", f"cnnbench_cache = {shared_cache}",
     ]))  # fmt: skip
     result = pytester.runpytest_subprocess(timeout=600)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    result.assert_outcomes(passed=3, failed=1)
+    result.assert_outcomes(passed=2, failed=2)
     result.stdout.fnmatch_lines([
-        "*lenet5-s2-q4-gap error: ValueError: s2 freeze point 'layer9' is not a stage; stages: c1, c3, c5*",
-        "FAILED *test_scenario?lenet5-s2-q4-gap?*",
+        "*lenet5-s2-q4-boom error: RuntimeError: the boom head cannot be built*",
+        "FAILED *test_scenario?lenet5-s2-q4-boom?*",
     ])  # fmt: skip
     result.stdout.fnmatch_lines([f"[[]cnnbench[]] pretrained lenet5: * ({shared_cache}/pretrained/lenet5-*)"])
 
     report, _ = read_report(pytester.path / "ini-reports")
     records = _by_id(report)
     assert {sid: s["status"] for sid, s in records.items()} == {
-        "lenet5-s1-q4-gap": "passed", "lenet5-s2-q4-gap": "error",
-        "lenet5-s3-q4-gap": "passed", "lenet5-scratch-q4-gap": "passed",
+        "lenet5-s2-q4-gap": "passed", "lenet5-s2-q4-boom": "error",
+        "lenet5-scratch-q4-gap": "passed", "lenet5-scratch-q4-boom": "error",
     }  # fmt: skip
-    error = records["lenet5-s2-q4-gap"]
-    assert error["error"].startswith("ValueError: s2 freeze point 'layer9'")
+    error = records["lenet5-s2-q4-boom"]
+    assert error["error"] == "RuntimeError: the boom head cannot be built"
     assert "Traceback" in error["traceback"] and error["metrics"]["test_accuracy"] is None
     assert not (pytester.path / "reports").exists()

@@ -47,6 +47,9 @@ def test_ids_get_a_seed_suffix_only_with_several_seeds(tiny_suite_text: str) -> 
         (lambda r: r.update(seeds=[]), "key 'seeds': expected a non-empty list of integers"),
         (lambda r: r.pop("quadrants"), "key 'quadrants': missing"),
         (lambda r: r.update(arch={"vgg16": {"width": 0.5}}), "configures arch 'vgg16', which the suite does not run"),
+        (lambda r: r["train"].update(s2_freeze="layer2"), "'layer2' does not fit lenet5, whose stages are: c1, c3, c5"),
+        (lambda r: r["train"].update(s2_freeze=4), "4 does not fit lenet5"),
+        (lambda r: r["quadrants"]["q4"].update(n_train=5), "target 'digits' takes 10..1000 training images, got 5"),
     ],
 )
 def test_malformed_suite_names_file_key_and_fix(tiny_suite_text: str, edit, message: str) -> None:
