@@ -271,7 +271,7 @@ def test_run_passes_and_writes_report_and_benchmarks(bench: Bench, tiny_suite_te
         assert info["cnnbench_id"] == b["param"] and info["status"] == "passed"
         assert info["test_accuracy"] == record["metrics"]["test_accuracy"]
         assert info["params_trainable"] == record["metrics"]["params_trainable"]
-        assert b["stats"]["rounds"] == 10  # the steady-state train step, compile excluded
+        assert b["stats"]["rounds"] == timing.ROUNDS  # the steady-state train step, compile excluded
 
 
 def test_diverged_scenario_fails_alone_and_is_reported(bench: Bench) -> None:
