@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import jax
@@ -168,7 +168,7 @@ class Runner:
         suite, strategy = self.suite, STRATEGIES.get(scenario.strategy)
         ds = self.dataset(scenario.quadrant)
         config = TrainConfig(steps=suite.quadrants[scenario.quadrant].steps, **suite.train)
-        config = TrainConfig(**{**config.__dict__, "batch_size": min(config.batch_size, ds.n_train)})
+        config = replace(config, batch_size=min(config.batch_size, ds.n_train))
         base = self.model_config(scenario.arch).create(scenario.seed)
         if strategy.pretrained:
             load_into(base, self.pretrained(scenario.arch).state)

@@ -292,7 +292,6 @@ def fit(
             train_loss = float(np.mean(jax.device_get(losses)))
             losses = []
             if not np.isfinite(train_loss):
-                result.trainable, result.rest = trainable, rest
                 raise Diverged(f"training loss became {train_loss} at step {i + 1}")
             logits, compile_s = predict(eval_graphdef, (trainable, rest), val[0])
             t_eval = time.perf_counter()
