@@ -7,6 +7,7 @@ collection or training — and a bad value stops the run with a usage error nami
 
 from __future__ import annotations
 
+import json
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -80,7 +81,8 @@ def pytest_configure(config: pytest.Config) -> None:
     except (SuiteError, OSError) as exc:
         raise pytest.UsageError(f"cnnbench: {exc}") from None
     session = Session(
-        suite, filters, _path_option(config, "report"), _path_option(config, "cache"), log=_logger(config)
+        suite, filters, _path_option(config, "report"), _path_option(config, "cache"), log=_logger(config),
+        writes_reports=not _is_xdist_worker(config),
     )
     if not session.scenarios():
         raise pytest.UsageError(f"cnnbench: the filters select no scenario of suite {suite.name!r}")
@@ -123,10 +125,27 @@ def cnnbench_session(request: pytest.FixtureRequest) -> Any:
     return session
 
 
+def _is_xdist_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     state = session.config.stash.get(SESSION, None)
-    if state is not None:
+    if state is None:
+        return
+    if _is_xdist_worker(session.config):
+        session.config.workeroutput["cnnbench"] = json.dumps(state.export())
+    else:
         state.write(finished=True)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """pytest-xdist: fold a finished worker's scenario records into the controller's report."""
+    state = node.config.stash.get(SESSION, None)
+    exported = getattr(node, "workeroutput", {}).get("cnnbench")
+    if state is not None and exported:
+        state.merge(json.loads(exported))
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

@@ -46,13 +46,18 @@ class Filters:
 
 @dataclass
 class Session:
-    """One run of a suite: runs scenarios, keeps their records and rewrites the report after each."""
+    """One run of a suite: runs scenarios, keeps their records and rewrites the report after each.
+
+    Under pytest-xdist each worker runs its scenarios with ``writes_reports=False`` and hands ``export()`` to
+    the controller, whose session ``merge``s them into the one report.
+    """
 
     suite: Suite
     filters: Filters
     report_root: Path
     cache_dir: Path
     log: Callable[[str], None] = print
+    writes_reports: bool = True
     records: list[dict] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -60,8 +65,9 @@ class Session:
         self.run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{self.suite.name}"
         self.report: dict | None = None
         self.run_dir: Path | None = None
+        self.targets: dict[str, dict] = {}  # quadrant -> what the report says about its target
+        self.environment: dict | None = None
         self._runner = None
-        self._environment: dict | None = None
 
     def scenarios(self) -> list[Scenario]:
         return self.filters.select(self.suite.scenarios())
@@ -77,7 +83,7 @@ class Session:
             xla_cache = (self.cache_dir / "xla").absolute()
             jax.config.update("jax_compilation_cache_dir", str(xla_cache))
             jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
-            self._environment = collect_environment(self.suite.digest)
+            self.environment = collect_environment(self.suite.digest)
             self._runner = Runner(self.suite, self.cache_dir, self.log)
         return self._runner
 
@@ -85,8 +91,21 @@ class Session:
         """Run one scenario, record it and rewrite the report, whatever the scenario's outcome."""
         record = self.runner.run(scenario, timer)
         self.records.append(record)
-        self.write()
+        self.targets.update((t["quadrant"], t) for t in self.runner.target_info())
+        if self.writes_reports:
+            self.write()
         return record
+
+    def export(self) -> dict:
+        """This session's results as JSON-serialisable data, for a pytest-xdist worker to hand over."""
+        return {"records": self.records, "targets": self.targets, "environment": self.environment}
+
+    def merge(self, exported: dict) -> None:
+        """Add a worker's ``export()``; records are kept in the suite's scenario order."""
+        order = {s.id: i for i, s in enumerate(self.suite.scenarios())}
+        self.records = sorted([*self.records, *exported["records"]], key=lambda r: order.get(r["id"], len(order)))
+        self.targets.update(exported["targets"])
+        self.environment = self.environment or exported["environment"]
 
     def write(self, finished: bool = False) -> Path | None:
         """Write the report of the records so far (atomically); returns its directory."""
@@ -96,8 +115,8 @@ class Session:
             run_id=self.run_id,
             started=self.started,
             finished=_now() if finished else None,
-            environment=self._environment or {},
-            targets=self.runner.target_info(),
+            environment=self.environment or {},
+            targets=[self.targets[q] for q in sorted(self.targets)],
             scenarios=self.records,
             suite={"name": self.suite.name, "path": self.suite.path, "digest": self.suite.digest},
         )

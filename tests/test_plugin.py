@@ -334,3 +334,17 @@ def test_erroring_scenario_fails_alone_and_ini_twins_place_report_and_cache(
     assert error["error"] == "RuntimeError: the boom head cannot be built"
     assert "Traceback" in error["traceback"] and error["metrics"]["test_accuracy"] is None
     assert not (pytester.path / "reports").exists()
+
+
+def test_xdist_workers_merge_into_one_report(bench: Bench) -> None:
+    result = bench.run("-n", "2", "--cnnbench-quadrant=q4", "--cnnbench-head=gap")
+    assert result.ret == 0, result.stdout.str()
+    result.assert_outcomes(passed=4)
+    report, run_dir = bench.report()  # one run directory: the workers wrote nothing of their own
+    assert [s["id"] for s in report["scenarios"]] == [f"lenet5-{s}-q4-gap" for s in ("s1", "s2", "s3", "scratch")]
+    assert all(s["status"] == "passed" for s in report["scenarios"])
+    assert [t["quadrant"] for t in report["targets"]] == ["q4"] and report["finished"] is not None
+    assert report["environment"]["backend"] == "cpu"
+    gains = {s["strategy"]: s["metrics"]["transfer_gain"] for s in report["scenarios"]}
+    assert gains["scratch"] == 0.0  # gains are computed over the merged records
+    result.stdout.fnmatch_lines([f"report: {run_dir}/report.md*"])
