@@ -21,4 +21,4 @@ def test_zoo_table_and_unknown_name(capsys) -> None:
     out = capsys.readouterr().out
     assert "lenet5" in out and "61,706" in out and "c1, c3, c5" in out
     assert main(["zoo", "resnet19"]) == 2
-    assert "unknown arch 'resnet19'; known: lenet5, resnet18" in capsys.readouterr().err
+    assert "unknown arch 'resnet19'; known: lenet5, alexnet, vgg11" in capsys.readouterr().err

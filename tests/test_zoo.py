@@ -82,6 +82,18 @@ def run(model: nnx.Module, x: jax.Array) -> tuple[jax.Array, jax.Array]:
     return feats, model.forward_head(feats)
 
 
+@nnx.jit
+def train_step(model: nnx.Module, x: jax.Array, y: jax.Array) -> tuple[tuple[jax.Array, jax.Array], nnx.State]:
+    """Loss, feature map and gradients in one compiled call: a forward and a backward pass at once."""
+
+    def loss_fn(model: nnx.Module) -> tuple[jax.Array, jax.Array]:
+        feats = model.forward_features(x)
+        logits = model.forward_head(feats)
+        return -jnp.take_along_axis(jax.nn.log_softmax(logits), y[:, None], axis=1).mean(), feats
+
+    return nnx.value_and_grad(loss_fn, has_aux=True)(model)
+
+
 @functools.cache
 def bench_model(name: str) -> nnx.Module:
     """The benchmark-scale model with 10 classes, built once per session (building compiles its initialisers)."""
@@ -94,11 +106,13 @@ def bench_input(name: str, batch: int = 2) -> jax.Array:
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_benchmark_scale_forward(name: str) -> None:
+def test_benchmark_scale_forward_and_train_step(name: str) -> None:
     model = bench_model(name)
-    feats, logits = run(model, bench_input(name))
-    assert feats.shape == (2, *model.feature_shape)
-    assert logits.shape == (2, 10) and bool(jnp.isfinite(logits).all())
+    model.train()
+    (loss, feats), grads = train_step(model, bench_input(name), jnp.array([3, 7]))
+    assert feats.shape == (2, *model.feature_shape) and bool(jnp.isfinite(loss))
+    leaves = jax.tree.leaves(nnx.state(grads, nnx.Param))
+    assert all(bool(jnp.isfinite(g).all()) for g in leaves) and any(bool((g != 0).any()) for g in leaves)
 
 
 # Pinned so that a change to the benchmark-scale models is deliberate: the benchmark's numbers depend on them.

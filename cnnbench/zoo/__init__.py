@@ -4,7 +4,8 @@
 building, and ``count_params`` counts trainable and total parameters. Importing a family module registers it.
 """
 
-from . import lenet, resnet
+# Registration order is the zoo's listing order: the families in the order of their papers (SPEC §2).
+from . import lenet, alexnet, vgg, googlenet, resnet, xception, densenet, mobilenetv2  # noqa: I001
 from ._base import ZooModel
 from ._builder import MODELS, ModelSpec, count_params, create_model, get_spec, list_models, register_model
 
@@ -12,11 +13,17 @@ __all__ = [
     "MODELS",
     "ModelSpec",
     "ZooModel",
+    "alexnet",
     "count_params",
     "create_model",
+    "densenet",
     "get_spec",
+    "googlenet",
     "lenet",
     "list_models",
+    "mobilenetv2",
     "register_model",
     "resnet",
+    "vgg",
+    "xception",
 ]

@@ -1,5 +1,7 @@
 """ResNet (He et al. 2015) exactly as torchvision builds it: a 7×7/2 stem with max-pool, four stages of basic
 (ResNet-18/34) or bottleneck (ResNet-50, stride on the 3×3 as in "v1.5") residual blocks, then GAP and fc.
+SE-ResNet-50 (Hu et al. 2018) is timm's ``seresnet50``: the same bottlenecks with a squeeze-and-excitation module
+after the last BN, before the residual add.
 
 A variant is a block type and a stage depth tuple in its one-line builder below.
 """
@@ -13,7 +15,37 @@ from flax import nnx
 
 from ._base import ZooModel
 from ._builder import register_model
-from .layers import ConvBN, conv_out_size, scale_channels, torch_linear
+from .layers import (
+    ConvBN,
+    conv_out_size,
+    kaiming_fan_out,
+    make_divisible,
+    scale_channels,
+    torch_bias_init,
+    torch_linear,
+)
+
+
+class SEModule(nnx.Module):
+    """timm's ``SEModule``: global average pool, 1×1 conv C → C/16 (bias), ReLU, 1×1 conv back to C (bias),
+    sigmoid; the input is scaled channel-wise by that gate."""
+
+    def __init__(self, chs: int, rd_ratio: float = 1 / 16, *, rngs: nnx.Rngs) -> None:
+        rd_chs = make_divisible(chs * rd_ratio, round_limit=0.0)  # timm: round_limit=0.
+        self.fc1 = nnx.Conv(
+            chs, rd_chs, (1, 1), kernel_init=kaiming_fan_out, bias_init=torch_bias_init(chs), rngs=rngs
+        )
+        self.fc2 = nnx.Conv(
+            rd_chs, chs, (1, 1), kernel_init=kaiming_fan_out, bias_init=torch_bias_init(rd_chs), rngs=rngs
+        )
+
+    def gate(self, x: jax.Array) -> jax.Array:
+        """The per-channel excitation (N, 1, 1, C) in (0, 1)."""
+        s = x.mean(axis=(1, 2), keepdims=True)
+        return nnx.sigmoid(self.fc2(nnx.relu(self.fc1(s))))
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return x * self.gate(x)
 
 
 def _shortcut(in_chs: int, out_chs: int, stride: int, rngs: nnx.Rngs) -> ConvBN | None:
@@ -37,20 +69,32 @@ class BasicBlock(nnx.Module):
 
 
 class Bottleneck(nnx.Module):
-    """1×1 reduce, 3×3 (strided), 1×1 expand by 4, plus the shortcut, then ReLU (ResNet-50)."""
+    """1×1 reduce, 3×3 (strided), 1×1 expand by 4, [squeeze-and-excitation,] plus the shortcut, then ReLU
+    (ResNet-50; with ``se=True`` SE-ResNet-50, the SE module applied after conv3's BN, before the add)."""
 
     expansion: ClassVar[int] = 4
 
-    def __init__(self, in_chs: int, planes: int, stride: int, *, rngs: nnx.Rngs) -> None:
+    def __init__(self, in_chs: int, planes: int, stride: int, *, se: bool = False, rngs: nnx.Rngs) -> None:
         out_chs = planes * self.expansion
         self.conv1 = ConvBN(in_chs, planes, 1, act=nnx.relu, rngs=rngs)
         self.conv2 = ConvBN(planes, planes, 3, stride, act=nnx.relu, rngs=rngs)
         self.conv3 = ConvBN(planes, out_chs, 1, rngs=rngs)
+        self.se = SEModule(out_chs, rngs=rngs) if se else None
         self.downsample = _shortcut(in_chs, out_chs, stride, rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         shortcut = x if self.downsample is None else self.downsample(x)
-        return nnx.relu(self.conv3(self.conv2(self.conv1(x))) + shortcut)
+        y = self.conv3(self.conv2(self.conv1(x)))
+        if self.se is not None:
+            y = self.se(y)
+        return nnx.relu(y + shortcut)
+
+
+class SEBottleneck(Bottleneck):
+    """A :class:`Bottleneck` with squeeze-and-excitation (timm's ``seresnet50`` block)."""
+
+    def __init__(self, in_chs: int, planes: int, stride: int, *, rngs: nnx.Rngs) -> None:
+        super().__init__(in_chs, planes, stride, se=True, rngs=rngs)
 
 
 class Stem(nnx.Module):
@@ -124,3 +168,17 @@ def resnet34(**kwargs: Any) -> ResNet:
 def resnet50(**kwargs: Any) -> ResNet:
     """ResNet-50: bottleneck blocks, stage depths (3, 4, 6, 3)."""
     return ResNet(Bottleneck, (3, 4, 6, 3), **kwargs)
+
+
+@register_model(
+    params=28_088_024,
+    **{
+        **_RESNET,
+        "family": "senet",
+        "paper": "Hu et al., Squeeze-and-Excitation Networks, CVPR 2018",
+        "year": 2018,
+    },
+)
+def seresnet50(**kwargs: Any) -> ResNet:
+    """SE-ResNet-50 (timm): ResNet-50 bottlenecks with SE, reduction 16, stage depths (3, 4, 6, 3)."""
+    return ResNet(SEBottleneck, (3, 4, 6, 3), **kwargs)
