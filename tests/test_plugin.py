@@ -80,6 +80,14 @@ class Bench:
         return read_report(self.reports)
 
 
+@pytest.fixture(autouse=True)
+def _not_an_xdist_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The inner pytest runs are not xdist workers even when this suite runs under ``-n``: pytest-benchmark reads
+    the inherited PYTEST_XDIST_WORKER and would disable itself."""
+    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture
 def bench(pytester: pytest.Pytester, tiny_suite_text: str, shared_cache: Path) -> Bench:
     return Bench(pytester, tiny_suite_text, shared_cache)
