@@ -18,7 +18,7 @@ from flax import nnx
 
 from ._base import ZooModel
 from ._builder import register_model
-from .layers import batch_norm, conv_out_size, scale_channels
+from .layers import batch_norm, conv2d, conv_out_size, scale_channels
 
 # torchvision densenet: nn.init.kaiming_normal_(m.weight) -> mode="fan_in", gain sqrt(2).
 kaiming_fan_in = nnx.initializers.variance_scaling(2.0, "fan_in", "normal")
@@ -26,18 +26,8 @@ torch_linear_kernel = nnx.initializers.variance_scaling(1 / 3, "fan_in", "unifor
 
 
 def _conv(in_chs: int, out_chs: int, kernel: int, stride: int, rngs: nnx.Rngs) -> nnx.Conv:
-    """Bias-free k×k convolution with PyTorch's symmetric k//2 padding."""
-    pad = kernel // 2
-    return nnx.Conv(
-        in_chs,
-        out_chs,
-        (kernel, kernel),
-        strides=stride,
-        padding=((pad, pad), (pad, pad)),
-        use_bias=False,
-        kernel_init=kaiming_fan_in,
-        rngs=rngs,
-    )
+    """Bias-free k×k convolution with torchvision DenseNet's fan-in kaiming init."""
+    return conv2d(in_chs, out_chs, kernel, stride, kernel_init=kaiming_fan_in, rngs=rngs)
 
 
 class DenseLayer(nnx.Module):

@@ -100,6 +100,31 @@ def shifted_depthwise(
     return out
 
 
+def conv2d(
+    in_chs: int,
+    out_chs: int,
+    kernel: int,
+    stride: int = 1,
+    *,
+    groups: int = 1,
+    kernel_init: nnx.Initializer = kaiming_fan_out,
+    rngs: nnx.Rngs,
+) -> nnx.Conv:
+    """Bias-free k×k convolution with PyTorch's symmetric k//2 padding (odd kernels), the zoo's common conv."""
+    pad = kernel // 2
+    return nnx.Conv(
+        in_chs,
+        out_chs,
+        (kernel, kernel),
+        strides=stride,
+        padding=((pad, pad), (pad, pad)),
+        feature_group_count=groups,
+        use_bias=False,
+        kernel_init=kernel_init,
+        rngs=rngs,
+    )
+
+
 class ConvBN(nnx.Module):
     """Bias-free k×k convolution with PyTorch's symmetric k//2 padding, BatchNorm, then ``act`` if given."""
 
@@ -113,17 +138,7 @@ class ConvBN(nnx.Module):
         act: Callable[[jax.Array], jax.Array] | None = None,
         rngs: nnx.Rngs,
     ) -> None:
-        pad = kernel // 2
-        self.conv = nnx.Conv(
-            in_chs,
-            out_chs,
-            (kernel, kernel),
-            strides=stride,
-            padding=((pad, pad), (pad, pad)),
-            use_bias=False,
-            kernel_init=kaiming_fan_out,
-            rngs=rngs,
-        )
+        self.conv = conv2d(in_chs, out_chs, kernel, stride, rngs=rngs)
         self.bn = batch_norm(out_chs, rngs=rngs)
         self.act = act
 

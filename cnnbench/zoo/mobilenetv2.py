@@ -21,7 +21,7 @@ from flax import nnx
 
 from ._base import ZooModel
 from ._builder import register_model
-from .layers import batch_norm, conv_out_size, kaiming_fan_out, make_divisible, shifted_depthwise
+from .layers import batch_norm, conv2d, conv_out_size, make_divisible, shifted_depthwise
 
 # (expansion t, output channels c, repeats n, first stride s) per bottleneck group, as in the paper's Table 2.
 _SETTING = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
@@ -48,18 +48,7 @@ class ConvBNAct(nnx.Module):
         act: Callable[[jax.Array], jax.Array] | None = jax.nn.relu6,
         rngs: nnx.Rngs,
     ) -> None:
-        pad = (kernel - 1) // 2
-        self.conv = nnx.Conv(
-            in_chs,
-            out_chs,
-            (kernel, kernel),
-            strides=stride,
-            padding=((pad, pad), (pad, pad)),
-            feature_group_count=groups,
-            use_bias=False,
-            kernel_init=kaiming_fan_out,
-            rngs=rngs,
-        )
+        self.conv = conv2d(in_chs, out_chs, kernel, stride, groups=groups, rngs=rngs)
         self.bn = batch_norm(out_chs, rngs=rngs)
         self.act = act
         self.depthwise = groups > 1 and groups == in_chs == out_chs
