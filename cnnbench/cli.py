@@ -12,6 +12,7 @@ def _zoo_rows(names: list[str]) -> list[dict]:
     import jax
     from flax import nnx
 
+    from cnnbench.train import flops
     from cnnbench.zoo import count_params, create_model, get_spec
 
     rows = []
@@ -22,8 +23,7 @@ def _zoo_rows(names: list[str]) -> list[dict]:
         model.eval()
         graphdef, state = nnx.split(model)
         x = jax.ShapeDtypeStruct((1, bench["img_size"], bench["img_size"], bench["in_chans"]), "float32")
-        cost = jax.jit(lambda s, x: nnx.merge(graphdef, s)(x)).lower(state, x).compile().cost_analysis()
-        cost = cost[0] if isinstance(cost, list) else cost
+        compiled = jax.jit(lambda s, x: nnx.merge(graphdef, s)(x)).lower(state, x).compile()
         rows.append({
             "name": name,
             "family": spec.family,
@@ -32,7 +32,7 @@ def _zoo_rows(names: list[str]) -> list[dict]:
             "params": spec.params,
             "bench_config": bench,
             "bench_params": count_params(model)[0],
-            "bench_gflops": (cost or {}).get("flops", 0.0) / 1e9,
+            "bench_gflops": (flops(compiled) or 0.0) / 1e9,
             "stages": list(spec.stages),
         })
     return rows

@@ -137,6 +137,13 @@ class Program:
     flops: float | None
 
 
+def flops(compiled: Any) -> float | None:
+    """FLOPs of a compiled program from XLA's cost analysis (None where the backend gives none)."""
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    return (cost or {}).get("flops")
+
+
 class ProgramCache:
     """Compiled programs keyed by function, static arguments and argument shapes, shared across scenarios."""
 
@@ -151,9 +158,7 @@ class ProgramCache:
             return self._programs[key], False
         t0 = time.perf_counter()
         compiled = _JITTED[kind].lower(*static, *args).compile()
-        cost = compiled.cost_analysis()
-        cost = cost[0] if isinstance(cost, list) else cost
-        program = Program(compiled, time.perf_counter() - t0, (cost or {}).get("flops"))
+        program = Program(compiled, time.perf_counter() - t0, flops(compiled))
         self._programs[key] = program
         return program, True
 
