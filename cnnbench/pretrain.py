@@ -125,10 +125,12 @@ def pretrain(
     config: PretrainConfig,
     progress: Callable[[dict], None] | None = None,
 ) -> tuple[dict, float]:
-    """Train ``model``'s base with a GAP head on source batches; returns its state and source accuracy."""
+    """Train ``model``'s base with a GAP head (and the arch's auxiliary classifiers, if any) on source batches;
+    returns the base's state and its source accuracy."""
     domain = SourceDomain(source)
     base = model.create(config.seed)
-    net = TransferModel(base, GAPHead(base.feature_shape, domain.n_classes, rngs=nnx.Rngs(config.seed)))
+    head = GAPHead(base.feature_shape, domain.n_classes, rngs=nnx.Rngs(config.seed))
+    net = TransferModel.build(base, head, domain.n_classes, config.seed)
     val = tuple(np.asarray(a) for a in domain.eval_set(config.eval_size))
     batch = config.train.batch_size
     result = fit(

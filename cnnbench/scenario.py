@@ -183,7 +183,7 @@ class Runner:
             x_train, x_val, x_test = feats.train, feats.val, feats.test
             compile_s += feats.compile_s if fresh else 0.0
         else:
-            model, fit_frozen = TransferModel(base, head), frozen
+            model, fit_frozen = TransferModel.build(base, head, ds.n_classes, scenario.seed), frozen
             x_train, x_val, x_test = ds.x_train, ds.x_val, ds.x_test
 
         batches = epoch_batches(len(x_train), config.batch_size, config.steps, scenario.seed)
@@ -201,9 +201,10 @@ class Runner:
         compile_s += c
         test_accuracy = accuracy(logits, ds.y_test)
 
-        # The deployed model is always base + head, also for s3 whose head trained on cached features.
+        # The deployed model is always base + head: s3's head trained on cached features, and auxiliary
+        # classifiers are dropped at inference.
         trained = fitted.model()
-        full = TransferModel(base, trained.head) if strategy.freeze == "all" else trained
+        full = TransferModel(base if strategy.freeze == "all" else trained.base, trained.head)
         full.eval()
         graphdef, state = nnx.split(full)
         xb = np.resize(ds.x_test, (INFER_BATCH, *ds.x_test.shape[1:]))

@@ -1,7 +1,8 @@
 """Suites: TOML files that say which scenarios to run and with what budgets (SPEC §6).
 
 A suite is parsed and checked completely before anything runs: an unknown key, a wrong type or a name that no
-registry knows is a ``SuiteError`` naming the file, the key, the value and what was expected. Checking names
+registry knows is a ``SuiteError`` naming the file, the key, the value and what was expected. A suite may
+``extends`` another (a built-in name or a path) and override only what differs. Checking names
 against the registries imports the zoo (and so JAX): the plugin does it only when ``--cnnbench`` is given.
 """
 
@@ -84,7 +85,10 @@ class Suite:
         ]
 
     def width(self, arch: str) -> float:
-        return self.widths.get(arch, 1.0)
+        """The suite's width multiplier for ``arch``; by default the zoo's benchmark-scale width."""
+        from cnnbench.zoo import get_spec
+
+        return self.widths.get(arch, get_spec(arch).bench_config.get("width", 1.0))
 
 
 # ----------------------------------------------------------------------------------------------- parsing
@@ -185,14 +189,43 @@ def resolve(name_or_path: str) -> Path:
 
 
 def load_suite(name_or_path: str) -> Suite:
-    """Parse and validate a suite by built-in name or path."""
+    """Parse and validate a suite by built-in name or path, after resolving its ``extends`` chain."""
     path = resolve(name_or_path)
+    raw, texts = _read_chain(path, ())
+    return parse_suite(raw, str(path), hashlib.sha256(b"\0".join(texts)).hexdigest()[:16])
+
+
+def _read_chain(path: Path, seen: tuple[Path, ...]) -> tuple[dict, list[bytes]]:
+    """The TOML at ``path`` merged over the suite it ``extends`` (a built-in name, or a path relative to the
+    file), and the texts that went in. ``name`` and ``description`` are never inherited."""
+    if path.resolve() in seen:
+        raise SuiteError(f"suite {path}: key 'extends': the chain loops back to this file")
     text = path.read_bytes()
     try:
         raw = tomllib.loads(text.decode())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise SuiteError(f"suite {path}: not valid TOML: {exc}") from None
-    return parse_suite(raw, str(path), hashlib.sha256(text).hexdigest()[:16])
+    parent = raw.pop("extends", None)
+    if parent is None:
+        return raw, [text]
+    if not isinstance(parent, str):
+        raise SuiteError(f"suite {path}: key 'extends': expected a suite name or a .toml path, got {parent!r}")
+    try:
+        parent_path = resolve(str(path.parent / parent) if parent.endswith(".toml") else parent)
+    except SuiteError as exc:
+        raise SuiteError(f"suite {path}: key 'extends': {exc}") from None
+    base, texts = _read_chain(parent_path, (*seen, path.resolve()))
+    base = {k: v for k, v in base.items() if k not in ("name", "description")}
+    return _merge(base, raw), [*texts, text]
+
+
+def _merge(base: dict, override: dict) -> dict:
+    """``override`` over ``base``: tables merge key by key, any other value replaces the base's."""
+    merged = dict(base)
+    for key, value in override.items():
+        both_tables = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = _merge(merged[key], value) if both_tables else value
+    return merged
 
 
 def parse_suite(raw: dict, path: str = "<suite>", digest: str = "") -> Suite:

@@ -23,15 +23,32 @@ from flax import nnx
 # ----------------------------------------------------------------------------------------------- models
 
 
-class TransferModel(nnx.Module):
-    """A convolutional base (a zoo model built with ``num_classes=0``) under a new head."""
+AUX_LOSS_WEIGHT = 0.3  # GoogLeNet's weight on each auxiliary classifier's loss (Szegedy et al. 2015)
 
-    def __init__(self, base: nnx.Module, head: nnx.Module) -> None:
+
+class TransferModel(nnx.Module):
+    """A convolutional base (a zoo model built with ``num_classes=0``) under a new head, and, for archs trained
+    with auxiliary classifiers, fresh ones (``aux``) that add to the training loss and are dropped at inference."""
+
+    def __init__(self, base: nnx.Module, head: nnx.Module, aux: nnx.Module | None = None) -> None:
         self.base = base
         self.head = head
+        self.aux = aux
+
+    @classmethod
+    def build(cls, base: nnx.Module, head: nnx.Module, num_classes: int, seed: int) -> TransferModel:
+        """``base`` under ``head``, with new auxiliary classifiers for ``num_classes`` where the arch has them."""
+        return cls(base, head, base.new_aux_classifiers(num_classes, nnx.Rngs(seed)))
 
     def __call__(self, x: jax.Array) -> jax.Array:
         return self.head(self.base.forward_features(x))
+
+    def forward_train(self, x: jax.Array) -> tuple[jax.Array, tuple[jax.Array, ...]]:
+        """Logits and the auxiliary logits (``()`` without auxiliary classifiers)."""
+        if self.aux is None:
+            return self(x), ()
+        feats, taps = self.base.forward_features_aux(x)
+        return self.head(feats), self.aux(taps)
 
 
 class HeadOnly(nnx.Module):
@@ -42,6 +59,9 @@ class HeadOnly(nnx.Module):
 
     def __call__(self, features: jax.Array) -> jax.Array:
         return self.head(features)
+
+    def forward_train(self, features: jax.Array) -> tuple[jax.Array, tuple[jax.Array, ...]]:
+        return self(features), ()
 
 
 def trainable_filter(frozen: tuple[str, ...]) -> nnx.filterlib.Filter:
@@ -107,7 +127,8 @@ _OPTIMIZERS = {
 def _train_step(graphdef, frozen, loss, opt_name, trainable, rest, opt_state, hyper, x, y):
     def loss_fn(trainable, rest):  # copy=True: fresh Variables of this trace, so BatchNorm can update
         model = nnx.merge(graphdef, trainable, rest, copy=True)
-        value = loss(model(x), y)
+        logits, aux = model.forward_train(x)
+        value = loss(logits, y) + AUX_LOSS_WEIGHT * sum(loss(a, y) for a in aux)
         _, _, new_rest = nnx.split(model, trainable_filter(frozen), ...)
         return value, new_rest
 

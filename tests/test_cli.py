@@ -1,4 +1,4 @@
-"""The ``cnnbench`` command: the zoo table and JSON, and an unknown name's error."""
+"""The ``cnnbench`` command: the zoo table and JSON, pretraining into the cache, and unknown names."""
 
 from __future__ import annotations
 
@@ -22,3 +22,20 @@ def test_zoo_table_and_unknown_name(capsys) -> None:
     assert "lenet5" in out and "61,706" in out and "c1, c3, c5" in out
     assert main(["zoo", "resnet19"]) == 2
     assert "unknown arch 'resnet19'; known: lenet5, alexnet, vgg11" in capsys.readouterr().err
+
+
+def test_pretrain_builds_then_hits_the_cache_pytest_uses(tmp_path, tiny_suite_text: str, capsys) -> None:
+    suite = tmp_path / "tiny.toml"
+    suite.write_text(tiny_suite_text)
+    args = ["pretrain", "--suite", str(suite), "--cache", str(tmp_path / "cache"), "--json"]
+    assert main(args) == 0
+    (first,) = json.loads(capsys.readouterr().out)
+    assert first["arch"] == "lenet5" and not first["cache_hit"] and first["width"] == 1.0
+    assert first["source_accuracy"] > 3 / 52  # 52 source classes: well above chance even after 60 steps
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    (second,) = json.loads(captured.out)
+    assert second["cache_hit"] and second["source_accuracy"] == first["source_accuracy"]
+    assert "pretrained lenet5: cache hit" in captured.err
+    assert main(["pretrain", "--suite", str(suite), "resnet19"]) == 2
+    assert "unknown arch 'resnet19'" in capsys.readouterr().err

@@ -67,3 +67,41 @@ def test_unknown_suite_name_and_bad_toml(tmp_path) -> None:
     bad.write_text("archs = [lenet5\n")
     with pytest.raises(SuiteError, match=f"suite {bad}: not valid TOML"):
         load_suite(str(bad))
+
+
+def test_builtin_standard_runs_every_family_over_three_seeds_with_smokes_recipe() -> None:
+    from cnnbench.zoo import get_spec, list_models
+
+    smoke, standard = load_suite("smoke"), load_suite("standard")
+    assert {get_spec(a).family for a in standard.archs} == {get_spec(n).family for n in list_models()}
+    assert standard.seeds == (0, 1, 2) and len(standard.scenarios()) == len(standard.archs) * 4 * 4 * 3 * 3
+    assert (standard.quadrants, standard.train, standard.pretrain) == (smoke.quadrants, smoke.train, smoke.pretrain)
+    assert standard.name == "standard" and standard.digest != smoke.digest
+    assert [standard.width(a) for a in ("resnet18", "vgg11", "mobilenetv2")] == [0.25, 0.125, 0.5]  # zoo's bench widths
+
+
+def test_extends_merges_tables_key_by_key_and_never_inherits_the_name(tmp_path, tiny_suite_text: str) -> None:
+    (tmp_path / "base.toml").write_text(tiny_suite_text)
+    child = tmp_path / "child.toml"
+    child.write_text('extends = "base.toml"\nseeds = [1, 2]\n[train]\nlearning_rate = 0.05\n[quadrants.q4]\nsteps = 7\n')
+    base, suite = load_suite(str(tmp_path / "base.toml")), load_suite(str(child))
+    assert suite.name == "child" and base.name == "tiny" and suite.seeds == (1, 2)
+    assert suite.train == {**base.train, "learning_rate": 0.05}
+    assert suite.quadrants["q4"].steps == 7 and suite.quadrants["q4"].target == "digits"
+    assert suite.quadrants["q3"] == base.quadrants["q3"] and suite.digest != base.digest
+
+
+@pytest.mark.parametrize(
+    ("extends", "message"),
+    [
+        ('"smok"', "key 'extends': unknown suite 'smok'"),
+        ('"child.toml"', "key 'extends': the chain loops back to this file"),
+        ("3", "key 'extends': expected a suite name or a .toml path, got 3"),
+    ],
+)
+def test_bad_extends_is_named(tmp_path, extends: str, message: str) -> None:
+    child = tmp_path / "child.toml"
+    child.write_text(f"extends = {extends}\n")
+    with pytest.raises(SuiteError, match="suite .*child.toml") as info:
+        load_suite(str(child))
+    assert message in str(info.value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
@@ -10,7 +11,7 @@ from flax import nnx
 
 from cnnbench.heads import HEADS, create_head, squared_hinge
 from cnnbench.strategies import STRATEGIES, frozen_stages
-from cnnbench.train import TrainConfig, TransferModel, epoch_batches, fit, lr_multipliers
+from cnnbench.train import AUX_LOSS_WEIGHT, TrainConfig, TransferModel, epoch_batches, fit, lr_multipliers
 from cnnbench.zoo import create_model
 
 RESNET_STAGES = ("stem", "layer1", "layer2", "layer3", "layer4")
@@ -142,3 +143,35 @@ def test_heads_match_the_spec_layers_and_losses() -> None:
     assert float(HEADS.get("fc").loss(logits, np.array([0]))) == pytest.approx(
         float(optax.softmax_cross_entropy_with_integer_labels(logits, np.array([0]))[0])
     )
+
+
+class ConstantAux(nnx.Module):
+    """Auxiliary 'classifiers' that ignore their taps and output uniform logits: each adds exactly log(classes)."""
+
+    def __call__(self, taps: tuple) -> tuple[jax.Array, jax.Array]:
+        return jnp.zeros((16, 4)), jnp.zeros((16, 4))
+
+
+def test_auxiliary_losses_add_to_the_training_loss_with_weight_0_3() -> None:
+    x, y = _data()
+    config = TrainConfig(steps=1, batch_size=16, learning_rate=1e-2, eval_points=1)
+
+    def first_loss(aux: nnx.Module | None) -> float:
+        base = create_model("lenet5", num_classes=0, rngs=nnx.Rngs(0))
+        model = TransferModel(base, create_head("gap", base.feature_shape, 4, seed=0), aux)
+        result = fit(model, (), model.head.loss, lambda i: (x[:16], y[:16]), (x, y), config,
+                     lr_base=1e-2, lr_head=1e-2, weight_decay_head=0.0)
+        return result.curve[0]["train_loss"]
+
+    assert first_loss(ConstantAux()) - first_loss(None) == pytest.approx(AUX_LOSS_WEIGHT * 2 * np.log(4), rel=1e-5)
+    assert AUX_LOSS_WEIGHT == 0.3
+
+
+def test_only_archs_with_auxiliary_classifiers_get_them_for_a_new_head() -> None:
+    def built(arch: str) -> TransferModel:
+        base = create_model(arch, num_classes=0, in_chans=1, img_size=32, width=0.125, rngs=nnx.Rngs(0))
+        return TransferModel.build(base, create_head("gap", base.feature_shape, 5, seed=0), 5, seed=0)
+
+    assert built("googlenet").aux is None and built("resnet18").aux is None
+    aux = built("googlenet_aux").aux
+    assert aux.aux1.fc2.kernel.shape[-1] == 5 and aux.aux2.fc2.kernel.shape[-1] == 5

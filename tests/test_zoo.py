@@ -13,7 +13,10 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from cnnbench.heads import create_head, softmax_cross_entropy
 from cnnbench.registry import UnknownNameError
+from cnnbench.strategies import STRATEGIES, frozen_stages
+from cnnbench.train import TrainConfig, TransferModel, fit
 from cnnbench.zoo import count_params, create_model, get_spec, list_models
 
 NAMES = list_models()
@@ -82,18 +85,6 @@ def run(model: nnx.Module, x: jax.Array) -> tuple[jax.Array, jax.Array]:
     return feats, model.forward_head(feats)
 
 
-@nnx.jit
-def train_step(model: nnx.Module, x: jax.Array, y: jax.Array) -> tuple[tuple[jax.Array, jax.Array], nnx.State]:
-    """Loss, feature map and gradients in one compiled call: a forward and a backward pass at once."""
-
-    def loss_fn(model: nnx.Module) -> tuple[jax.Array, jax.Array]:
-        feats = model.forward_features(x)
-        logits = model.forward_head(feats)
-        return -jnp.take_along_axis(jax.nn.log_softmax(logits), y[:, None], axis=1).mean(), feats
-
-    return nnx.value_and_grad(loss_fn, has_aux=True)(model)
-
-
 @functools.cache
 def bench_model(name: str) -> nnx.Module:
     """The benchmark-scale model with 10 classes, built once per session (building compiles its initialisers)."""
@@ -105,14 +96,37 @@ def bench_input(name: str, batch: int = 2) -> jax.Array:
     return jax.random.normal(jax.random.key(1), (batch, config["img_size"], config["img_size"], config["in_chans"]))
 
 
+def variables(model: nnx.Module) -> dict[tuple, np.ndarray]:
+    """Every parameter and BatchNorm statistic by path, copied to host memory."""
+    state = nnx.state(model, nnx.Any(nnx.Param, nnx.BatchStat))
+    return {path: np.array(v.get_value()) for path, v in nnx.to_flat_state(state)}
+
+
 @pytest.mark.parametrize("name", NAMES)
-def test_benchmark_scale_forward_and_train_step(name: str) -> None:
-    model = bench_model(name)
-    model.train()
-    (loss, feats), grads = train_step(model, bench_input(name), jnp.array([3, 7]))
-    assert feats.shape == (2, *model.feature_shape) and bool(jnp.isfinite(loss))
-    leaves = jax.tree.leaves(nnx.state(grads, nnx.Param))
-    assert all(bool(jnp.isfinite(g).all()) for g in leaves) and any(bool((g != 0).any()) for g in leaves)
+def test_one_s2_train_step_changes_exactly_the_unfrozen_stages(name: str) -> None:
+    """One step of the real training loop at benchmark scale, with the lower half of the stages frozen (``s2``):
+    frozen stages keep every parameter and BatchNorm statistic bit for bit, every other stage and the head
+    train, and auxiliary classifiers exist (and train) only where the arch has them."""
+    base = create_model(name, num_classes=0, **get_spec(name).bench_config)
+    frozen = frozen_stages(STRATEGIES.get("s2"), base.stage_names)
+    model = TransferModel.build(base, create_head("gap", base.feature_shape, 10, seed=0), 10, seed=0)
+    before = variables(model)
+    x, y = bench_input(name, batch=4), np.array([3, 7, 0, 1], np.int32)
+    config = TrainConfig(steps=1, batch_size=4, learning_rate=1e-2, eval_points=1)
+    result = fit(model, frozen, softmax_cross_entropy, lambda _: (x, y), (x, y), config,
+                 lr_base=1e-2, lr_head=1e-2, weight_decay_head=0.0)
+    after = variables(result.model())
+    assert after.keys() == before.keys() and np.isfinite(result.curve[-1]["train_loss"])
+    changed = {path: not np.array_equal(before[path], after[path]) for path in before}
+    owners = {path[:2] if path[0] == "base" else path[:1] for path in changed}
+    assert owners == {*(("base", s) for s in base.stage_names), ("head",), *((("aux",),) if name == "googlenet_aux" else ())}
+    for owner in owners:
+        moved = [changed[p] for p in changed if p[: len(owner)] == owner]
+        if owner[-1] in frozen:
+            assert not any(moved), f"frozen stage {owner[-1]} changed"
+        else:
+            assert any(moved), f"trainable {owner} did not change"
+    assert abstract_output(base, "forward_features", x.shape).shape == (4, *base.feature_shape)
 
 
 # Pinned so that a change to the benchmark-scale models is deliberate: the benchmark's numbers depend on them.

@@ -45,8 +45,8 @@ def test_googlenet_aux_is_also_a_build_option() -> None:
     config = dict(num_classes=1000, in_chans=3, img_size=224, width=1.0)
     model = nnx.eval_shape(lambda: spec.build(**config, aux_logits=True, rngs=nnx.Rngs(0)))
     assert count_params(model)[0] == 13_004_888
-    assert model.classifier.aux1.fc1.kernel.shape == (2048, 1024)
-    assert model.classifier.aux2.conv.conv.kernel.shape == (1, 1, 528, 128)  # fed from inception4d
+    assert model.classifier.aux.aux1.fc1.kernel.shape == (2048, 1024)
+    assert model.classifier.aux.aux2.conv.conv.kernel.shape == (1, 1, 528, 128)  # fed from inception4d
 
 
 def test_stages_and_feature_maps() -> None:
@@ -115,7 +115,7 @@ def test_googlenet_aux_logits_only_in_train_mode() -> None:
 
 def test_googlenet_without_aux_heads_never_returns_aux() -> None:
     model = bench_model("googlenet")
-    assert model.classifier.aux1 is None and not model.has_aux
+    assert model.classifier.aux is None and not model.has_aux
     model.train()
     logits, aux = forward_train(model, bench_input())
     assert aux == () and logits.shape == (2, 10)

@@ -2,7 +2,8 @@
 
 Transfer learning needs the same handles on every architecture: ``forward_features`` (the convolutional base),
 ``forward_head`` (the original classifier), the stage names that freezing selects by path prefix, and the
-shape of the final feature map so a new head can be built without running the model.
+shape of the final feature map so a new head can be built without running the model. Archs trained with
+auxiliary classifiers (GoogLeNet) also hand out their taps and fresh auxiliary classifiers for a new head.
 """
 
 from __future__ import annotations
@@ -31,6 +32,15 @@ class ZooModel(nnx.Module):
         for name in self.stage_names:
             x = getattr(self, name)(x)
         return x
+
+    def forward_features_aux(self, x: jax.Array) -> tuple[jax.Array, tuple[jax.Array, ...]]:
+        """``forward_features`` plus the intermediate maps the arch's auxiliary classifiers read (none here)."""
+        return self.forward_features(x), ()
+
+    def new_aux_classifiers(self, num_classes: int, rngs: nnx.Rngs) -> nnx.Module | None:
+        """Fresh auxiliary classifiers for ``num_classes`` that map ``forward_features_aux``'s taps to a tuple of
+        logits, for training a new head with the arch's auxiliary losses; None for archs without them."""
+        return None
 
     def forward_head(self, feats: jax.Array) -> jax.Array:
         """Pool or flatten the feature map and apply the classifier; without one, return what it would

@@ -13,7 +13,9 @@ empty map: ceil-mode pooling keeps at least one window).
 
 Auxiliary classifiers (``aux_logits=True``, registry entry ``googlenet_aux``): after inception4a and 4d,
 adaptive avg-pool to 4×4 → 1×1 BasicConv2d 128 → fc 1024 → ReLU → dropout 0.7 → fc n, as torchvision. They
-belong to the classifier side (``classifier.aux1``, ``classifier.aux2``), so ``num_classes=0`` has none.
+belong to the classifier side (``classifier.aux.aux1``, ``classifier.aux.aux2``), so ``num_classes=0`` has none;
+a base built that way still knows it had them: ``new_aux_classifiers(n)`` makes fresh ones for a new head, which
+``cnnbench.train.TransferModel`` trains with the same 0.3-weighted loss.
 ``model(x)`` always returns the main logits only; training code that wants the auxiliary losses calls
 ``logits, aux = model.forward_train(x)``: ``aux`` is ``(aux1_logits, aux2_logits)`` when the model has aux heads
 and is in train mode (``model.train()``), else ``()``, so ``loss = ce(logits) + 0.3 * sum(ce(a) for a in aux)``
@@ -163,17 +165,31 @@ class InceptionAux(nnx.Module):
         return self.fc2(self.dropout(x))
 
 
+class AuxClassifiers(nnx.Module):
+    """The two auxiliary heads, ``aux1`` on inception4a's map and ``aux2`` on inception4d's."""
+
+    def __init__(self, in_chs: tuple[int, int], num_classes: int, width: float, *, rngs: nnx.Rngs) -> None:
+        self.aux1 = InceptionAux(in_chs[0], num_classes, width, rngs=rngs)
+        self.aux2 = InceptionAux(in_chs[1], num_classes, width, rngs=rngs)
+
+    @property
+    def training(self) -> bool:
+        return not self.aux1.dropout.deterministic
+
+    def __call__(self, taps: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
+        return self.aux1(taps[0]), self.aux2(taps[1])
+
+
 class GoogLeNetClassifier(nnx.Module):
-    """The main classifier (dropout 0.2 → fc on the pooled features) and, optionally, the two auxiliary heads,
-    which ``GoogLeNet.forward_train`` feeds from inception4a and inception4d."""
+    """The main classifier (dropout 0.2 → fc on the pooled features) and, optionally, the auxiliary heads
+    (``aux``), which ``GoogLeNet.forward_train`` feeds from inception4a and inception4d."""
 
     def __init__(
         self, num_features: int, num_classes: int, aux_in: tuple[int, int] | None, width: float, *, rngs: nnx.Rngs
     ) -> None:
         self.dropout = nnx.Dropout(0.2, rngs=rngs)
         self.fc = _linear(num_features, num_classes, rngs)
-        self.aux1 = InceptionAux(aux_in[0], num_classes, width, rngs=rngs) if aux_in else None
-        self.aux2 = InceptionAux(aux_in[1], num_classes, width, rngs=rngs) if aux_in else None
+        self.aux = AuxClassifiers(aux_in, num_classes, width, rngs=rngs) if aux_in else None
 
     def __call__(self, pooled: jax.Array) -> jax.Array:
         return self.fc(self.dropout(pooled))
@@ -220,23 +236,31 @@ class GoogLeNet(ZooModel):
         chs = self.inception5.out_chs
         self.num_features = chs
         self.feature_shape = (size, size, chs)
-        aux_in = (self.inception4.a.out_chs, self.inception4.d.out_chs) if aux_logits else None
-        self.classifier = GoogLeNetClassifier(chs, num_classes, aux_in, width, rngs=rngs) if num_classes else None
+        self.width = width
+        self.aux_in = (self.inception4.a.out_chs, self.inception4.d.out_chs) if aux_logits else None
+        self.classifier = GoogLeNetClassifier(chs, num_classes, self.aux_in, width, rngs=rngs) if num_classes else None
 
     @property
     def has_aux(self) -> bool:
-        return self.classifier is not None and self.classifier.aux1 is not None
+        return self.classifier is not None and self.classifier.aux is not None
+
+    def forward_features_aux(self, x: jax.Array) -> tuple[jax.Array, tuple[jax.Array, ...]]:
+        """The final feature map and, when built with aux heads, the inception4a and 4d maps they read."""
+        x = self.inception3(self.stem(x))
+        x, taps = self.inception4.forward_taps(x, _AUX_TAPS if self.aux_in else ())
+        return self.inception5(x), tuple(taps)
+
+    def new_aux_classifiers(self, num_classes: int, rngs: nnx.Rngs) -> AuxClassifiers | None:
+        """Fresh auxiliary heads for a new ``num_classes`` head (``googlenet_aux`` only)."""
+        return AuxClassifiers(self.aux_in, num_classes, self.width, rngs=rngs) if self.aux_in else None
 
     def forward_train(self, x: jax.Array) -> tuple[jax.Array, tuple[jax.Array, ...]]:
         """``(logits, aux)``: the main logits as ``model(x)`` gives them, and the auxiliary logits ``(aux1, aux2)``
         when the model has aux heads and is in train mode (their dropout active), else ``()``."""
-        use_aux = self.has_aux and not self.classifier.aux1.dropout.deterministic
-        x = self.inception3(self.stem(x))
-        x, taps = self.inception4.forward_taps(x, _AUX_TAPS if use_aux else ())
-        logits = self.forward_head(self.inception5(x))
-        if not use_aux:
-            return logits, ()
-        return logits, (self.classifier.aux1(taps[0]), self.classifier.aux2(taps[1]))
+        if not (self.has_aux and self.classifier.aux.training):
+            return self(x), ()
+        feats, taps = self.forward_features_aux(x)
+        return self.forward_head(feats), self.classifier.aux(taps)
 
 
 _GOOGLENET = dict(
