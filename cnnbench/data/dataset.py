@@ -141,7 +141,7 @@ def balanced_counts(total: int, n_classes: int) -> np.ndarray:
     return counts
 
 
-def stratified_split(y: np.ndarray, sizes: Sequence[int], seed: int) -> list[np.ndarray]:
+def stratified_split(y: np.ndarray, sizes: Sequence[int], seed: int | Sequence[int]) -> list[np.ndarray]:
     """Disjoint, class-balanced index sets into ``y``, one per entry of ``sizes``, each in shuffled order.
 
     Within each class the indices are permuted once with ``seed`` and cut into consecutive chunks, so the
