@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
+from typing import Any
 
 
 def _zoo_rows(names: list[str]) -> list[dict]:
@@ -61,7 +63,8 @@ def _zoo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _pretrain(args: argparse.Namespace) -> int:
+def _suite_runner(args: argparse.Namespace) -> tuple[Any, list[str]] | None:
+    """The Runner of ``--suite`` and the archs to run (default: the suite's); None after printing what is wrong."""
     from pathlib import Path
 
     from cnnbench.registry import UnknownNameError
@@ -75,28 +78,71 @@ def _pretrain(args: argparse.Namespace) -> int:
         for arch in archs:
             get_spec(arch)
     except (SuiteError, UnknownNameError) as exc:
-        print(f"cnnbench pretrain: {exc}", file=sys.stderr)
-        return 2
-    runner = Runner(suite, Path(args.cache), log=lambda line: print(line, file=sys.stderr, flush=True))
+        print(f"cnnbench {args.command}: {exc}", file=sys.stderr)
+        return None
+    return Runner(suite, Path(args.cache), log=lambda line: print(line, file=sys.stderr, flush=True)), archs
+
+
+def _pretrain_rows(runner: Any, archs: list[str]) -> list[dict]:
     rows = []
     for arch in archs:
         result = runner.pretrained(arch)
         rows.append({
             "arch": arch,
-            "width": suite.width(arch),
+            "width": runner.suite.width(arch),
             "source_accuracy": result.source_accuracy,
             "seconds": result.seconds,
             "cache_hit": result.cache_hit,
             "path": str(result.path),
         })
-    if args.json:
-        print(json.dumps(rows, indent=1))
-        return 0
+    return rows
+
+
+def _print_pretrain(rows: list[dict]) -> None:
     print(f"{'arch':<13} {'width':>5} {'source accuracy':>15} {'pretrain s':>10}  cache")
     for r in rows:
         print(f"{r['arch']:<13} {r['width']:>5g} {r['source_accuracy']:>15.1%} {r['seconds']:>10.0f}  "
               f"{'hit' if r['cache_hit'] else 'built'} {r['path']}")
-    return 0
+
+
+def _similarity_rows(runner: Any, archs: list[str]) -> list[dict]:
+    return [
+        {"target_name": binding.target, "quadrant": quadrant, "n_train": binding.n_train,
+         **runner.similarity(arch, quadrant).to_dict()}
+        for quadrant, binding in runner.suite.quadrants.items()
+        for arch in archs
+    ]
+
+
+def _print_similarity(rows: list[dict]) -> None:
+    from cnnbench.similarity import METHOD, THRESHOLD
+
+    print(f"{METHOD}: the share of the pretrained base's NCM accuracy gain over a random-init base on source "
+          f"images that it keeps on the target; similar at >= {THRESHOLD:g}")
+    print(f"{'target':<12} {'quadrant':<8} {'n_train':>7} {'arch':<13} {'target NCM':>14} {'source NCM':>14} "
+          f"{'score':>6}  similar")
+    for r in rows:
+        t, s = r["target"], r["source"]
+        print(f"{r['target_name']:<12} {r['quadrant']:<8} {r['n_train']:>7} {r['arch']:<13} "
+              f"{t['pretrained']:>6.1%}/{t['random']:>6.1%} {s['pretrained']:>6.1%}/{s['random']:>6.1%} "
+              f"{r['score']:>+6.2f}  {'yes' if r['similar'] else 'no'}")
+
+
+def _suite_command(rows: Callable[[Any, list[str]], list[dict]], show: Callable[[list[dict]], None]):
+    """A command over a suite's archs: rows as JSON with ``--json``, else as a table."""
+
+    def run(args: argparse.Namespace) -> int:
+        loaded = _suite_runner(args)
+        if loaded is None:
+            return 2
+        result = rows(*loaded)
+        if args.json:
+            print(json.dumps(result, indent=1))
+        else:
+            show(result)
+        return 0
+
+    return run
 
 
 def _suites(_: argparse.Namespace) -> int:
@@ -115,14 +161,16 @@ def main(argv: list[str] | None = None) -> int:
     zoo.add_argument("names", nargs="*", help="only these models")
     zoo.add_argument("--json", action="store_true", help="one JSON object per model")
     zoo.set_defaults(run=_zoo)
-    pretrain = commands.add_parser(
-        "pretrain", help="pretrain bases on the source domain with a suite's recipe (fills the cache pytest uses)"
-    )
-    pretrain.add_argument("archs", nargs="*", help="zoo names (default: the suite's archs)")
-    pretrain.add_argument("--suite", default="smoke", help="built-in suite name or TOML path (default: smoke)")
-    pretrain.add_argument("--cache", default=".cnnbench-cache", help="cache directory (default: .cnnbench-cache)")
-    pretrain.add_argument("--json", action="store_true", help="one JSON object per arch")
-    pretrain.set_defaults(run=_pretrain)
+    for name, run, summary in (
+        ("pretrain", _suite_command(_pretrain_rows, _print_pretrain), "pretrain bases on the source domain with a suite's recipe (fills the cache pytest uses)"),
+        ("similarity", _suite_command(_similarity_rows, _print_similarity), "measured similarity of a suite's targets to the source domain, per arch"),
+    ):
+        command = commands.add_parser(name, help=summary)
+        command.add_argument("archs", nargs="*", help="zoo names (default: the suite's archs)")
+        command.add_argument("--suite", default="smoke", help="built-in suite name or TOML path (default: smoke)")
+        command.add_argument("--cache", default=".cnnbench-cache", help="cache directory (default: .cnnbench-cache)")
+        command.add_argument("--json", action="store_true", help="print JSON rows instead of a table")
+        command.set_defaults(run=run)
     commands.add_parser("suites", help="the built-in suites").set_defaults(run=_suites)
     args = parser.parse_args(argv)
     return args.run(args)

@@ -416,19 +416,25 @@ def _status_counts(summary: Mapping[str, Any]) -> str:
 
 
 def _md_targets(targets: list[dict[str, Any]]) -> list[str]:
-    header = ["target", "quadrant", "train", "val", "test", "classes", "similarity", "conversion"]
+    header = ["target", "quadrant", "train", "val", "test", "classes", "similarity", "measured", "conversion"]
     rows = [
         [
             f"`{t['name']}`",
             f"{t['quadrant']} ({recommend.QUADRANT_LABELS.get(t['quadrant'], '?')})",
             *(_int(t.get(k)) for k in ("n_train", "n_val", "n_test", "n_classes")),
-            _num(t["similarity"], ".3f"),
+            _num(t["similarity"], "+.2f"),
+            t.get("measured_quadrant") or "—",
             _compact(t.get("conversion")),
         ]
         for t in targets
     ]
     notes = [f"- `{t['name']}`: {t['warning']}" for t in targets if t.get("warning")]
-    return ["## Targets", "", *_table(header, rows, right=range(2, 7)), *([""] + notes if notes else [])]
+    how = (
+        "Similarity: the share of the pretrained base's nearest-class-mean gain over a random-init base on source "
+        "images that it keeps on the target (mean over archs; `docs/quadrants.md`); *measured* is the quadrant that "
+        "size and similarity put the target in."
+    )
+    return ["## Targets", "", how, "", *_table(header, rows, right=range(2, 7)), *([""] + notes if notes else [])]
 
 
 def _md_accuracy(view: _View) -> list[str]:

@@ -19,12 +19,14 @@ import numpy as np
 from flax import nnx
 
 from cnnbench.data.dataset import Dataset
-from cnnbench.data.source import SourceConfig
+from cnnbench.data.source import SourceConfig, SourceDomain
 from cnnbench.data.targets import build_target
 from cnnbench.heads import create_head
 from cnnbench.pretrain import ModelConfig, Pretrained, PretrainConfig, describe, load_into, load_or_pretrain
+from cnnbench.similarity import THRESHOLD, Separability, Similarity, placement, pooled, separability
+from cnnbench.similarity import summarize as summarize_similarity
 from cnnbench.strategies import STRATEGIES, frozen_stages
-from cnnbench.suite import Scenario, Suite
+from cnnbench.suite import SMALL_MAX, Scenario, Suite
 from cnnbench.timing import Timer, summarize
 from cnnbench.train import (
     PROGRAMS,
@@ -41,6 +43,7 @@ from cnnbench.train import (
 
 DATA_SEED = 0  # the splits are fixed per suite, so every strategy sees the same images
 INFER_BATCH = 256
+SOURCE_NCM_SIZE = 2600  # held-out source glyphs for the similarity's source gain: 25 per class to fit, 25 to test
 
 
 @dataclass
@@ -50,8 +53,13 @@ class Features:
     train: np.ndarray
     val: np.ndarray
     test: np.ndarray
+    global_pool: str  # how the arch's classifier consumes a map: "avg" or "flatten"
     compile_s: float
     seconds: float
+
+    def pooled(self) -> tuple[np.ndarray, np.ndarray]:
+        """Train and validation maps as the vectors a head would see (for the similarity measurement)."""
+        return pooled(self.train, self.global_pool), pooled(self.val, self.global_pool)
 
 
 class Runner:
@@ -65,6 +73,9 @@ class Runner:
         self._datasets: dict[str, Dataset] = {}
         self._pretrained: dict[str, Pretrained] = {}
         self._features: dict[tuple[str, str], Features] = {}
+        self._similarity: dict[tuple[str, str], Similarity] = {}
+        self._source_separabilities: dict[str, Separability] = {}
+        self._unmeasurable: set[tuple[str, str]] = set()
 
     # ------------------------------------------------------------------------------------ shared pieces
 
@@ -106,35 +117,107 @@ class Runner:
         key = (arch, quadrant)
         fresh = key not in self._features
         if fresh:
-            ds = self.dataset(quadrant)
-            base = self.model_config(arch).create(0)
-            load_into(base, self.pretrained(arch).state)
-            base.eval()
-            graphdef, state = nnx.split(base)
-            t0 = time.perf_counter()
-            outputs, compile_s = [], 0.0
-            for x in (ds.x_train, ds.x_val, ds.x_test):
-                feats, c = predict(graphdef, (state,), x, method="forward_features")
-                outputs.append(feats)
-                compile_s += c
-            self._features[key] = Features(*outputs, compile_s, time.perf_counter() - t0 - compile_s)
+            self._features[key] = self._feature_maps(arch, quadrant, pretrained=True)
         return self._features[key], fresh
 
+    def similarity(self, arch: str, quadrant: str) -> Similarity:
+        """What share of its source-domain separability the pretrained ``arch`` base keeps on ``quadrant``'s
+        target (``cnnbench.similarity``)."""
+        key = (arch, quadrant)
+        if key not in self._similarity:
+            ds = self.dataset(quadrant)
+            trained = self.features(arch, quadrant)[0]
+            random = self._feature_maps(arch, quadrant, pretrained=False)
+            target = separability(trained.pooled(), random.pooled(), ds.y_train, ds.y_val)
+            self._similarity[key] = Similarity(arch, target, self._source_separability(arch))
+        return self._similarity[key]
+
+    def _source_separability(self, arch: str) -> Separability:
+        """NCM separability of held-out source images (half fit, half evaluated) by the pretrained and the
+        random-init ``arch`` base."""
+        if arch not in self._source_separabilities:
+            x, y = (np.asarray(a) for a in SourceDomain(self.source).eval_set(SOURCE_NCM_SIZE))
+            half = SOURCE_NCM_SIZE // 2
+            vectors = []
+            for pretrained in (True, False):
+                base = self._base(arch, pretrained)
+                graphdef, state = nnx.split(base)
+                maps, _ = predict(graphdef, (state,), x, method="forward_features")
+                v = pooled(maps, base.global_pool)
+                vectors.append((v[:half], v[half:]))
+            self._source_separabilities[arch] = separability(*vectors, y[:half], y[half:])
+        return self._source_separabilities[arch]
+
+    def _base(self, arch: str, pretrained: bool) -> nnx.Module:
+        """A base in inference mode: source-pretrained, or at its seed-0 random init."""
+        base = self.model_config(arch).create(0)
+        if pretrained:
+            load_into(base, self.pretrained(arch).state)
+        base.eval()
+        return base
+
+    def _feature_maps(self, arch: str, quadrant: str, pretrained: bool) -> Features:
+        ds = self.dataset(quadrant)
+        base = self._base(arch, pretrained)
+        graphdef, state = nnx.split(base)
+        t0 = time.perf_counter()
+        outputs, compile_s = [], 0.0
+        for x in (ds.x_train, ds.x_val, ds.x_test):
+            feats, c = predict(graphdef, (state,), x, method="forward_features")
+            outputs.append(feats)
+            compile_s += c
+        return Features(*outputs, base.global_pool, compile_s, time.perf_counter() - t0 - compile_s)
+
     def target_info(self) -> list[dict]:
-        """What the report says about each target that has been built (SPEC §8 ``targets``)."""
-        return [
-            {
-                "name": self.suite.quadrants[q].target,
-                "quadrant": q,
-                "n_train": ds.n_train,
-                "n_val": ds.n_val,
-                "n_test": ds.n_test,
-                "n_classes": ds.n_classes,
-                "similarity": None,
-                "conversion": ds.provenance,
-            }
-            for q, ds in sorted(self._datasets.items())
-        ]
+        """What the report says about each target that has been built (SPEC §8 ``targets``), with its measured
+        similarity over the archs that ran on it and, where that contradicts the suite's binding, a warning."""
+        return [self._target_record(q, ds) for q, ds in sorted(self._datasets.items())]
+
+    def _target_record(self, quadrant: str, ds: Dataset) -> dict:
+        measured = [m for (_, q), m in sorted(self._similarity.items()) if q == quadrant]
+        detail = summarize_similarity(measured) if measured else None
+        record = {
+            "name": self.suite.quadrants[quadrant].target,
+            "quadrant": quadrant,
+            "n_train": ds.n_train,
+            "n_val": ds.n_val,
+            "n_test": ds.n_test,
+            "n_classes": ds.n_classes,
+            "similarity": detail["score"] if detail else None,
+            "similarity_detail": detail,
+            "measured_quadrant": placement(ds.n_train, detail["similar"]) if detail else None,
+            "conversion": ds.provenance,
+        }
+        if detail and record["measured_quadrant"] != quadrant:
+            side = "similar" if detail["similar"] else "dissimilar"
+            record["warning"] = (
+                f"bound to {quadrant} but measured {side} (score {detail['score']:+.2f}, threshold "
+                f"{detail['threshold']:g}, {len(measured)} arch(s)): with {ds.n_train} training images it belongs in "
+                f"{record['measured_quadrant']}"
+            )
+        return record
+
+    def _measure_similarity(self, scenario: Scenario) -> None:
+        """Measure the target's similarity with this scenario's arch once, and warn if it contradicts the
+        suite's binding; a failed measurement is logged and leaves the scenario alone."""
+        key = (scenario.arch, scenario.quadrant)
+        if key in self._similarity or key in self._unmeasurable:
+            return
+        try:
+            self.similarity(*key)
+        except Exception as exc:  # e.g. a base too weakly pretrained to measure with
+            self._unmeasurable.add(key)
+            self.log(f"similarity of {self.suite.quadrants[scenario.quadrant].target} not measured: {exc}")
+            return
+        target = self._target_record(scenario.quadrant, self.dataset(scenario.quadrant))
+        m, size = self._similarity[key], "small" if target["n_train"] <= SMALL_MAX else "large"
+        self.log(
+            f"target {target['name']} ({scenario.quadrant}): {target['n_train']} training images ({size}), "
+            f"similarity {m.score:+.2f} with {m.arch} (threshold {THRESHOLD:g}; mean over archs so far "
+            f"{target['similarity']:+.2f}): measured {target['measured_quadrant']}"
+        )
+        if target.get("warning"):
+            self.log(f"warning: target {target['name']}: {target['warning']}")
 
     # --------------------------------------------------------------------------------------- scenarios
 
@@ -155,6 +238,8 @@ class Runner:
             "frozen_stages": [],
         }
         try:
+            if STRATEGIES.get(scenario.strategy).pretrained:
+                self._measure_similarity(scenario)
             record.update(self._run(scenario, timer))
             record["status"] = "passed"
         except Diverged as exc:

@@ -39,3 +39,13 @@ def test_pretrain_builds_then_hits_the_cache_pytest_uses(tmp_path, tiny_suite_te
     assert "pretrained lenet5: cache hit" in captured.err
     assert main(["pretrain", "--suite", str(suite), "resnet19"]) == 2
     assert "unknown arch 'resnet19'" in capsys.readouterr().err
+
+
+def test_similarity_json_rows_per_target_and_arch(tmp_path, tiny_suite_text: str, shared_cache, capsys) -> None:
+    suite = tmp_path / "tiny.toml"
+    suite.write_text(tiny_suite_text.replace('target = "digits"', 'target = "font-digits"').replace("= 40", "= 100"))
+    assert main(["similarity", "--suite", str(suite), "--cache", str(shared_cache), "--json"]) == 0
+    rows = {r["quadrant"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["q3"]["target_name"] == "textures" and rows["q4"]["target_name"] == "font-digits"
+    assert rows["q4"]["similar"] and not rows["q3"]["similar"] and rows["q4"]["arch"] == "lenet5"
+    assert 0 <= rows["q4"]["target"]["random"] <= 1 and rows["q4"]["source"]["pretrained"] > rows["q4"]["source"]["random"]

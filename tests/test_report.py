@@ -297,8 +297,8 @@ def test_markdown_gain_recommendation_throughput_and_failures(report):
     assert table_line(md, "## Throughput", "resnet18")[2:5] == ["s1", "1,000", "8,000"]
     s3 = [c.strip() for c in next(line for line in md.splitlines() if "| resnet18 | gap  | s3 " in line).split("|")]
     assert s3[4:13] == ["5,000", "8,000", "3.50", "20.0", "15.0", "2,570", "314,000", "0.0712", "-"]
-    assert table_line(md, "## Targets", "`sklearn-digits-small`")[1:8] == [
-        "q4 (small, similar)", "300", "100", "500", "10", "0.388", "size=32, channels=1, from=8x8"]  # fmt: skip
+    assert table_line(md, "## Targets", "`sklearn-digits-small`")[1:9] == [
+        "q4 (small, similar)", "300", "100", "500", "10", "+0.39", "—", "size=32, channels=1, from=8x8"]  # fmt: skip
     failed = "## Scenarios that did not pass"
     assert table_line(md, failed, f"`{DIVERGED}`")[1:] == ["diverged", "train loss became NaN at step 40"]
     assert table_line(md, failed, f"`{REGRESSED}`")[1:] == ["regressed", "-"]
