@@ -107,7 +107,7 @@ def _print_pretrain(rows: list[dict]) -> None:
 
 def _similarity_rows(runner: Any, archs: list[str]) -> list[dict]:
     return [
-        {"target_name": binding.target, "quadrant": quadrant, "n_train": binding.n_train,
+        {"target_name": binding.name, "quadrant": quadrant, "n_train": binding.n_train,
          **runner.similarity(arch, quadrant).to_dict()}
         for quadrant, binding in runner.suite.quadrants.items()
         for arch in archs

@@ -21,6 +21,7 @@ from flax import nnx
 from cnnbench.data.dataset import Dataset
 from cnnbench.data.source import SourceConfig, SourceDomain
 from cnnbench.data.targets import build_target
+from cnnbench.data.user import load_user_dataset
 from cnnbench.heads import create_head
 from cnnbench.pretrain import ModelConfig, Pretrained, PretrainConfig, describe, load_into, load_or_pretrain
 from cnnbench.similarity import THRESHOLD, Separability, Similarity, placement, pooled, separability
@@ -71,6 +72,7 @@ class Runner:
         self.log = log
         self.source = SourceConfig(img_size=suite.img_size, in_chans=suite.in_chans)
         self._datasets: dict[str, Dataset] = {}
+        self._dataset_errors: dict[str, Exception] = {}
         self._pretrained: dict[str, Pretrained] = {}
         self._features: dict[tuple[str, str], Features] = {}
         self._similarity: dict[tuple[str, str], Similarity] = {}
@@ -83,12 +85,23 @@ class Runner:
         return ModelConfig(arch, self.suite.img_size, self.suite.in_chans, self.suite.width(arch))
 
     def dataset(self, quadrant: str) -> Dataset:
-        """The target bound to ``quadrant``, converted to the suite's input format."""
+        """The target bound to ``quadrant``, converted to the suite's input format. A user dataset that cannot be
+        loaded raises its ``UserDataError`` again for every scenario of the quadrant without re-reading it."""
+        if quadrant in self._dataset_errors:
+            raise self._dataset_errors[quadrant]
         if quadrant not in self._datasets:
-            binding = self.suite.quadrants[quadrant]
-            self._datasets[quadrant] = build_target(
-                binding.target, binding.n_train, DATA_SEED, self.suite.img_size, self.suite.in_chans
-            )
+            binding, size, chans = self.suite.quadrants[quadrant], self.suite.img_size, self.suite.in_chans
+            try:
+                if binding.path is None:
+                    ds = build_target(binding.target, binding.n_train, DATA_SEED, size, chans)
+                else:
+                    ds = load_user_dataset(binding.path, size, chans, DATA_SEED)
+                    ds = ds if binding.n_train is None else ds.with_train_size(binding.n_train, DATA_SEED)
+            except ValueError as exc:  # UserDataError, or an n_train the dataset cannot provide
+                self._dataset_errors[quadrant] = exc
+                self.log(f"target {binding.name} ({quadrant}) cannot be used: {exc}")
+                raise
+            self._datasets[quadrant] = ds
         return self._datasets[quadrant]
 
     def pretrained(self, arch: str) -> Pretrained:
@@ -177,7 +190,7 @@ class Runner:
         measured = [m for (_, q), m in sorted(self._similarity.items()) if q == quadrant]
         detail = summarize_similarity(measured) if measured else None
         record = {
-            "name": self.suite.quadrants[quadrant].target,
+            "name": self.suite.quadrants[quadrant].name,
             "quadrant": quadrant,
             "n_train": ds.n_train,
             "n_val": ds.n_val,
@@ -207,7 +220,7 @@ class Runner:
             self.similarity(*key)
         except Exception as exc:  # e.g. a base too weakly pretrained to measure with
             self._unmeasurable.add(key)
-            self.log(f"similarity of {self.suite.quadrants[scenario.quadrant].target} not measured: {exc}")
+            self.log(f"similarity of {self.suite.quadrants[scenario.quadrant].name} not measured: {exc}")
             return
         target = self._target_record(scenario.quadrant, self.dataset(scenario.quadrant))
         m, size = self._similarity[key], "small" if target["n_train"] <= SMALL_MAX else "large"
@@ -230,7 +243,7 @@ class Runner:
             "quadrant": scenario.quadrant,
             "head": scenario.head,
             "seed": scenario.seed,
-            "target": self.suite.quadrants[scenario.quadrant].target,
+            "target": self.suite.quadrants[scenario.quadrant].name,
             "status": "error",
             "error": None,
             "metrics": None,

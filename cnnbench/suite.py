@@ -43,11 +43,19 @@ class Scenario:
 
 @dataclass(frozen=True)
 class QuadrantBinding:
-    """The target dataset a suite binds to a quadrant, its training-set size and training budget."""
+    """The target dataset a suite binds to a quadrant, its training-set size and training budget. ``target`` is a
+    built-in target's name or, for a user's dataset, the absolute path of its folder or ``.npz`` (``path`` set);
+    a user dataset's ``n_train`` may be None: all of its training split."""
 
     target: str
-    n_train: int
+    n_train: int | None
     steps: int
+    path: Path | None = None
+
+    @property
+    def name(self) -> str:
+        """The target's name in reports: the built-in name, or the folder or file name of a user dataset."""
+        return self.target if self.path is None else self.path.stem
 
 
 @dataclass(frozen=True)
@@ -228,6 +236,38 @@ def _merge(base: dict, override: dict) -> dict:
     return merged
 
 
+def _check_builtin_size(t: _Reader, quadrant: str, binding: QuadrantBinding) -> None:
+    """A built-in target's n_train fits both the quadrant's size class and what the target can provide."""
+    from cnnbench.data.targets import TARGETS
+
+    _positive(t, {"steps": binding.steps, "n_train": binding.n_train})
+    small = quadrant in ("q3", "q4")
+    if small != (binding.n_train <= SMALL_MAX):
+        size = f"at most {SMALL_MAX}" if small else f"more than {SMALL_MAX}"
+        raise t.fail("n_train", f"{quadrant} is a {'small' if small else 'large'} quadrant: n_train must be {size}, "
+                                f"got {binding.n_train}")
+    spec = TARGETS.get(binding.target)
+    if not spec.n_classes <= binding.n_train <= spec.max_train:
+        raise t.fail("n_train", f"target {binding.target!r} takes {spec.n_classes}..{spec.max_train} training "
+                                f"images, got {binding.n_train}")
+
+
+def _user_dataset_path(t: _Reader, suite_path: str, target: str) -> Path:
+    """A target that no registry knows must be a folder of class sub-folders or an .npz file; a relative path is
+    taken from the suite file's folder."""
+    from cnnbench.data.targets import TARGETS
+
+    path = Path(target).expanduser()
+    if not path.is_absolute() and Path(suite_path).is_file():
+        path = Path(suite_path).parent / path
+    path = path.resolve()
+    if not (path.is_dir() or (path.is_file() and path.suffix.lower() == ".npz")):
+        raise t.fail("target", f"{target!r} is neither a built-in target ({', '.join(TARGETS.names())}) nor an "
+                               f"existing folder of class sub-folders or .npz file (looked for {path}; relative "
+                               "paths start at the suite file's folder)")
+    return path
+
+
 def parse_suite(raw: dict, path: str = "<suite>", digest: str = "") -> Suite:
     """Validate a suite already read from TOML; names are checked against the registries."""
     from cnnbench.data.targets import TARGETS
@@ -294,19 +334,14 @@ def parse_suite(raw: dict, path: str = "<suite>", digest: str = "") -> Suite:
         if q not in QUADRANTS:
             raise qs.fail(q, f"unknown quadrant {q!r}; known: {', '.join(QUADRANTS)}")
         t = qs.sub(q)
-        binding = QuadrantBinding(
-            t.get("target", str, allowed=TARGETS.names()), t.get("n_train", int), t.get("steps", int)
-        )
-        _positive(t, {"steps": binding.steps, "n_train": binding.n_train})
-        small = q in ("q3", "q4")
-        if small != (binding.n_train <= SMALL_MAX):
-            size = f"at most {SMALL_MAX}" if small else f"more than {SMALL_MAX}"
-            raise t.fail("n_train", f"{q} is a {'small' if small else 'large'} quadrant: n_train must be {size}, "
-                                    f"got {binding.n_train}")
-        spec = TARGETS.get(binding.target)
-        if not spec.n_classes <= binding.n_train <= spec.max_train:
-            raise t.fail("n_train", f"target {binding.target!r} takes {spec.n_classes}..{spec.max_train} training "
-                                    f"images, got {binding.n_train}")
+        target = t.get("target", str)
+        if target in TARGETS.names():
+            binding = QuadrantBinding(target, t.get("n_train", int), t.get("steps", int))
+            _check_builtin_size(t, q, binding)
+        else:
+            data_path = _user_dataset_path(t, path, target)
+            binding = QuadrantBinding(str(data_path), t.get("n_train", int, None), t.get("steps", int), data_path)
+            _positive(t, {"steps": binding.steps, "n_train": binding.n_train or 1})
         t.done()
         quadrants[q] = binding
     qs.done()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
+import numpy as np
+
 from cnnbench.scenario import Runner
 from cnnbench.suite import Scenario, parse_suite
 from cnnbench.timing import Timer
@@ -49,3 +51,37 @@ def test_s3_computes_features_once_per_target_and_trains_only_the_head(
     assert gap["metrics"]["params_trainable"] == 120 * 10 + 10  # the gap head alone
     assert fc["metrics"]["params_trainable"] == 120 * 256 + 256 + 256 * 10 + 10
     assert gap["metrics"]["params_total"] == 50_692 + 1_210  # the deployed model is base + head
+
+
+def _user_npz(path: Path) -> Path:
+    """Three classes of 32×32 grey images told apart by which horizontal band is bright, plus noise."""
+    rng = np.random.default_rng(0)
+
+    def split(n_per_class: int) -> tuple[np.ndarray, np.ndarray]:
+        y = np.repeat(np.arange(3), n_per_class)
+        x = rng.integers(0, 60, (len(y), 32, 32), dtype=np.uint8)
+        for i, c in enumerate(y):
+            x[i, 10 * c : 10 * c + 10] += 150
+        return x, y
+
+    (x_train, y_train), (x_test, y_test) = split(20), split(10)
+    np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    return path
+
+
+def test_a_users_dataset_runs_beside_a_broken_one(tiny_suite_text: str, shared_cache: Path, tmp_path: Path) -> None:
+    """A suite binds a user's .npz and a corrupt one: the good one trains (above chance, reported under its own
+    name); the broken one fails its scenarios with the file named, before any training, and nothing else."""
+    _user_npz(tmp_path / "bands.npz")
+    (tmp_path / "broken.npz").write_bytes(b"not a zip at all")
+    raw = tomllib.loads(tiny_suite_text)
+    raw["quadrants"]["q4"] = {"target": "bands.npz", "n_train": 30, "steps": 12}
+    raw["quadrants"]["q3"] = {"target": str(tmp_path / "broken.npz"), "steps": 12}
+    (tmp_path / "mine.toml").write_text("")  # relative targets start at the suite file's folder
+    runner = Runner(parse_suite(raw, str(tmp_path / "mine.toml")), shared_cache, log=lambda _: None)
+    good = runner.run(Scenario("lenet5", "s3", "q4", "gap", seed=0), _NoTiming())
+    bad = runner.run(Scenario("lenet5", "scratch", "q3", "gap", seed=0), _NoTiming())
+    assert good["status"] == "passed" and good["target"] == "bands" and good["metrics"]["test_accuracy"] > 0.6
+    assert bad["status"] == "error" and "broken.npz is not a valid .npz" in bad["error"] and bad["curve"] == []
+    (bands,) = runner.target_info()
+    assert bands["name"] == "bands" and bands["n_train"] == 30 and bands["conversion"]["n_train_available"] == 48

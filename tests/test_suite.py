@@ -38,7 +38,8 @@ def test_ids_get_a_seed_suffix_only_with_several_seeds(tiny_suite_text: str) -> 
         (lambda r: r.update(strategies=["s4"]), "unknown strategy 's4'; known: s1, s2, s3, scratch"),
         (lambda r: r.update(heads=["mlp"]), "unknown head 'mlp'; known: fc, gap, svm"),
         (lambda r: r["quadrants"].update(q5=r["quadrants"]["q4"]), "unknown quadrant 'q5'"),
-        (lambda r: r["quadrants"]["q4"].update(target="mnist"), "key 'quadrants.q4.target': unknown value 'mnist'"),
+        (lambda r: r["quadrants"]["q4"].update(target="mnist"),
+         "key 'quadrants.q4.target': 'mnist' is neither a built-in target (digits, font-digits, textures) nor an existing"),
         (lambda r: r["quadrants"]["q4"].update(n_train=5000), "q4 is a small quadrant: n_train must be at most 1000"),
         (lambda r: r["quadrants"]["q4"].update(steps="ten"), "key 'quadrants.q4.steps': expected an integer"),
         (lambda r: r["train"].update(learning_rate=-1), "key 'train.learning_rate': must not be negative"),
@@ -105,3 +106,16 @@ def test_bad_extends_is_named(tmp_path, extends: str, message: str) -> None:
     with pytest.raises(SuiteError, match="suite .*child.toml") as info:
         load_suite(str(child))
     assert message in str(info.value)
+
+
+def test_a_quadrant_binds_a_users_dataset_by_path_relative_to_the_suite(tmp_path, tiny_suite_text: str) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "leaves.npz").write_bytes(b"")  # the suite checks it exists; loading is the run's job
+    suite_file = tmp_path / "mine.toml"
+    suite_file.write_text(tiny_suite_text.replace('target = "digits"\nn_train = 40', 'target = "data/leaves.npz"'))
+    binding = load_suite(str(suite_file)).quadrants["q4"]
+    assert binding.path == tmp_path / "data" / "leaves.npz" and binding.name == "leaves" and binding.n_train is None
+    suite_file.write_text(tiny_suite_text.replace('target = "digits"', 'target = "data/oak"'))
+    with pytest.raises(SuiteError, match=r"key 'quadrants.q4.target': 'data/oak' is neither a built-in target .*"
+                                         r"looked for .*data/oak"):
+        load_suite(str(suite_file))

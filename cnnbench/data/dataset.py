@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -57,6 +57,18 @@ class Dataset:
     def input_shape(self) -> tuple[int, ...]:
         """(H, W, C) of one image."""
         return tuple(self.x_train.shape[1:])
+
+    def with_train_size(self, n: int, seed: int) -> Dataset:
+        """The same dataset with a class-balanced, seeded subset of ``n`` training images (validation and test
+        unchanged), e.g. to place a large user dataset in a small quadrant."""
+        if not self.n_classes <= n <= self.n_train:
+            raise ValueError(
+                f"dataset {self.name!r}: n_train={n} is out of range; it has {self.n_train} training images and "
+                f"{self.n_classes} classes"
+            )
+        (keep,) = stratified_split(self.y_train, [n], seed)
+        provenance = {**self.provenance, "n_train_used": n, "n_train_available": self.n_train}
+        return replace(self, x_train=self.x_train[keep], y_train=self.y_train[keep], provenance=provenance)
 
     def validate(self) -> Dataset:
         """Raise ValueError naming the first problem found (shape, dtype, range, labels, empty split)."""
