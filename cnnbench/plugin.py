@@ -24,6 +24,8 @@ OPTIONS = (
     ("strategy", "run only these strategies: s1, s2, s3, scratch (comma-separated)", ""),
     ("quadrant", "run only these quadrants: q1..q4 (comma-separated)", ""),
     ("head", "run only these heads: fc, gap, svm (comma-separated)", ""),
+    ("target", "a dataset of your own (a folder of class sub-folders of images, or an .npz): run the suite on it "
+               "alone, in the quadrant its size and measured similarity put it", ""),
     ("report", "directory the reports are written to (a run writes <dir>/<run-id>/ and <dir>/latest/)", "reports"),
     ("cache", "directory of the pretrained-base and compilation cache", ".cnnbench-cache"),
 )
@@ -67,6 +69,7 @@ def _enabled(config: pytest.Config) -> bool:
     return bool(flag if flag is not None else config.getini("cnnbench"))
 
 
+@pytest.hookimpl(trylast=True)  # after the terminal reporter exists, so progress lines can print
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "cnnbench: a cnnbench transfer-learning scenario")
     if not _enabled(config):
@@ -74,14 +77,18 @@ def pytest_configure(config: pytest.Config) -> None:
     from cnnbench.session import COORDINATES, Filters, Session
     from cnnbench.suite import SuiteError, load_suite
 
+    log = _logger(config)
     try:
         suite = load_suite(_suite_option(config))
         filters = Filters(**{c: tuple(v for v in _option(config, c).split(",") if v) for c in COORDINATES})
         filters.check(suite)
-    except (SuiteError, OSError) as exc:
+        if _option(config, "target"):
+            suite = _placed(config, suite, filters, log)
+            filters.check(suite)
+    except (SuiteError, OSError, ValueError) as exc:  # ValueError: a UserDataError or a bad filter value
         raise pytest.UsageError(f"cnnbench: {exc}") from None
     session = Session(
-        suite, filters, _path_option(config, "report"), _path_option(config, "cache"), log=_logger(config),
+        suite, filters, _path_option(config, "report"), _path_option(config, "cache"), log=log,
         writes_reports=not _is_xdist_worker(config),
     )
     if not session.scenarios():
@@ -89,6 +96,17 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SESSION] = session
     if config.args_source != pytest.Config.ArgsSource.ARGS:
         config.args = [str(SCENARIO_FILE)]  # `pytest --cnnbench` alone runs the suite, not the project's tests
+
+
+def _placed(config: pytest.Config, suite: Any, filters: Any, log: Any) -> Any:
+    """The suite run on ``--cnnbench-target`` alone, in the quadrant the dataset's size and measured similarity
+    put it in (pretraining the suite's archs first if they are not cached)."""
+    from cnnbench.placement import place_user_target
+
+    archs = [a for a in suite.archs if not filters.arch or a in filters.arch]
+    placed, where = place_user_target(suite, _path_option(config, "target"), archs, _path_option(config, "cache"), log)
+    log(where.describe())
+    return placed
 
 
 def _logger(config: pytest.Config):

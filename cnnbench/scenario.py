@@ -66,12 +66,15 @@ class Features:
 class Runner:
     """Runs the scenarios of one suite, sharing datasets, pretrained bases and features between them."""
 
-    def __init__(self, suite: Suite, cache_dir: Path, log: Callable[[str], None] = print) -> None:
+    def __init__(
+        self, suite: Suite, cache_dir: Path, log: Callable[[str], None] = print, datasets: dict[str, Dataset] | None = None
+    ) -> None:
+        """``datasets``: targets already loaded, by quadrant (they are used instead of building the binding's)."""
         self.suite = suite
         self.cache_dir = Path(cache_dir)
         self.log = log
         self.source = SourceConfig(img_size=suite.img_size, in_chans=suite.in_chans)
-        self._datasets: dict[str, Dataset] = {}
+        self._datasets: dict[str, Dataset] = dict(datasets or {})
         self._dataset_errors: dict[str, Exception] = {}
         self._pretrained: dict[str, Pretrained] = {}
         self._features: dict[tuple[str, str], Features] = {}

@@ -14,6 +14,7 @@ import re
 import tomllib
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from cnnbench import timing
@@ -206,6 +207,10 @@ BAD_INPUT = [
     pytest.param("missing.toml", [], ["*missing.toml does not exist*"], id="suite-file"),
     pytest.param("bad-key.toml", [], ["*bad-key.toml*key 'train.lr': unknown key; expected one of*"], id="suite-key"),
     pytest.param("bad-toml.toml", [], ["*bad-toml.toml*not valid TOML*"], id="suite-toml"),
+    pytest.param(SUITE, ["--cnnbench-target=leaves.npz"], ["*leaves.npz does not exist; a user dataset is a folder*"],
+                 id="target-missing"),
+    pytest.param(SUITE, ["--cnnbench-target=mismatched.npz"],
+                 ["*mismatched.npz: split 'train' has 30 images in x_train but 29 labels in y_train*"], id="target-bad"),
 ]  # fmt: skip
 
 
@@ -215,6 +220,8 @@ def test_bad_input_is_a_usage_error_before_anything_runs(
 ) -> None:
     if suite in BAD_SUITES:
         bench.write_suite(suite, BAD_SUITES[suite](bench.suite_text))
+    x, y = bands_npz(bench.path / "mismatched.npz")
+    np.savez(bench.path / "mismatched.npz", x_train=x, y_train=y[:-1], x_test=x, y_test=y)
     cache = bench.path / "cache"
     result = bench.run(*options, suite=suite, cache=cache)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
@@ -226,6 +233,33 @@ def test_bad_input_is_a_usage_error_before_anything_runs(
 
 
 # ------------------------------------------------------------------------------------------------ real runs
+
+
+def bands_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """A user's .npz: three classes of 32×32 grey images told apart by which band is bright; returns x, y."""
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 10)
+    x = rng.integers(0, 60, (30, 32, 32), dtype=np.uint8)
+    for i, c in enumerate(y):
+        x[i, 10 * c : 10 * c + 10] += 150
+    np.savez(path, x_train=x, y_train=y, x_test=x[::-1], y_test=y[::-1])
+    return x, y
+
+
+def test_a_users_dataset_runs_alone_in_its_measured_quadrant(bench: Bench) -> None:
+    bands_npz(bench.path / "bands.npz")
+    result = bench.run("--cnnbench-target=bands.npz", "-k", "gap and (s3 or scratch)")
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines([
+        "*target bands: 24 training images (small, at most 1000 is small), similarity * over lenet5 "
+        "(*: threshold 0.4) -> runs as q[34] (small, *)"
+    ])  # fmt: skip
+    report, _ = bench.report()
+    (target,) = report["targets"]
+    quadrant = "q4" if target["similarity"] >= 0.4 else "q3"
+    assert target["name"] == "bands" and target["quadrant"] == target["measured_quadrant"] == quadrant
+    assert {s["id"] for s in report["scenarios"]} == {f"lenet5-s3-{quadrant}-gap", f"lenet5-scratch-{quadrant}-gap"}
+    assert all(s["target"] == "bands" and s["status"] == "passed" for s in report["scenarios"])
 
 
 def test_run_passes_and_writes_report_and_benchmarks(bench: Bench, tiny_suite_text: str) -> None:

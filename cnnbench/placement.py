@@ -1,0 +1,62 @@
+"""Placing a user's dataset in its quadrant (SPEC §4): by its size and by its similarity to the source domain as
+the suite's own pretrained archs measure it, before any scenario is collected, so the scenarios run, and are
+named, in the quadrant the data belongs to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from cnnbench.data.user import load_user_dataset
+from cnnbench.recommend import QUADRANT_LABELS
+from cnnbench.scenario import DATA_SEED, Runner
+from cnnbench.similarity import THRESHOLD, Similarity, placement
+from cnnbench.suite import SMALL_MAX, QuadrantBinding, Suite
+
+_UNPLACED = "q1"  # the key the dataset is bound under while it is measured; the Runner gives keys no meaning
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a user dataset landed and why."""
+
+    name: str
+    n_train: int
+    quadrant: str
+    measurements: tuple[Similarity, ...]
+
+    @property
+    def score(self) -> float:
+        return sum(m.score for m in self.measurements) / len(self.measurements)
+
+    def describe(self) -> str:
+        """One line for the terminal: size, score, threshold and the quadrant they give."""
+        size = "small" if self.n_train <= SMALL_MAX else "large"
+        archs = ", ".join(m.arch for m in self.measurements)
+        side = "similar" if self.score >= THRESHOLD else "dissimilar"
+        return (
+            f"target {self.name}: {self.n_train} training images ({size}, at most {SMALL_MAX} is small), similarity "
+            f"{self.score:+.2f} over {archs} ({side}: threshold {THRESHOLD:g}) -> runs as {self.quadrant} "
+            f"({QUADRANT_LABELS[self.quadrant]})"
+        )
+
+
+def place_user_target(
+    suite: Suite, path: Path, archs: Sequence[str], cache_dir: Path, log: Callable[[str], None]
+) -> tuple[Suite, Placement]:
+    """``suite`` with its quadrant bindings replaced by the dataset at ``path``, bound to the quadrant its size and
+    its similarity (mean over ``archs``, pretrained with the suite's recipe) put it in. The training budget is the
+    suite's for that quadrant (the largest of the suite's budgets if it has none). Raises ``UserDataError`` for
+    data that cannot be used, before any pretraining."""
+    ds = load_user_dataset(path, suite.img_size, suite.in_chans, DATA_SEED)
+    binding = QuadrantBinding(str(path), None, 1, path)
+    runner = Runner(replace(suite, quadrants={_UNPLACED: binding}), cache_dir, log, datasets={_UNPLACED: ds})
+    measured = tuple(runner.similarity(arch, _UNPLACED) for arch in archs)
+    score = sum(m.score for m in measured) / len(measured)
+    where = Placement(ds.name, ds.n_train, placement(ds.n_train, score >= THRESHOLD), measured)
+    steps = suite.quadrants[where.quadrant].steps if where.quadrant in suite.quadrants else max(
+        b.steps for b in suite.quadrants.values()
+    )
+    return replace(suite, quadrants={where.quadrant: replace(binding, steps=steps)}), where
