@@ -18,6 +18,7 @@ import jax
 import numpy as np
 from flax import nnx
 
+from cnnbench.data.augment import augment
 from cnnbench.data.dataset import Dataset
 from cnnbench.data.source import SourceConfig, SourceDomain
 from cnnbench.data.targets import build_target
@@ -267,18 +268,19 @@ class Runner:
 
     def _run(self, scenario: Scenario, timer: Timer) -> dict:
         suite, strategy = self.suite, STRATEGIES.get(scenario.strategy)
-        ds = self.dataset(scenario.quadrant)
-        config = TrainConfig(steps=suite.quadrants[scenario.quadrant].steps, **suite.train)
+        ds, binding = self.dataset(scenario.quadrant), suite.quadrants[scenario.quadrant]
+        config = TrainConfig(steps=binding.steps, **suite.train)
         config = replace(config, batch_size=min(config.batch_size, ds.n_train))
         base = self.model_config(scenario.arch).create(scenario.seed)
         if strategy.pretrained:
             load_into(base, self.pretrained(scenario.arch).state)
-        frozen = frozen_stages(strategy, base.stage_names, suite.s2_freeze)
+        frozen = frozen_stages(strategy, base.stage_names, binding.s2_freeze)
         head = create_head(scenario.head, base.feature_shape, ds.n_classes, seed=scenario.seed)
         ratio = config.finetune_lr_ratio if strategy.base_lr_scale is None else strategy.base_lr_scale
         compile_s = 0.0
 
-        if strategy.freeze == "all":
+        augmentations: tuple[str, ...] = ()
+        if strategy.freeze == "all":  # the head trains on cached features of the un-augmented images
             feats, fresh = self.features(scenario.arch, scenario.quadrant)
             model, fit_frozen = HeadOnly(head), ()
             x_train, x_val, x_test = feats.train, feats.val, feats.test
@@ -286,12 +288,16 @@ class Runner:
         else:
             model, fit_frozen = TransferModel.build(base, head, ds.n_classes, scenario.seed), frozen
             x_train, x_val, x_test = ds.x_train, ds.x_val, ds.x_test
+            augmentations = binding.augment
 
         batches = epoch_batches(len(x_train), config.batch_size, config.steps, scenario.seed)
         y_train = ds.y_train
 
         def next_batch(step: int) -> tuple[np.ndarray, np.ndarray]:
-            return x_train[batches[step]], y_train[batches[step]]
+            x = x_train[batches[step]]
+            if augmentations:
+                x = augment(x, augmentations, np.random.default_rng((scenario.seed, step)))
+            return x, y_train[batches[step]]
 
         fitted = fit(
             model, fit_frozen, head.loss, next_batch, (x_val, ds.y_val), config,
@@ -341,6 +347,7 @@ class Runner:
             },
             "curve": fitted.curve,
             "frozen_stages": list(frozen),
+            "augment": list(augmentations),
             "timing": {"train_step": train_timing, "inference": infer_timing},
         }
 

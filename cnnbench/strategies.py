@@ -34,19 +34,21 @@ for _s in (
     STRATEGIES.register(_s.name)(_s)
 
 
-def frozen_stages(strategy: Strategy, stage_names: Sequence[str], lower: int | str | None = None) -> tuple[str, ...]:
+def frozen_stages(
+    strategy: Strategy, stage_names: Sequence[str], lower: int | float | str | None = None
+) -> tuple[str, ...]:
     """The stages ``strategy`` freezes on a base with ``stage_names``.
 
-    ``lower`` says where ``s2`` cuts: a stage count, the name of the last frozen stage, or None for the lower
-    half (rounded down, at least one stage).
+    ``lower`` says where ``s2`` cuts: a stage count, the name of the last frozen stage, a fraction of the stages
+    (rounded down, at least one), or None for the lower half.
     """
     stages = tuple(stage_names)
     if strategy.freeze == "none":
         return ()
     if strategy.freeze == "all":
         return stages
-    if lower is None:
-        count = max(1, len(stages) // 2)
+    if lower is None or isinstance(lower, float):
+        count = max(1, int(len(stages) * (0.5 if lower is None else lower)))
     elif isinstance(lower, str):
         if lower not in stages:
             raise ValueError(f"s2 freeze point {lower!r} is not a stage; stages: {', '.join(stages)}")

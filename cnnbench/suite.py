@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from cnnbench.data.augment import AUGMENTATIONS
 from cnnbench.strategies import STRATEGIES
 
 QUADRANTS = ("q1", "q2", "q3", "q4")
@@ -51,6 +52,8 @@ class QuadrantBinding:
     n_train: int | None
     steps: int
     path: Path | None = None
+    augment: tuple[str, ...] = ()  # data augmentation of training batches (cnnbench.data.augment)
+    s2_freeze: int | float | str | None = None  # where s2 cuts on this quadrant (None: the lower half)
 
     @property
     def name(self) -> str:
@@ -76,7 +79,7 @@ class Suite:
     pretrain: dict[str, Any]
     pretrain_steps: dict[str, int]
     train: dict[str, Any]
-    s2_freeze: int | str | None
+    s2_freeze: int | float | str | None
     digest: str
     raw: dict = field(repr=False, default_factory=dict)
 
@@ -236,6 +239,27 @@ def _merge(base: dict, override: dict) -> dict:
     return merged
 
 
+def _s2_freeze(t: _Reader, archs: tuple[str, ...], default: Any) -> int | float | str | None:
+    """The table's ``s2_freeze`` (``"half"``: None, a stage count, a fraction of the stages or the last frozen
+    stage's name), checked against every arch's stages; ``default`` where the table has none."""
+    from cnnbench.zoo import get_spec
+
+    value = t.table.get("s2_freeze", default)
+    t.seen.add("s2_freeze")
+    if value == "half":
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, str, type(None))) or (
+        isinstance(value, float) and not 0 < value < 1
+    ):
+        raise t.fail("s2_freeze", f"expected \"half\", a stage count, a fraction in (0, 1) or a stage name, "
+                                  f"got {value!r}")
+    for arch in archs:
+        stages = get_spec(arch).stages
+        if (isinstance(value, str) and value not in stages) or (isinstance(value, int) and not 0 <= value <= len(stages)):
+            raise t.fail("s2_freeze", f"{value!r} does not fit {arch}, whose stages are: {', '.join(stages)}")
+    return value
+
+
 def _check_builtin_size(t: _Reader, quadrant: str, binding: QuadrantBinding) -> None:
     """A built-in target's n_train fits both the quadrant's size class and what the target can provide."""
     from cnnbench.data.targets import TARGETS
@@ -273,7 +297,7 @@ def parse_suite(raw: dict, path: str = "<suite>", digest: str = "") -> Suite:
     from cnnbench.data.targets import TARGETS
     from cnnbench.heads import HEADS
     from cnnbench.train import OPTIMIZERS
-    from cnnbench.zoo import get_spec, list_models
+    from cnnbench.zoo import list_models
 
     r = _Reader(path, raw)
     archs = r.names("archs", list_models(), "arch")
@@ -312,18 +336,7 @@ def parse_suite(raw: dict, path: str = "<suite>", digest: str = "") -> Suite:
     train = tr.typed(_TRAIN_KEYS)
     _positive(tr, train)
     tr.get("optimizer", str, "adamw", allowed=OPTIMIZERS)
-    s2_freeze: int | str | None = tr.table.get("s2_freeze", "half")
-    tr.seen.add("s2_freeze")
-    if s2_freeze == "half":
-        s2_freeze = None
-    elif isinstance(s2_freeze, bool) or not isinstance(s2_freeze, (int, str)):
-        raise tr.fail("s2_freeze", f"expected \"half\", a stage count or a stage name, got {s2_freeze!r}")
-    for arch in archs:
-        stages = get_spec(arch).stages
-        if (isinstance(s2_freeze, str) and s2_freeze not in stages) or (
-            isinstance(s2_freeze, int) and not 0 <= s2_freeze <= len(stages)
-        ):
-            raise tr.fail("s2_freeze", f"{s2_freeze!r} does not fit {arch}, whose stages are: {', '.join(stages)}")
+    s2_freeze = _s2_freeze(tr, archs, "half")
     tr.done()
 
     quadrants: dict[str, QuadrantBinding] = {}
@@ -342,6 +355,10 @@ def parse_suite(raw: dict, path: str = "<suite>", digest: str = "") -> Suite:
             data_path = _user_dataset_path(t, path, target)
             binding = QuadrantBinding(str(data_path), t.get("n_train", int, None), t.get("steps", int), data_path)
             _positive(t, {"steps": binding.steps, "n_train": binding.n_train or 1})
+        augmentations = tuple(t.get("augment", list, []))
+        if not all(isinstance(a, str) and a in AUGMENTATIONS for a in augmentations):
+            raise t.fail("augment", f"expected a list of {', '.join(AUGMENTATIONS)}, got {list(augmentations)!r}")
+        binding = replace(binding, augment=augmentations, s2_freeze=_s2_freeze(t, archs, s2_freeze))
         t.done()
         quadrants[q] = binding
     qs.done()

@@ -53,6 +53,18 @@ def test_s3_computes_features_once_per_target_and_trains_only_the_head(
     assert gap["metrics"]["params_total"] == 50_692 + 1_210  # the deployed model is base + head
 
 
+def test_quadrant_settings_augment_and_cut_s2_where_the_suite_says(tiny_suite_text: str, shared_cache: Path) -> None:
+    raw = tomllib.loads(tiny_suite_text)
+    raw["quadrants"]["q3"].update(augment=["flip", "crop"], s2_freeze="c3")
+    runner = Runner(parse_suite(raw), shared_cache, log=lambda _: None)
+    q3 = runner.run(Scenario("lenet5", "s2", "q3", "gap", seed=0), _NoTiming())
+    q4 = runner.run(Scenario("lenet5", "s2", "q4", "gap", seed=0), _NoTiming())
+    s3 = runner.run(Scenario("lenet5", "s3", "q3", "gap", seed=0), _NoTiming())
+    assert q3["status"] == q4["status"] == s3["status"] == "passed"
+    assert q3["frozen_stages"] == ["c1", "c3"] and q4["frozen_stages"] == ["c1"]  # q4: the default, half
+    assert q3["augment"] == ["flip", "crop"] and q4["augment"] == [] and s3["augment"] == []  # s3: cached features
+
+
 def _user_npz(path: Path) -> Path:
     """Three classes of 32×32 grey images told apart by which horizontal band is bright, plus noise."""
     rng = np.random.default_rng(0)

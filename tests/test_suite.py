@@ -51,6 +51,10 @@ def test_ids_get_a_seed_suffix_only_with_several_seeds(tiny_suite_text: str) -> 
         (lambda r: r["train"].update(s2_freeze="layer2"), "'layer2' does not fit lenet5, whose stages are: c1, c3, c5"),
         (lambda r: r["train"].update(s2_freeze=4), "4 does not fit lenet5"),
         (lambda r: r["quadrants"]["q4"].update(n_train=5), "target 'digits' takes 10..1000 training images, got 5"),
+        (lambda r: r["quadrants"]["q3"].update(augment=["flip", "mixup"]),
+         "key 'quadrants.q3.augment': expected a list of flip, crop, affine, got ['flip', 'mixup']"),
+        (lambda r: r["quadrants"]["q3"].update(s2_freeze=1.5), "key 'quadrants.q3.s2_freeze': expected \"half\""),
+        (lambda r: r["quadrants"]["q3"].update(s2_freeze="layer1"), "'layer1' does not fit lenet5"),
     ],
 )
 def test_malformed_suite_names_file_key_and_fix(tiny_suite_text: str, edit, message: str) -> None:
@@ -68,6 +72,19 @@ def test_unknown_suite_name_and_bad_toml(tmp_path) -> None:
     bad.write_text("archs = [lenet5\n")
     with pytest.raises(SuiteError, match=f"suite {bad}: not valid TOML"):
         load_suite(str(bad))
+
+
+def test_q3_unfreezes_deeper_than_q2_with_augmentation_in_the_builtins() -> None:
+    from cnnbench.strategies import STRATEGIES, frozen_stages
+    from cnnbench.zoo import get_spec
+
+    suite = load_suite("standard")
+    q2, q3 = suite.quadrants["q2"], suite.quadrants["q3"]
+    assert q3.augment == ("flip", "crop", "affine") and q2.augment == ()
+    for arch in suite.archs:
+        cut = {q: len(frozen_stages(STRATEGIES.get("s2"), get_spec(arch).stages, b.s2_freeze)) for q, b in
+               (("q2", q2), ("q3", q3))}  # fmt: skip
+        assert 1 <= cut["q3"] <= cut["q2"] and (cut["q3"] < cut["q2"] or arch == "lenet5"), (arch, cut)
 
 
 def test_builtin_standard_runs_every_family_over_three_seeds_with_smokes_recipe() -> None:

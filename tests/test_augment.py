@@ -1,0 +1,53 @@
+"""Target augmentation: each op does what it says on every image, nothing else changes, and it is seeded."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cnnbench.data.augment import augment
+
+
+def _batch(n: int = 16) -> np.ndarray:
+    return np.random.default_rng(0).random((n, 32, 32, 3), dtype=np.float32)
+
+
+def test_flip_mirrors_some_images_left_right_and_leaves_the_others() -> None:
+    x = _batch()
+    y = augment(x, ["flip"], np.random.default_rng(1))
+    flipped = [np.array_equal(b, a[:, ::-1]) for a, b in zip(x, y)]
+    kept = [np.array_equal(b, a) for a, b in zip(x, y)]
+    assert all(f or k for f, k in zip(flipped, kept)) and any(flipped) and any(kept)
+
+
+def test_crop_is_a_window_of_the_reflect_padded_image() -> None:
+    x = _batch()
+    y = augment(x, ["crop"], np.random.default_rng(2))
+    padded = np.pad(x, ((0, 0), (4, 4), (4, 4), (0, 0)), mode="reflect")
+    shifts = []
+    for a, b in zip(padded, y):
+        match = [(dy, dx) for dy in range(9) for dx in range(9) if np.array_equal(a[dy : dy + 32, dx : dx + 32], b)]
+        assert len(match) == 1
+        shifts.append(match[0])
+    assert len(set(shifts)) > 4  # each image gets its own offset
+
+
+def test_affine_jitter_is_small_keeps_constants_and_moves_pixels() -> None:
+    flat = np.full((4, 32, 32, 1), 0.25, np.float32)
+    np.testing.assert_allclose(augment(flat, ["affine"], np.random.default_rng(3)), 0.25, rtol=1e-6)
+    x = np.zeros((8, 32, 32, 1), np.float32)
+    x[:, 12:20, 12:20] = 1.0  # a centred square: rotation ≤ 10°, scale 0.9–1.1, shift ≤ 2 px keep it near the centre
+    y = augment(x, ["affine"], np.random.default_rng(4))
+    assert not np.array_equal(x, y) and y.min() >= 0 and y.max() <= 1
+    assert all(0.7 < b.sum() / a.sum() < 1.3 for a, b in zip(x, y))  # area changes by at most the scale²
+    assert np.all(y[:, 15:17, 15:17] > 0.5)  # the centre stays inside the square
+
+
+def test_seeded_typed_and_unknown_ops_rejected() -> None:
+    x = _batch()
+    ops = ["flip", "crop", "affine"]
+    a, b = augment(x, ops, np.random.default_rng(5)), augment(x, ops, np.random.default_rng(5))
+    assert np.array_equal(a, b) and not np.array_equal(a, augment(x, ops, np.random.default_rng(6)))
+    assert a.shape == x.shape and a.dtype == np.float32 and a.flags.c_contiguous
+    with pytest.raises(ValueError, match=r"unknown augmentation\(s\) \['mixup'\]; known: flip, crop, affine"):
+        augment(x, ["mixup"], np.random.default_rng(0))
