@@ -12,6 +12,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import jax
@@ -36,6 +37,7 @@ from cnnbench.train import (
     HeadOnly,
     TrainConfig,
     TransferModel,
+    Watch,
     accuracy,
     count,
     epoch_batches,
@@ -299,10 +301,26 @@ class Runner:
                 x = augment(x, augmentations, np.random.default_rng((scenario.seed, step)))
             return x, y_train[batches[step]]
 
-        fitted = fit(
-            model, fit_frozen, head.loss, next_batch, (x_val, ds.y_val), config,
-            lr_base=config.learning_rate * ratio, lr_head=config.learning_rate, weight_decay_head=head.weight_decay,
+        train = partial(
+            fit, loss=head.loss, val=(x_val, ds.y_val), lr_head=config.learning_rate,
+            weight_decay_head=head.weight_decay, watch=Watch(**suite.watch),
         )
+        head_first = suite.head_first_steps if strategy.pretrained and strategy.freeze != "all" else 0
+        if head_first:  # two-phase: the head alone on the frozen base, then unfreeze at the low base LR
+            first = train(model, tuple(base.stage_names), next_batch=next_batch,
+                          config=replace(config, steps=head_first), lr_base=0.0)
+            model, compile_s = first.model(), compile_s + first.compile_s
+        fitted = train(
+            model, fit_frozen, next_batch=lambda step: next_batch(head_first + step),
+            config=replace(config, steps=config.steps - head_first), lr_base=config.learning_rate * ratio,
+        )
+        if head_first:
+            fitted.curve = [dict(p, phase="head") for p in first.curve] + [
+                dict(p, step=p["step"] + head_first, elapsed_s=p["elapsed_s"] + first.train_s) for p in fitted.curve
+            ]
+            fitted.train_s += first.train_s
+            if fitted.time_to_final_s is not None:
+                fitted.time_to_final_s += first.train_s
         compile_s += fitted.compile_s
         logits, c = predict(fitted.eval_graphdef, (fitted.trainable, fitted.rest), x_test)
         compile_s += c
@@ -348,6 +366,8 @@ class Runner:
             "curve": fitted.curve,
             "frozen_stages": list(frozen),
             "augment": list(augmentations),
+            "head_first_steps": head_first,
+            "stopped_at": None if fitted.stopped_at is None else head_first + fitted.stopped_at,
             "timing": {"train_step": train_timing, "inference": infer_timing},
         }
 

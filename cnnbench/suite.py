@@ -78,7 +78,9 @@ class Suite:
     widths: dict[str, float]
     pretrain: dict[str, Any]
     pretrain_steps: dict[str, int]
-    train: dict[str, Any]
+    train: dict[str, Any]  # TrainConfig keywords
+    watch: dict[str, Any]  # Watch keywords: early stopping, plateau LR cuts
+    head_first_steps: int  # two-phase fine-tuning: steps of head-only training before s1/s2 unfreeze (0: off)
     s2_freeze: int | float | str | None
     digest: str
     raw: dict = field(repr=False, default_factory=dict)
@@ -115,6 +117,7 @@ _TRAIN_KEYS = {
     "eval_points": int,
 }
 _PRETRAIN_KEYS = {**_TRAIN_KEYS, "steps": int, "seed": int, "eval_size": int}
+_WATCH_KEYS = {"early_stopping": int, "plateau_patience": int, "plateau_factor": float}  # [train] only
 
 
 class _Reader:
@@ -336,6 +339,11 @@ def parse_suite(raw: dict, path: str = "<suite>", digest: str = "") -> Suite:
     train = tr.typed(_TRAIN_KEYS)
     _positive(tr, train)
     tr.get("optimizer", str, "adamw", allowed=OPTIMIZERS)
+    watch = tr.typed(_WATCH_KEYS)
+    head_first_steps = tr.get("head_first_steps", int, 0)
+    _positive(tr, {**watch, "head_first_steps": head_first_steps})
+    if not 0 < watch.get("plateau_factor", 0.5) < 1:
+        raise tr.fail("plateau_factor", f"expected a factor in (0, 1), got {watch['plateau_factor']}")
     s2_freeze = _s2_freeze(tr, archs, "half")
     tr.done()
 
@@ -362,6 +370,10 @@ def parse_suite(raw: dict, path: str = "<suite>", digest: str = "") -> Suite:
         t.done()
         quadrants[q] = binding
     qs.done()
+    short = [q for q, b in quadrants.items() if b.steps <= head_first_steps]
+    if short:
+        raise tr.fail("head_first_steps", f"{head_first_steps} head-only steps leave none to fine-tune in "
+                                          f"{', '.join(short)}; they come out of each quadrant's steps")
 
     suite = Suite(
         name=r.get("name", str, Path(path).stem),
@@ -378,6 +390,8 @@ def parse_suite(raw: dict, path: str = "<suite>", digest: str = "") -> Suite:
         pretrain=pretrain,
         pretrain_steps=pretrain_steps,
         train=train,
+        watch=watch,
+        head_first_steps=head_first_steps,
         s2_freeze=s2_freeze,
         digest=digest,
         raw=raw,

@@ -205,6 +205,16 @@ class TrainConfig:
     eval_points: int = 5
 
 
+@dataclass(frozen=True)
+class Watch:
+    """What ``fit`` does with each validation evaluation besides recording it (SPEC §3, seed note 003); kept out
+    of ``TrainConfig`` so pretraining keys and compiled programs do not depend on it."""
+
+    early_stopping: int = 0  # stop after this many evaluations without a better validation accuracy (0: never)
+    plateau_patience: int = 0  # cut the LR after this many evaluations without a lower validation loss (0: never)
+    plateau_factor: float = 0.5  # ... by this factor (optax.contrib.reduce_on_plateau)
+
+
 @dataclass
 class FitResult:
     """What training left behind: the states, the validation curve and the compile/train times."""
@@ -218,6 +228,7 @@ class FitResult:
     train_s: float = 0.0
     time_to_final_s: float | None = None
     diverged: bool = False
+    stopped_at: int | None = None  # the step early stopping ended training at (the best evaluation's state is kept)
     step_args: tuple = ()
     step_program: Program | None = None
 
@@ -228,6 +239,27 @@ class FitResult:
 
 class Diverged(RuntimeError):
     """The training loss became NaN or infinite."""
+
+
+class _Plateau:
+    """optax's ``reduce_on_plateau`` fed the validation loss at each evaluation; ``scale`` multiplies the LR of
+    the steps after it (the compiled step is unchanged: the LR is data)."""
+
+    _PROBE = {"lr": jnp.zeros(())}  # reduce_on_plateau only scales updates; a scalar tree suffices
+
+    def __init__(self, watch: Watch) -> None:
+        self.transform = None
+        if watch.plateau_patience:
+            self.transform = optax.contrib.reduce_on_plateau(factor=watch.plateau_factor, patience=watch.plateau_patience)
+            self.state = self.transform.init(self._PROBE)
+
+    @property
+    def scale(self) -> float:
+        return 1.0 if self.transform is None else float(self.state.scale)
+
+    def observe(self, val_loss: float) -> None:
+        if self.transform is not None:
+            _, self.state = self.transform.update(self._PROBE, self.state, value=val_loss)
 
 
 def lr_multipliers(config: TrainConfig) -> np.ndarray:
@@ -278,6 +310,7 @@ def fit(
     lr_head: float,
     weight_decay_head: float,
     progress: Callable[[dict], None] | None = None,
+    watch: Watch = Watch(),
 ) -> FitResult:
     """Train ``model``'s non-frozen parameters for ``config.steps`` steps, evaluating on ``val`` along the way.
 
@@ -307,11 +340,15 @@ def fit(
     result = FitResult(trainable, rest, graphdef, eval_graphdef, compile_s=step.compile_s if fresh else 0.0)
 
     eval_at = set(np.linspace(0, config.steps, config.eval_points + 1, dtype=int)[1:].tolist())
+    plateau = _Plateau(watch)
+    best: tuple[float, Any] | None = None  # (validation accuracy, copies of the states) for early stopping
+    since_best = 0
     t0 = time.perf_counter()
     losses = []
     for i in range(config.steps):
         x, y = (x0, y0) if i == 0 else next_batch(i)
-        h = dict(hyper, lr_base=hyper["lr_base"] * multipliers[i], lr_head=hyper["lr_head"] * multipliers[i])
+        lr_scale = multipliers[i] * plateau.scale
+        h = dict(hyper, lr_base=hyper["lr_base"] * lr_scale, lr_head=hyper["lr_head"] * lr_scale)
         trainable, rest, opt_state, value = step.compiled(trainable, rest, opt_state, h, x, y)
         losses.append(value)
         if i + 1 in eval_at:
@@ -325,15 +362,31 @@ def fit(
             point = {
                 "step": i + 1,
                 "train_loss": train_loss,
+                "val_loss": float(loss(logits, val[1])),
                 "val_accuracy": accuracy(logits, val[1]),
+                "lr_scale": float(plateau.scale),
                 "elapsed_s": t_eval - t0,
             }
             result.curve.append(point)
             if progress is not None:
                 progress(dict(point, steps=config.steps))
+            plateau.observe(point["val_loss"])
+            if watch.early_stopping:
+                if best is None or point["val_accuracy"] > best[0]:
+                    # copies: the compiled step donates (and so invalidates) the buffers it is given
+                    best, since_best = (point["val_accuracy"], jax.tree.map(jnp.copy, (trainable, rest))), 0
+                else:
+                    since_best += 1
+                if since_best >= watch.early_stopping and i + 1 < config.steps:
+                    result.stopped_at = i + 1
+                    break
+    if best is not None:
+        trainable, rest = best[1]
     result.train_s = time.perf_counter() - t0
     result.trainable, result.rest = trainable, rest
-    final = result.curve[-1]["val_accuracy"] if result.curve else None
+    final = max(p["val_accuracy"] for p in result.curve) if best is not None else (
+        result.curve[-1]["val_accuracy"] if result.curve else None
+    )
     result.time_to_final_s = next(
         (p["elapsed_s"] for p in result.curve if final is not None and p["val_accuracy"] >= final), None
     )

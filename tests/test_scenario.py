@@ -65,6 +65,19 @@ def test_quadrant_settings_augment_and_cut_s2_where_the_suite_says(tiny_suite_te
     assert q3["augment"] == ["flip", "crop"] and q4["augment"] == [] and s3["augment"] == []  # s3: cached features
 
 
+def test_two_phase_trains_the_head_first_then_fine_tunes_within_the_budget(
+    tiny_suite_text: str, shared_cache: Path
+) -> None:
+    raw = tomllib.loads(tiny_suite_text)
+    raw["train"].update(head_first_steps=4, eval_points=2, early_stopping=5)
+    runner = Runner(parse_suite(raw), shared_cache, log=lambda _: None)
+    s2, s3, scratch = (runner.run(Scenario("lenet5", s, "q4", "gap", seed=0), _NoTiming()) for s in ("s2", "s3", "scratch"))
+    assert s2["status"] == s3["status"] == scratch["status"] == "passed"
+    assert s2["head_first_steps"] == 4 and s3["head_first_steps"] == scratch["head_first_steps"] == 0
+    assert [(p.get("phase"), p["step"]) for p in s2["curve"]] == [("head", 2), ("head", 4), (None, 8), (None, 12)]
+    assert [p["step"] for p in scratch["curve"]] == [6, 12] and s2["stopped_at"] is None
+
+
 def _user_npz(path: Path) -> Path:
     """Three classes of 32×32 grey images told apart by which horizontal band is bright, plus noise."""
     rng = np.random.default_rng(0)

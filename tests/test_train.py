@@ -11,7 +11,7 @@ from flax import nnx
 
 from cnnbench.heads import HEADS, create_head, squared_hinge
 from cnnbench.strategies import STRATEGIES, frozen_stages
-from cnnbench.train import AUX_LOSS_WEIGHT, TrainConfig, TransferModel, epoch_batches, fit, lr_multipliers
+from cnnbench.train import AUX_LOSS_WEIGHT, TrainConfig, TransferModel, Watch, epoch_batches, fit, lr_multipliers
 from cnnbench.zoo import create_model
 
 RESNET_STAGES = ("stem", "layer1", "layer2", "layer3", "layer4")
@@ -175,3 +175,42 @@ def test_only_archs_with_auxiliary_classifiers_get_them_for_a_new_head() -> None
     assert built("googlenet").aux is None and built("resnet18").aux is None
     aux = built("googlenet_aux").aux
     assert aux.aux1.fc2.kernel.shape[-1] == 5 and aux.aux2.fc2.kernel.shape[-1] == 5
+
+
+def _watched(watch: Watch, steps: int = 40):
+    """lenet5 + gap trained on learnable data but validated on random labels: validation never really improves."""
+    x, y = _data(n=128)
+    val = (x[:64], np.random.default_rng(7).integers(0, 4, 64).astype(np.int32))
+    base = create_model("lenet5", num_classes=0, rngs=nnx.Rngs(0))
+    model = TransferModel(base, create_head("gap", base.feature_shape, 4, seed=0))
+    idx = epoch_batches(len(x), 16, steps, 0)
+    config = TrainConfig(steps=steps, batch_size=16, learning_rate=3e-2, eval_points=10)
+    return fit(model, (), model.head.loss, lambda i: (x[idx[i]], y[idx[i]]), val, config,
+               lr_base=3e-2, lr_head=3e-2, weight_decay_head=1e-4, watch=watch)
+
+
+def test_early_stopping_stops_and_keeps_the_best_evaluation() -> None:
+    from cnnbench.train import accuracy, predict
+
+    result = _watched(Watch(early_stopping=2))
+    accs = [p["val_accuracy"] for p in result.curve]
+    best = int(np.argmax(accs))  # the first best: later ties do not count as improvements
+    assert result.stopped_at is not None and result.stopped_at < 40
+    assert len(accs) == best + 3 and result.stopped_at == result.curve[-1]["step"]  # patience 2 after the best
+    logits, _ = predict(result.eval_graphdef, (result.trainable, result.rest), _data(n=128)[0][:64])
+    val_y = np.random.default_rng(7).integers(0, 4, 64).astype(np.int32)
+    assert accuracy(logits, val_y) == accs[best]  # the returned model is the best one, not the last
+
+
+def test_plateau_cuts_the_learning_rate_through_optax() -> None:
+    curve = _watched(Watch(plateau_patience=1, plateau_factor=0.5)).curve
+    scales = [p["lr_scale"] for p in curve]
+    assert scales[0] == 1.0 and scales[-1] < 1.0 and all(a >= b for a, b in zip(scales, scales[1:]))
+    assert all(s in {0.5**k for k in range(12)} for s in scales)
+    best = curve[0]["val_loss"]  # optax's rule with patience 1: every evaluation that does not improve cuts
+    for point, nxt in zip(curve, curve[1:]):
+        improved = point["val_loss"] < best * (1 - 1e-4)
+        best = min(best, point["val_loss"]) if improved or point is curve[0] else best
+        if point is not curve[0]:
+            assert nxt["lr_scale"] == point["lr_scale"] * (1.0 if improved else 0.5)
+    assert _watched(Watch()).curve[-1]["lr_scale"] == 1.0
