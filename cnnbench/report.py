@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from cnnbench import recommend
+from cnnbench import layer_transfer, recommend
 
 SCHEMA = "cnnbench/1"
 STATUSES = ("passed", "regressed", "diverged", "error")
@@ -81,8 +81,15 @@ def build_report(
         raise ValueError(f"report {run_id!r} is malformed: {_listing(problems)}")
     for record, gain in zip(records, recommend.transfer_gains(records), strict=True):
         record["metrics"]["transfer_gain"] = gain
-    report.update(aggregates=_aggregates(records), recommendation=recommend.check(records), summary=_summary(records))
+    main = strategy_scenarios(records)
+    report.update(aggregates=_aggregates(main), recommendation=recommend.check(main), summary=_summary(records),
+                  layer_transfer=layer_transfer.points(records))  # fmt: skip
     return report
+
+
+def strategy_scenarios(scenarios: Sequence[Mapping[str, Any]]) -> list[Any]:
+    """The scenarios of the strategy × quadrant × head matrix, without the layer-transfer curve's points."""
+    return [s for s in scenarios if s.get("layer_transfer") is None]
 
 
 def _scenario(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -214,24 +221,26 @@ def write_report(report: Mapping[str, Any], root: str | os.PathLike[str]) -> Pat
     replaced atomically; cheap enough to call after every scenario. Returns the run directory."""
     root = Path(root)
     run_dir = root / _run_dir_name(report["run_id"])
-    contents = {
+    contents: dict[str, str | bytes] = {
         "report.json": json.dumps(report, indent=1, allow_nan=False) + "\n",
         "report.md": render_markdown(report),
     }
+    if report.get("layer_transfer"):
+        contents[layer_transfer.PLOT] = layer_transfer.plot_png(report["layer_transfer"])
     for directory in (run_dir, root / LATEST):
         directory.mkdir(parents=True, exist_ok=True)
-        for name, text in contents.items():
-            atomic_write(directory / name, text)
+        for name, data in contents.items():
+            atomic_write(directory / name, data)
     return run_dir
 
 
-def atomic_write(path: Path, text: str) -> None:
-    """Replace ``path`` by ``text`` through a synced temporary file in the same directory, so a reader (or a
-    crash) sees the old file or the new one, never half of one."""
+def atomic_write(path: Path, data: str | bytes) -> None:
+    """Replace ``path`` by ``data`` (text as UTF-8) through a synced temporary file in the same directory, so a
+    reader (or a crash) sees the old file or the new one, never half of one."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)  # mkstemp makes the file private; a report is meant to be read
@@ -346,16 +355,17 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         _md_gains(view),
         _md_recommendation(view),
         _md_throughput(view),
+        layer_transfer.markdown(report.get("layer_transfer") or [], plot=True),
         _md_failures(report["scenarios"]),
     ]
-    return "\n\n".join("\n".join(lines) for lines in sections) + "\n"
+    return "\n\n".join("\n".join(lines) for lines in sections if lines) + "\n"
 
 
 class _View:
     """The report indexed the way the tables read it: groups by arch × head, seeds aggregated per cell."""
 
     def __init__(self, report: Mapping[str, Any]) -> None:
-        scenarios: list[dict[str, Any]] = report["scenarios"]
+        scenarios: list[dict[str, Any]] = strategy_scenarios(report["scenarios"])
         self.stats = recommend.aggregate(scenarios)
         self.scratch = recommend.scratch_means(self.stats)
         self.check: list[dict[str, Any]] = report["recommendation"]
@@ -545,6 +555,7 @@ def terminal_summary(report: Mapping[str, Any], width: int = 100) -> list[str]:
     for arch, head in view.groups:
         lines += _terminal_group(view, arch, head, width)
     lines += _terminal_verdicts(view.check)
+    lines += layer_transfer.terminal_lines(report.get("layer_transfer") or [])
     lines += _terminal_failures(report["scenarios"])
     return [_fit(line, width) for line in lines]
 

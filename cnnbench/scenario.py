@@ -249,6 +249,7 @@ class Runner:
             "quadrant": scenario.quadrant,
             "head": scenario.head,
             "seed": scenario.seed,
+            "layer_transfer": scenario.freeze,
             "target": self.suite.quadrants[scenario.quadrant].name,
             "status": "error",
             "error": None,
@@ -276,7 +277,8 @@ class Runner:
         base = self.model_config(scenario.arch).create(scenario.seed)
         if strategy.pretrained:
             load_into(base, self.pretrained(scenario.arch).state)
-        frozen = frozen_stages(strategy, base.stage_names, binding.s2_freeze)
+        cut = binding.s2_freeze if scenario.freeze is None else scenario.freeze
+        frozen = frozen_stages(strategy, base.stage_names, cut)
         head = create_head(scenario.head, base.feature_shape, ds.n_classes, seed=scenario.seed)
         ratio = config.finetune_lr_ratio if strategy.base_lr_scale is None else strategy.base_lr_scale
         compile_s = 0.0

@@ -35,10 +35,12 @@ class Scenario:
     head: str
     seed: int
     multi_seed: bool = False
+    freeze: int | None = None  # a layer-transfer point: s2 with exactly this many stages frozen
 
     @property
     def id(self) -> str:
         base = f"{self.arch}-{self.strategy}-{self.quadrant}-{self.head}"
+        base += "" if self.freeze is None else f"-freeze{self.freeze}"
         return f"{base}-seed{self.seed}" if self.multi_seed else base
 
 
@@ -82,18 +84,29 @@ class Suite:
     watch: dict[str, Any]  # Watch keywords: early stopping, plateau LR cuts
     head_first_steps: int  # two-phase fine-tuning: steps of head-only training before s1/s2 unfreeze (0: off)
     s2_freeze: int | float | str | None
+    layer_transfer: tuple[str, str, str] | None  # (arch, quadrant, head) of the layer-transfer curve, if any
     digest: str
     raw: dict = field(repr=False, default_factory=dict)
 
     def scenarios(self) -> list[Scenario]:
-        """Every scenario of the suite, arch by arch, quadrant by quadrant."""
+        """Every scenario of the suite, arch by arch, quadrant by quadrant, then the layer-transfer points."""
         multi = len(self.seeds) > 1
-        return [
+        matrix = [
             Scenario(arch, strategy, quadrant, head, seed, multi)
             for arch in self.archs
             for quadrant in self.quadrants
             for head in self.heads
             for strategy in self.strategies
+            for seed in self.seeds
+        ]
+        if self.layer_transfer is None:
+            return matrix
+        from cnnbench.zoo import get_spec
+
+        arch, quadrant, head = self.layer_transfer
+        return matrix + [
+            Scenario(arch, "s2", quadrant, head, seed, multi, freeze=k)
+            for k in range(len(get_spec(arch).stages) + 1)
             for seed in self.seeds
         ]
 
@@ -375,6 +388,13 @@ def parse_suite(raw: dict, path: str = "<suite>", digest: str = "") -> Suite:
         raise tr.fail("head_first_steps", f"{head_first_steps} head-only steps leave none to fine-tune in "
                                           f"{', '.join(short)}; they come out of each quadrant's steps")
 
+    layer_transfer = None
+    if "layer_transfer" in raw:
+        lt = r.sub("layer_transfer")
+        layer_transfer = (lt.get("arch", str, allowed=archs), lt.get("quadrant", str, allowed=tuple(quadrants)),
+                          lt.get("head", str, allowed=heads))  # fmt: skip
+        lt.done()
+
     suite = Suite(
         name=r.get("name", str, Path(path).stem),
         path=path,
@@ -393,6 +413,7 @@ def parse_suite(raw: dict, path: str = "<suite>", digest: str = "") -> Suite:
         watch=watch,
         head_first_steps=head_first_steps,
         s2_freeze=s2_freeze,
+        layer_transfer=layer_transfer,
         digest=digest,
         raw=raw,
     )

@@ -7,6 +7,7 @@ import math
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -410,3 +411,48 @@ def test_report_modules_do_not_import_jax():
     code = "import sys, cnnbench.report, cnnbench.recommend, cnnbench.environment; print('jax' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+# ---------------------------------------------------------------------------------------- layer transfer
+
+CURVE = [0.90, 0.93, 0.95, 0.91, 0.70, 0.60]  # resnet18 has 5 stages: 0 … 5 frozen
+
+
+def _point(frozen: int, seed: int) -> dict:
+    r = record("resnet18", "s2", "q4", "gap", seed)
+    stages = ("stem", "layer1", "layer2", "layer3", "layer4")[:frozen]
+    r.update(id=f"resnet18-s2-q4-gap-freeze{frozen}-seed{seed}", layer_transfer=frozen, frozen_stages=list(stages))
+    r["metrics"] = dict(r["metrics"], test_accuracy=CURVE[frozen] + (0.01 if seed == 2 else -0.01))
+    return r
+
+
+@pytest.fixture(scope="module")
+def lt_report() -> dict:
+    return make_report(all_records() + [_point(k, seed) for k in range(6) for seed in (1, 2)])
+
+
+def test_points_are_aggregated_over_seeds_with_the_scratch_reference(lt_report: dict) -> None:
+    rows = lt_report["layer_transfer"]
+    assert [r["frozen"] for r in rows] == list(range(6)) and rows[0]["last_frozen"] is None
+    assert rows[3]["last_frozen"] == "layer2" and rows[3]["n_seeds"] == 2
+    assert [round(r["mean"], 6) for r in rows] == CURVE and rows[1]["std"] == pytest.approx(0.01 * 2**0.5)
+    scratch = next(a for a in lt_report["aggregates"] if (a["arch"], a["strategy"], a["quadrant"], a["head"])
+                   == ("resnet18", "scratch", "q4", "gap"))  # fmt: skip
+    assert rows[0]["scratch"] == pytest.approx(scratch["mean"])
+
+
+def test_points_stay_out_of_the_strategy_tables(lt_report: dict) -> None:
+    plain = make_report(all_records())
+    assert lt_report["aggregates"] == plain["aggregates"] and lt_report["recommendation"] == plain["recommendation"]
+    assert lt_report["summary"]["scenarios"] == plain["summary"]["scenarios"] + 12
+
+
+def test_report_has_the_table_the_terminal_line_and_the_plot(lt_report: dict, tmp_path: Path) -> None:
+    run_dir = write_report(lt_report, tmp_path)
+    md = (run_dir / "report.md").read_text()
+    assert "## Layer transfer" in md and "| 3 | layer2 | 91.0 ± 1.4 |" in md and "![layer transfer](layer_transfer.png)" in md
+    assert (run_dir / "layer_transfer.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "latest" / "layer_transfer.png").exists()
+    (line,) = [x for x in terminal_summary(lt_report) if x.startswith("layer transfer")]
+    assert line.startswith("layer transfer resnet18 q4 gap (frozen stages: accuracy %): 0:90.0 1:93.0 2:95.0")
+    assert not (write_report(make_report(all_records()), tmp_path / "plain") / "layer_transfer.png").exists()

@@ -1,4 +1,5 @@
-"""One scenario end to end through the Runner: deterministic on CPU, and s3 trains on cached features."""
+"""One scenario end to end through the Runner: determinism, s3 on cached features, per-quadrant settings,
+two-phase fine-tuning, user datasets beside broken ones, and layer-transfer points."""
 
 from __future__ import annotations
 
@@ -6,9 +7,10 @@ import tomllib
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from cnnbench.scenario import Runner
-from cnnbench.suite import Scenario, parse_suite
+from cnnbench.suite import Scenario, SuiteError, parse_suite
 from cnnbench.timing import Timer
 
 
@@ -110,3 +112,20 @@ def test_a_users_dataset_runs_beside_a_broken_one(tiny_suite_text: str, shared_c
     assert bad["status"] == "error" and "broken.npz is not a valid .npz" in bad["error"] and bad["curve"] == []
     (bands,) = runner.target_info()
     assert bands["name"] == "bands" and bands["n_train"] == 30 and bands["conversion"]["n_train_available"] == 48
+
+
+def test_suite_option_adds_one_point_per_cut_and_a_runner_freezes_that_many(
+    tiny_suite_text: str, shared_cache: Path
+) -> None:
+    raw = tomllib.loads(tiny_suite_text)
+    raw["layer_transfer"] = {"arch": "lenet5", "quadrant": "q4", "head": "gap"}
+    suite = parse_suite(raw)
+    points = [s for s in suite.scenarios() if s.freeze is not None]
+    assert [s.id for s in points] == [f"lenet5-s2-q4-gap-freeze{k}" for k in range(4)]  # lenet5: 3 stages
+    assert len(suite.scenarios()) == 16 + 4
+    result = Runner(suite, shared_cache, log=lambda _: None).run(points[2], _NoTiming())
+    assert result["status"] == "passed" and result["frozen_stages"] == ["c1", "c3"] and result["layer_transfer"] == 2
+    raw["layer_transfer"]["quadrant"] = "q1"
+    with pytest.raises(SuiteError, match=r"key 'layer_transfer.quadrant': unknown value 'q1'; expected one of: q3, q4"):
+        parse_suite(raw)
+    assert Scenario("lenet5", "s2", "q4", "gap", 1, True, freeze=0).id == "lenet5-s2-q4-gap-freeze0-seed1"

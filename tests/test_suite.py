@@ -95,7 +95,8 @@ def test_builtin_standard_runs_every_family_over_three_seeds_with_smokes_recipe(
 
     smoke, standard = load_suite("smoke"), load_suite("standard")
     assert {get_spec(a).family for a in standard.archs} == {get_spec(n).family for n in list_models()}
-    assert standard.seeds == (0, 1, 2) and len(standard.scenarios()) == len(standard.archs) * 4 * 4 * 3 * 3
+    assert standard.seeds == (0, 1, 2) and standard.layer_transfer == ("resnet18", "q2", "gap")
+    assert len(standard.scenarios()) == len(standard.archs) * 4 * 4 * 3 * 3 + 6 * 3  # + resnet18 cut at 0 … 5
     assert (standard.quadrants, standard.train, standard.pretrain) == (smoke.quadrants, smoke.train, smoke.pretrain)
     assert standard.name == "standard" and standard.digest != smoke.digest
     assert [standard.width(a) for a in ("resnet18", "vgg11", "mobilenetv2")] == [0.25, 0.125, 0.5]  # zoo's bench widths
