@@ -167,3 +167,23 @@ def sentence(row: Mapping[str, Any]) -> str:
     if verdict == "tied within noise":
         return f"{where}: {rec} recommended; {by}, a tie within noise — the advice holds."
     return f"{where}: {rec} recommended; {by} — the seed notes' advice loses here."
+
+
+def best(scenarios: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Per (arch, quadrant): the strategy × head with the best mean test accuracy over seeds, its spread, and its
+    margin over the runner-up — the answer to "which transfer strategy should I use on this data, and by how much
+    does it win"."""
+    groups: dict[tuple[str, str], list[tuple[str, str, Mapping[str, Any]]]] = {}
+    for (arch, strategy, quadrant, head), stats in aggregate(scenarios).items():
+        groups.setdefault((arch, quadrant), []).append((strategy, head, stats))
+    rows = []
+    for (arch, quadrant), entries in groups.items():
+        ranked = sorted(entries, key=lambda e: -e[2]["mean"])
+        (strategy, head, top), runner_up = ranked[0], ranked[1] if len(ranked) > 1 else None
+        rows.append({
+            "arch": arch, "quadrant": quadrant, "strategy": strategy, "head": head,
+            "mean": top["mean"], "std": top["std"], "n_seeds": top["n_seeds"],
+            "runner_up": None if runner_up is None else f"{runner_up[0]} × {runner_up[1]}",
+            "margin": None if runner_up is None else top["mean"] - runner_up[2]["mean"],
+        })  # fmt: skip
+    return rows

@@ -82,8 +82,8 @@ def build_report(
     for record, gain in zip(records, recommend.transfer_gains(records), strict=True):
         record["metrics"]["transfer_gain"] = gain
     main = strategy_scenarios(records)
-    report.update(aggregates=_aggregates(main), recommendation=recommend.check(main), summary=_summary(records),
-                  layer_transfer=layer_transfer.points(records))  # fmt: skip
+    report.update(aggregates=_aggregates(main), recommendation=recommend.check(main), best=recommend.best(main),
+                  summary=_summary(records), layer_transfer=layer_transfer.points(records))  # fmt: skip
     return report
 
 
@@ -354,6 +354,8 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         _md_accuracy(view),
         _md_gains(view),
         _md_recommendation(view),
+        ["## Best strategy × head", "", *(f"- {_best_line(row, report['targets'])}" for row in report.get("best") or [])]
+        if report.get("best") else [],
         _md_throughput(view),
         layer_transfer.markdown(report.get("layer_transfer") or [], plot=True),
         _md_failures(report["scenarios"]),
@@ -555,6 +557,7 @@ def terminal_summary(report: Mapping[str, Any], width: int = 100) -> list[str]:
     for arch, head in view.groups:
         lines += _terminal_group(view, arch, head, width)
     lines += _terminal_verdicts(view.check)
+    lines += [_best_line(row, report["targets"]) for row in report.get("best") or []]
     lines += layer_transfer.terminal_lines(report.get("layer_transfer") or [])
     lines += _terminal_failures(report["scenarios"])
     return [_fit(line, width) for line in lines]
@@ -582,6 +585,15 @@ def _short_verdict(row: Mapping[str, Any]) -> str:
         return f"{quadrant} {rec} not run ({winner} best)"
     word = "tied" if verdict == "tied within noise" else "LOST"
     return f"{quadrant} {rec} {word} ({winner} +{100 * row['margin']:.1f})"
+
+
+def _best_line(row: Mapping[str, Any], targets: list[dict[str, Any]]) -> str:
+    """e.g. ``best on q3 (textures) with resnet18: s2 × gap 71.3% ±1.2 (3 seeds), +2.4 pts over s1 × gap``."""
+    target = next((t["name"] for t in targets if t["quadrant"] == row["quadrant"]), "?")
+    spread = f" ±{100 * row['std']:.1f} ({row['n_seeds']} seeds)" if row["n_seeds"] > 1 else " (1 seed)"
+    ahead = "" if row["margin"] is None else f", {100 * row['margin']:+.1f} pts over {row['runner_up']}"
+    return (f"best on {row['quadrant']} ({target}) with {row['arch']}: {row['strategy']} × {row['head']} "
+            f"{100 * row['mean']:.1f}%{spread}{ahead}")
 
 
 def _terminal_verdicts(check: list[dict[str, Any]]) -> list[str]:

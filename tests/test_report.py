@@ -456,3 +456,14 @@ def test_report_has_the_table_the_terminal_line_and_the_plot(lt_report: dict, tm
     (line,) = [x for x in terminal_summary(lt_report) if x.startswith("layer transfer")]
     assert line.startswith("layer transfer resnet18 q4 gap (frozen stages: accuracy %): 0:90.0 1:93.0 2:95.0")
     assert not (write_report(make_report(all_records()), tmp_path / "plain") / "layer_transfer.png").exists()
+
+
+def test_best_strategy_and_head_per_quadrant_with_spread_and_margin(report):
+    row = next(r for r in report["best"] if (r["arch"], r["quadrant"]) == ("resnet18", "q2"))
+    assert (row["strategy"], row["head"], row["n_seeds"]) == ("s2", "gap", 2)
+    assert row["mean"] == pytest.approx(0.96) and row["std"] == pytest.approx(SPREAD * 2**0.5)
+    assert row["margin"] == pytest.approx(0.01) and row["runner_up"] in ("s1 × gap", "s2 × fc")
+    assert len(report["best"]) == len(ARCHS) * len(QUADRANTS)
+    line = next(x for x in terminal_summary(report) if x.startswith("best on q2") and "resnet18" in x)
+    assert line.endswith(f"with resnet18: s2 × gap 96.0% ±0.6 (2 seeds), +1.0 pts over {row['runner_up']}")
+    assert f"- {line}" in render_markdown(report)
