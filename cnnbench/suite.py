@@ -83,7 +83,6 @@ class Suite:
     train: dict[str, Any]  # TrainConfig keywords
     watch: dict[str, Any]  # Watch keywords: early stopping, plateau LR cuts
     head_first_steps: int  # two-phase fine-tuning: steps of head-only training before s1/s2 unfreeze (0: off)
-    s2_freeze: int | float | str | None
     layer_transfer: tuple[str, str, str] | None  # (arch, quadrant, head) of the layer-transfer curve, if any
     digest: str
     raw: dict = field(repr=False, default_factory=dict)
@@ -412,7 +411,6 @@ def parse_suite(raw: dict, path: str = "<suite>", digest: str = "") -> Suite:
         train=train,
         watch=watch,
         head_first_steps=head_first_steps,
-        s2_freeze=s2_freeze,
         layer_transfer=layer_transfer,
         digest=digest,
         raw=raw,

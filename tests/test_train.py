@@ -74,9 +74,10 @@ def test_s1_and_scratch_train_everything_s3_freezes_the_whole_base() -> None:
 
 @pytest.mark.parametrize(
     ("lower", "expected"),
-    [(None, ("stem", "layer1")), (3, ("stem", "layer1", "layer2")), ("layer3", RESNET_STAGES[:4]), (0, ())],
+    [(None, ("stem", "layer1")), (3, ("stem", "layer1", "layer2")), ("layer3", RESNET_STAGES[:4]), (0, ()),
+     (0.25, ("stem",)), (0.8, RESNET_STAGES[:4]), (0.05, ("stem",))],  # fractions round down, at least one stage
 )
-def test_s2_freeze_point_by_count_or_stage_name(lower, expected) -> None:
+def test_s2_freeze_point_by_count_fraction_or_stage_name(lower, expected) -> None:
     assert frozen_stages(STRATEGIES.get("s2"), RESNET_STAGES, lower) == expected
     assert frozen_stages(STRATEGIES.get("s1"), RESNET_STAGES, lower) == ()
     assert frozen_stages(STRATEGIES.get("s3"), RESNET_STAGES, lower) == RESNET_STAGES
