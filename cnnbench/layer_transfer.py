@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import statistics
+import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -62,14 +63,16 @@ def markdown(rows: Sequence[Mapping[str, Any]], plot: bool) -> list[str]:
     return lines
 
 
-def terminal_lines(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    """One line per curve for the end of a pytest run: accuracy % at each number of frozen stages."""
+def terminal_lines(rows: Sequence[Mapping[str, Any]], width: int = 100) -> list[str]:
+    """Lines for the end of a pytest run, none wider than ``width``: per curve, accuracy % at each number of
+    frozen stages and the scratch reference."""
     lines = []
     for (arch, quadrant, head), curve in _curves(rows).items():
         cells = " ".join(f"{p['frozen']}:" + ("-" if p["mean"] is None else f"{100 * p['mean']:.1f}") for p in curve)
         scratch = curve[0]["scratch"]
-        lines.append(f"layer transfer {arch} {quadrant} {head} (frozen stages: accuracy %): {cells}"
-                     + ("" if scratch is None else f"; scratch {100 * scratch:.1f}"))
+        text = f"layer transfer {arch} {quadrant} {head}, % by frozen stages: {cells}" + (
+            "" if scratch is None else f" | scratch {100 * scratch:.1f}")
+        lines += textwrap.wrap(text, width, subsequent_indent="  ")
     return lines
 
 

@@ -558,7 +558,7 @@ def terminal_summary(report: Mapping[str, Any], width: int = 100) -> list[str]:
         lines += _terminal_group(view, arch, head, width)
     lines += _terminal_verdicts(view.check)
     lines += [_best_line(row, report["targets"]) for row in report.get("best") or []]
-    lines += layer_transfer.terminal_lines(report.get("layer_transfer") or [])
+    lines += layer_transfer.terminal_lines(report.get("layer_transfer") or [], width)
     lines += _terminal_failures(report["scenarios"])
     return [_fit(line, width) for line in lines]
 

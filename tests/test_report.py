@@ -453,8 +453,11 @@ def test_report_has_the_table_the_terminal_line_and_the_plot(lt_report: dict, tm
     assert "## Layer transfer" in md and "| 3 | layer2 | 91.0 ± 1.4 |" in md and "![layer transfer](layer_transfer.png)" in md
     assert (run_dir / "layer_transfer.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (tmp_path / "latest" / "layer_transfer.png").exists()
-    (line,) = [x for x in terminal_summary(lt_report) if x.startswith("layer transfer")]
-    assert line.startswith("layer transfer resnet18 q4 gap (frozen stages: accuracy %): 0:90.0 1:93.0 2:95.0")
+    lines = terminal_summary(lt_report)
+    start = next(i for i, x in enumerate(lines) if x.startswith("layer transfer"))
+    text = " ".join(x.strip() for x in lines[start : start + 2])
+    assert text.startswith("layer transfer resnet18 q4 gap, % by frozen stages: 0:90.0 1:93.0 2:95.0 3:91.0")
+    assert text.endswith("5:60.0 | scratch 70.0") and all(len(x) <= 100 for x in lines)
     assert not (write_report(make_report(all_records()), tmp_path / "plain") / "layer_transfer.png").exists()
 
 
