@@ -132,10 +132,16 @@ def _suite_command(rows: Callable[[Any, list[str]], list[dict]], show: Callable[
     """A command over a suite's archs: rows as JSON with ``--json``, else as a table."""
 
     def run(args: argparse.Namespace) -> int:
+        from cnnbench.data.user import UserDataError
+
         loaded = _suite_runner(args)
         if loaded is None:
             return 2
-        result = rows(*loaded)
+        try:
+            result = rows(*loaded)
+        except UserDataError as exc:  # a user dataset the suite binds cannot be used
+            print(f"cnnbench {args.command}: {exc}", file=sys.stderr)
+            return 2
         if args.json:
             print(json.dumps(result, indent=1))
         else:

@@ -49,3 +49,11 @@ def test_similarity_json_rows_per_target_and_arch(tmp_path, tiny_suite_text: str
     assert rows["q3"]["target_name"] == "textures" and rows["q4"]["target_name"] == "font-digits"
     assert rows["q4"]["similar"] and not rows["q3"]["similar"] and rows["q4"]["arch"] == "lenet5"
     assert 0 <= rows["q4"]["target"]["random"] <= 1 and rows["q4"]["source"]["pretrained"] > rows["q4"]["source"]["random"]
+
+
+def test_similarity_of_a_broken_user_dataset_is_an_error_naming_it(tmp_path, tiny_suite_text: str, capsys) -> None:
+    (tmp_path / "broken.npz").write_bytes(b"not a zip")
+    suite = tmp_path / "mine.toml"
+    suite.write_text(tiny_suite_text.replace('target = "textures"', 'target = "broken.npz"'))
+    assert main(["similarity", "--suite", str(suite), "--cache", str(tmp_path / "cache")]) == 2
+    assert "cnnbench similarity: " in (err := capsys.readouterr().err) and "broken.npz is not a valid .npz" in err
