@@ -13,7 +13,7 @@ from cnnbench.data.user import load_user_dataset
 from cnnbench.recommend import QUADRANT_LABELS
 from cnnbench.scenario import DATA_SEED, Runner
 from cnnbench.similarity import THRESHOLD, Similarity, placement
-from cnnbench.suite import SMALL_MAX, QuadrantBinding, Suite
+from cnnbench.suite import SMALL_MAX, QuadrantBinding, Suite, size_class
 
 _UNPLACED = "q1"  # the key the dataset is bound under while it is measured; the Runner gives keys no meaning
 
@@ -24,16 +24,19 @@ class Placement:
 
     name: str
     n_train: int
-    quadrant: str
     measurements: tuple[Similarity, ...]
 
     @property
     def score(self) -> float:
         return sum(m.score for m in self.measurements) / len(self.measurements)
 
+    @property
+    def quadrant(self) -> str:
+        return placement(self.n_train, self.score >= THRESHOLD)
+
     def describe(self) -> str:
         """One line for the terminal: size, score, threshold and the quadrant they give."""
-        size = "small" if self.n_train <= SMALL_MAX else "large"
+        size = size_class(self.n_train)
         archs = ", ".join(m.arch for m in self.measurements)
         side = "similar" if self.score >= THRESHOLD else "dissimilar"
         return (
@@ -53,9 +56,7 @@ def place_user_target(
     ds = load_user_dataset(path, suite.img_size, suite.in_chans, DATA_SEED)
     binding = QuadrantBinding(str(path), None, 1, path)
     runner = Runner(replace(suite, quadrants={_UNPLACED: binding}), cache_dir, log, datasets={_UNPLACED: ds})
-    measured = tuple(runner.similarity(arch, _UNPLACED) for arch in archs)
-    score = sum(m.score for m in measured) / len(measured)
-    where = Placement(ds.name, ds.n_train, placement(ds.n_train, score >= THRESHOLD), measured)
+    where = Placement(ds.name, ds.n_train, tuple(runner.similarity(arch, _UNPLACED) for arch in archs))
     steps = suite.quadrants[where.quadrant].steps if where.quadrant in suite.quadrants else max(
         b.steps for b in suite.quadrants.values()
     )

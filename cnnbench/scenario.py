@@ -29,7 +29,7 @@ from cnnbench.pretrain import ModelConfig, Pretrained, PretrainConfig, describe,
 from cnnbench.similarity import THRESHOLD, Separability, Similarity, placement, pooled, separability
 from cnnbench.similarity import summarize as summarize_similarity
 from cnnbench.strategies import STRATEGIES, frozen_stages
-from cnnbench.suite import SMALL_MAX, Scenario, Suite
+from cnnbench.suite import Scenario, Suite, size_class
 from cnnbench.timing import Timer, summarize
 from cnnbench.train import (
     PROGRAMS,
@@ -159,33 +159,33 @@ class Runner:
             half = SOURCE_NCM_SIZE // 2
             vectors = []
             for pretrained in (True, False):
-                base = self._base(arch, pretrained)
-                graphdef, state = nnx.split(base)
-                maps, _ = predict(graphdef, (state,), x, method="forward_features")
-                v = pooled(maps, base.global_pool)
-                vectors.append((v[:half], v[half:]))
+                maps, global_pool, _ = self._maps(arch, pretrained, (x[:half], x[half:]))
+                vectors.append(tuple(pooled(m, global_pool) for m in maps))
             self._source_separabilities[arch] = separability(*vectors, y[:half], y[half:])
         return self._source_separabilities[arch]
 
-    def _base(self, arch: str, pretrained: bool) -> nnx.Module:
-        """A base in inference mode: source-pretrained, or at its seed-0 random init."""
+    def _feature_maps(self, arch: str, quadrant: str, pretrained: bool) -> Features:
+        ds = self.dataset(quadrant)
+        t0 = time.perf_counter()
+        maps, global_pool, compile_s = self._maps(arch, pretrained, (ds.x_train, ds.x_val, ds.x_test))
+        return Features(*maps, global_pool, compile_s, time.perf_counter() - t0 - compile_s)
+
+    def _maps(
+        self, arch: str, pretrained: bool, batches: tuple[np.ndarray, ...]
+    ) -> tuple[list[np.ndarray], str, float]:
+        """Feature maps of each of ``batches`` by the source-pretrained or the seed-0 random-init base (in
+        inference mode), the arch's global pooling, and the compile time spent."""
         base = self.model_config(arch).create(0)
         if pretrained:
             load_into(base, self.pretrained(arch).state)
         base.eval()
-        return base
-
-    def _feature_maps(self, arch: str, quadrant: str, pretrained: bool) -> Features:
-        ds = self.dataset(quadrant)
-        base = self._base(arch, pretrained)
         graphdef, state = nnx.split(base)
-        t0 = time.perf_counter()
-        outputs, compile_s = [], 0.0
-        for x in (ds.x_train, ds.x_val, ds.x_test):
+        maps, compile_s = [], 0.0
+        for x in batches:
             feats, c = predict(graphdef, (state,), x, method="forward_features")
-            outputs.append(feats)
+            maps.append(feats)
             compile_s += c
-        return Features(*outputs, base.global_pool, compile_s, time.perf_counter() - t0 - compile_s)
+        return maps, base.global_pool, compile_s
 
     def target_info(self) -> list[dict]:
         """What the report says about each target that has been built (SPEC §8 ``targets``), with its measured
@@ -226,10 +226,11 @@ class Runner:
             self.similarity(*key)
         except Exception as exc:  # e.g. a base too weakly pretrained to measure with
             self._unmeasurable.add(key)
-            self.log(f"similarity of {self.suite.quadrants[scenario.quadrant].name} not measured: {exc}")
+            if scenario.quadrant not in self._dataset_errors:  # dataset() has already said why
+                self.log(f"similarity of {self.suite.quadrants[scenario.quadrant].name} not measured: {exc}")
             return
         target = self._target_record(scenario.quadrant, self.dataset(scenario.quadrant))
-        m, size = self._similarity[key], "small" if target["n_train"] <= SMALL_MAX else "large"
+        m, size = self._similarity[key], size_class(target["n_train"])
         self.log(
             f"target {target['name']} ({scenario.quadrant}): {target['n_train']} training images ({size}), "
             f"similarity {m.score:+.2f} with {m.arch} (threshold {THRESHOLD:g}; mean over archs so far "

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from cnnbench.suite import SMALL_MAX
+from cnnbench.suite import size_class
 
 METHOD = "ncm-transfer-ratio"
 THRESHOLD = 0.4  # measured on all 17 archs: similar targets 0.72..2.85, dissimilar -0.67..0.13 (docs/quadrants.md)
@@ -111,6 +111,6 @@ def summarize(measurements: list[Similarity]) -> dict:
 
 def placement(n_train: int, similar: bool) -> str:
     """The quadrant a target of ``n_train`` training images and this measured similarity belongs in (SPEC §4)."""
-    return {(False, False): "q1", (False, True): "q2", (True, False): "q3", (True, True): "q4"}[
-        (n_train <= SMALL_MAX, similar)
+    return {("large", False): "q1", ("large", True): "q2", ("small", False): "q3", ("small", True): "q4"}[
+        (size_class(n_train), similar)
     ]

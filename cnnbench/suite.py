@@ -21,6 +21,11 @@ QUADRANTS = ("q1", "q2", "q3", "q4")
 SMALL_MAX = 1000  # SPEC §4: a small target has at most 1,000 training images (seed note 001)
 
 
+def size_class(n_train: int) -> str:
+    """"small" (at most SMALL_MAX training images) or "large"."""
+    return "small" if n_train <= SMALL_MAX else "large"
+
+
 class SuiteError(ValueError):
     """A suite file that cannot be run; the message names the file, the key and the fix."""
 
