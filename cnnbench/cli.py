@@ -1,4 +1,5 @@
-"""The ``cnnbench`` command: look at the zoo and the built-in suites, and pretrain bases, without running pytest."""
+"""The ``cnnbench`` command: look at the zoo and the built-in suites, pretrain bases, measure similarity and compare
+reports, without running pytest."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 
@@ -65,8 +67,6 @@ def _zoo(args: argparse.Namespace) -> int:
 
 def _suite_runner(args: argparse.Namespace) -> tuple[Any, list[str]] | None:
     """The Runner of ``--suite`` and the archs to run (default: the suite's); None after printing what is wrong."""
-    from pathlib import Path
-
     from cnnbench.registry import UnknownNameError
     from cnnbench.scenario import Runner
     from cnnbench.suite import SuiteError, load_suite
@@ -160,6 +160,28 @@ def _suites(_: argparse.Namespace) -> int:
     return 0
 
 
+def _compare(args: argparse.Namespace) -> int:
+    from cnnbench.compare import compare, load_runs, render_html, render_markdown
+
+    try:
+        comparison = compare(load_runs([args.reference, *args.others]))
+    except ValueError as exc:  # a path that is missing, not JSON or not a cnnbench/1 report
+        print(f"cnnbench compare: {exc}", file=sys.stderr)
+        return 2
+    markdown = render_markdown(comparison)
+    print(markdown, end="")
+    for path, render in ((args.markdown, lambda: markdown), (args.html, lambda: render_html(comparison))):
+        if not path:
+            continue
+        try:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).write_text(render(), encoding="utf-8")
+        except OSError as exc:
+            print(f"cnnbench compare: cannot write {path}: {exc}", file=sys.stderr)
+            return 2
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cnnbench", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -178,6 +200,12 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument("--json", action="store_true", help="print JSON rows instead of a table")
         command.set_defaults(run=run)
     commands.add_parser("suites", help="the built-in suites").set_defaults(run=_suites)
+    compare = commands.add_parser("compare", help="run reports side by side against the first (markdown; --html)")
+    compare.add_argument("reference", metavar="A", help="the reference: a report.json or a run directory holding one")
+    compare.add_argument("others", metavar="B", nargs="+", help="the reports to compare with A (files or run dirs)")
+    compare.add_argument("--markdown", metavar="PATH", help="also write the markdown to PATH")
+    compare.add_argument("--html", metavar="PATH", help="write the comparison as a self-contained HTML page to PATH")
+    compare.set_defaults(run=_compare)
     args = parser.parse_args(argv)
     return args.run(args)
 

@@ -8,7 +8,6 @@ A suite asks for it with a ``[layer_transfer]`` table; its points are ``s2`` sce
 
 from __future__ import annotations
 
-import io
 import statistics
 import textwrap
 from collections.abc import Mapping, Sequence
@@ -49,7 +48,7 @@ def markdown(rows: Sequence[Mapping[str, Any]], plot: bool) -> list[str]:
         return []
     lines = ["## Layer transfer", "", "Test accuracy (%) with the first *k* stages of the pretrained base frozen and "
              "the rest fine-tuned (Yosinski et al. 2014); *k* = 0 fine-tunes everything."]  # fmt: skip
-    for (arch, quadrant, head), curve in _curves(rows).items():
+    for (arch, quadrant, head), curve in curves(rows).items():
         scratch = curve[0]["scratch"]
         lines += ["", f"`{arch}` on {quadrant}, `{head}` head" + (
             f" (scratch: {100 * scratch:.1f})" if scratch is not None else ""), "",
@@ -67,7 +66,7 @@ def terminal_lines(rows: Sequence[Mapping[str, Any]], width: int = 100) -> list[
     """Lines for the end of a pytest run, none wider than ``width``: per curve, accuracy % at each number of
     frozen stages and the scratch reference."""
     lines = []
-    for (arch, quadrant, head), curve in _curves(rows).items():
+    for (arch, quadrant, head), curve in curves(rows).items():
         cells = " ".join(f"{p['frozen']}:" + ("-" if p["mean"] is None else f"{100 * p['mean']:.1f}") for p in curve)
         scratch = curve[0]["scratch"]
         text = f"layer transfer {arch} {quadrant} {head}, % by frozen stages: {cells}" + (
@@ -76,37 +75,8 @@ def terminal_lines(rows: Sequence[Mapping[str, Any]], width: int = 100) -> list[
     return lines
 
 
-def plot_png(rows: Sequence[Mapping[str, Any]]) -> bytes:
-    """The curves as a PNG: accuracy vs frozen stages, the spread over seeds as error bars, scratch dashed."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
-    for (arch, quadrant, head), curve in _curves(rows).items():
-        shown = [p for p in curve if p["mean"] is not None]
-        line = ax.errorbar([p["frozen"] for p in shown], [100 * p["mean"] for p in shown],
-                           yerr=[100 * p["std"] for p in shown], marker="o", capsize=3,
-                           label=f"{arch} · {quadrant} · {head}")  # fmt: skip
-        if curve[0]["scratch"] is not None:
-            ax.axhline(100 * curve[0]["scratch"], linestyle="--", color=line[0].get_color(), alpha=0.6,
-                       label=f"{arch} scratch")  # fmt: skip
-        ax.set_xticks([p["frozen"] for p in curve], [f"{p['frozen']}\n{p['last_frozen'] or ''}" for p in curve],
-                      fontsize=7)  # fmt: skip
-    ax.set_xlabel("frozen stages (up to)")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title("Layer transfer")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    return buffer.getvalue()
-
-
-def _curves(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str, str], list[Mapping[str, Any]]]:
+def curves(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str, str], list[Mapping[str, Any]]]:
+    """The points by (arch, quadrant, head) curve, in frozen-stage order."""
     curves: dict[tuple[str, str, str], list[Mapping[str, Any]]] = {}
     for row in rows:
         curves.setdefault((row["arch"], row["quadrant"], row["head"]), []).append(row)

@@ -28,6 +28,9 @@ OPTIONS = (
                "alone, in the quadrant its size and measured similarity put it", ""),
     ("report", "directory the reports are written to (a run writes <dir>/<run-id>/ and <dir>/latest/)", "reports"),
     ("cache", "directory of the pretrained-base and compilation cache", ".cnnbench-cache"),
+    ("baseline", "a stored report.json to gate against: a scenario whose accuracy (or, on the same hardware, "
+                 "throughput) regressed beyond the suite's [gate] tolerances fails", ""),
+    ("save-baseline", "store this run's report at this path, for later runs' --cnnbench-baseline", ""),
 )
 
 
@@ -36,9 +39,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--cnnbench", action="store_true", default=None, help="run the cnnbench suite's scenarios")
     parser.addini("cnnbench", "run the cnnbench suite's scenarios (as --cnnbench)", type="bool", default=False)
     for name, text, default in OPTIONS:
-        group.addoption(f"--cnnbench-{name}", dest=f"cnnbench_{name}", default=None, metavar="VALUE",
-                        help=f"{text} (default: {default or 'all'})")
-        parser.addini(f"cnnbench_{name}", f"{text} (as --cnnbench-{name})", default=default)
+        key = name.replace("-", "_")
+        group.addoption(f"--cnnbench-{name}", dest=f"cnnbench_{key}", default=None, metavar="VALUE",
+                        help=f"{text} (default: {default or 'none'})")
+        parser.addini(f"cnnbench_{key}", f"{text} (as --cnnbench-{name})", default=default)
 
 
 def _option(config: pytest.Config, name: str) -> str:
@@ -47,7 +51,7 @@ def _option(config: pytest.Config, name: str) -> str:
 
 
 def _path_option(config: pytest.Config, name: str) -> Path:
-    """A directory option: relative to the working directory on the command line, to the rootdir in the ini."""
+    """A path option: relative to the working directory on the command line, to the rootdir in the ini."""
     value = config.getoption(f"cnnbench_{name}")
     if value is not None:
         return config.invocation_params.dir / value
@@ -72,8 +76,10 @@ def _enabled(config: pytest.Config) -> bool:
 @pytest.hookimpl(trylast=True)  # after the terminal reporter exists, so progress lines can print
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "cnnbench: a cnnbench transfer-learning scenario")
+    config.addinivalue_line("markers", "xdist_group(name): pytest-xdist --dist loadgroup runs a group on one worker")
     if not _enabled(config):
         return
+    from cnnbench.gate import load_baseline
     from cnnbench.session import COORDINATES, Filters, Session
     from cnnbench.suite import SuiteError, load_suite
 
@@ -82,14 +88,15 @@ def pytest_configure(config: pytest.Config) -> None:
         suite = load_suite(_suite_option(config))
         filters = Filters(**{c: tuple(v for v in _option(config, c).split(",") if v) for c in COORDINATES})
         filters.check(suite)
+        baseline = load_baseline(_path_option(config, "baseline")) if _option(config, "baseline") else None
         if _option(config, "target"):
             suite = _placed(config, suite, filters, log)
             filters.check(suite)
-    except (SuiteError, OSError, ValueError) as exc:  # ValueError: a UserDataError or a bad filter value
+    except (SuiteError, OSError, ValueError) as exc:  # ValueError: a UserDataError, BaselineError, bad filter
         raise pytest.UsageError(f"cnnbench: {exc}") from None
     session = Session(
         suite, filters, _path_option(config, "report"), _path_option(config, "cache"), log=log,
-        writes_reports=not _is_xdist_worker(config),
+        writes_reports=not _is_xdist_worker(config), baseline=baseline,
     )
     if not session.scenarios():
         raise pytest.UsageError(f"cnnbench: the filters select no scenario of suite {suite.name!r}")
@@ -128,10 +135,32 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     session = metafunc.config.stash.get(SESSION, None)
     scenarios = session.scenarios() if session else []
+    # xdist_group keeps a group's seeds on one worker under `-n N --dist loadgroup`, so the gate can judge it there
     metafunc.parametrize(
         "cnnbench_scenario",
-        [pytest.param(s, id=s.id, marks=pytest.mark.cnnbench) for s in scenarios],
+        [pytest.param(s, id=s.id, marks=[pytest.mark.cnnbench, pytest.mark.xdist_group(s.group)]) for s in scenarios],
     )
+
+
+@pytest.hookimpl(trylast=True)  # after -k, -m, --lf and other plugins have deselected
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    session = config.stash.get(SESSION, None)
+    if session is not None:
+        session.selected_ids = _scenario_ids(item.nodeid for item in items)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
+    """pytest-xdist: the controller collects nothing itself; a worker's collection tells it what was selected."""
+    session = node.config.stash.get(SESSION, None)
+    if session is not None:
+        session.selected_ids = _scenario_ids(ids)
+
+
+def _scenario_ids(nodeids: Any) -> list[str]:
+    prefix = "test_scenario["
+    names = (nodeid.rpartition("::")[2] for nodeid in nodeids)
+    return [name[len(prefix):-1] for name in names if name.startswith(prefix)]
 
 
 @pytest.fixture(scope="session")
@@ -153,8 +182,14 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         return
     if _is_xdist_worker(session.config):
         session.config.workeroutput["cnnbench"] = json.dumps(state.export())
-    else:
-        state.write(finished=True)
+        return
+    if state.write(finished=True) is None:
+        return
+    save = _option(session.config, "save_baseline")
+    if save:
+        state.save_baseline(_path_option(session.config, "save_baseline"))
+    if state.unflagged_regressions() and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -175,4 +210,10 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     terminalreporter.section("cnnbench")
     for line in terminal_summary(state.report, width=100):
         terminalreporter.write_line(line)
-    terminalreporter.write_line(f"report: {state.run_dir / 'report.md'} (and report.json; latest/ refreshed)")
+    for group in state.unflagged_regressions():
+        terminalreporter.write_line(f"FAILED gate: {group} regressed over seeds that ran on different xdist workers "
+                                    "(use --dist loadgroup to fail its own item)", red=True)
+    terminalreporter.write_line(f"report: {state.run_dir / 'report.md'} (and report.json, report.html; "
+                                "latest/ refreshed)")
+    if _option(config, "save_baseline"):
+        terminalreporter.write_line(f"baseline saved: {_path_option(config, 'save_baseline')}")

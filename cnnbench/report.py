@@ -3,7 +3,8 @@
 ``report.json`` (schema ``cnnbench/1``, documented in ``docs/report-schema.md``) is the machine-readable log;
 ``report.md`` holds the tables a person reads in a CI log or a PR; :func:`terminal_summary` is the compact
 version printed at the end of a pytest run. Both files are rewritten after every scenario, so a failed,
-diverged or interrupted scenario never costs the results before it.
+diverged or interrupted scenario never costs the results before it; ``report.html`` (``cnnbench.html``), whose
+plots take seconds, is written when the run finishes.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ import numbers
 import os
 import tempfile
 import textwrap
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from cnnbench import layer_transfer, recommend
+from cnnbench import fmt, layer_transfer, recommend
 
 SCHEMA = "cnnbench/1"
 STATUSES = ("passed", "regressed", "diverged", "error")
@@ -38,10 +39,12 @@ REQUIRED_KEYS = {
         "params_trainable", "params_total", "gflops",
     ),
     "recommendation": ("arch", "quadrant", "head", "recommended", "winner", "recommended_won"),
+    # the optional ``gate`` section (cnnbench.gate.summarize), complete whenever it is present
+    "gate": ("baseline", "same_suite", "tolerances", "throughput_comparable", "throughput_note", "counts", "groups",
+             "regressed", "new", "missing", "not_run", "not_selected"),
+    "gate_group": ("group", "arch", "strategy", "quadrant", "head", "verdict", "message", "accuracy", "throughput"),
 }  # fmt: skip
 METRIC_KEYS = (*REQUIRED_KEYS["metrics"], "val_accuracy", "time_to_final_s", "peak_memory_bytes")
-
-Row = list[str]
 
 
 # --------------------------------------------------------------------------------------------------- build
@@ -55,9 +58,11 @@ def build_report(
     targets: Sequence[Mapping[str, Any]],
     scenarios: Sequence[Mapping[str, Any]],
     suite: Mapping[str, Any] | None = None,
+    gate: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The ``cnnbench/1`` report of a run so far: copies of the inputs with every metric key present,
-    ``transfer_gain`` filled, per-seed aggregates, the recommendation check and counts by status.
+    ``transfer_gain`` filled, per-seed aggregates, the recommendation check, counts by status and, when the run
+    is gated against a baseline, the gate's verdicts (``cnnbench.gate.summarize``).
 
     Raises ValueError when a record lacks a required key or has an unknown status, so a bad report is caught
     where it is made rather than when a baseline is loaded.
@@ -83,7 +88,9 @@ def build_report(
         record["metrics"]["transfer_gain"] = gain
     main = strategy_scenarios(records)
     report.update(aggregates=_aggregates(main), recommendation=recommend.check(main), best=recommend.best(main),
-                  summary=_summary(records), layer_transfer=layer_transfer.points(records))  # fmt: skip
+                  summary=status_summary(records), layer_transfer=layer_transfer.points(records))  # fmt: skip
+    if gate is not None:
+        report["gate"] = _clean(gate)
     return report
 
 
@@ -130,7 +137,7 @@ def _aggregates(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def _summary(records: list[dict[str, Any]]) -> dict[str, Any]:
+def status_summary(records: list[dict[str, Any]]) -> dict[str, Any]:
     by_status = {status: 0 for status in STATUSES}
     for record in records:
         by_status[record["status"]] += 1
@@ -141,8 +148,9 @@ def _summary(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def validate(report: Any) -> list[str]:
-    """What is wrong with ``report`` as a ``cnnbench/1`` report: missing keys at any level, unknown statuses;
-    empty when it is well formed."""
+    """What is wrong with ``report`` as a ``cnnbench/1`` report: missing keys at any level (the optional ``gate``
+    section complete when present), metrics that are not numbers or null, unknown statuses; empty when it is
+    well formed."""
     if not isinstance(report, dict):
         return [f"the top level is a JSON {type(report).__name__}, not an object"]
     if report.get("schema") != SCHEMA:
@@ -155,6 +163,10 @@ def validate(report: Any) -> list[str]:
     for i, scenario in enumerate(report.get("scenarios") or []):
         if isinstance(scenario, dict):
             problems += _scenario_problems(scenario, _where("scenarios", i, scenario))
+    if report.get("gate") is not None:
+        problems += _missing(report["gate"], "gate", "gate")
+        problems += _missing_in_list(report["gate"].get("groups") if isinstance(report["gate"], dict) else None,
+                                     "gate_group", "gate.groups")  # fmt: skip
     return problems
 
 
@@ -182,6 +194,10 @@ def _scenario_problems(scenario: dict[str, Any], where: str) -> list[str]:
     problems = []
     if "metrics" in scenario:
         problems += _missing(scenario["metrics"], "metrics", f"{where}.metrics")
+        if isinstance(scenario["metrics"], dict):
+            problems += [f"{where}.metrics.{key} is {value!r}, not a number or null"
+                         for key, value in scenario["metrics"].items()
+                         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)))]
     if "status" in scenario and scenario["status"] not in STATUSES:
         problems.append(f"{where} has status {scenario['status']!r}; expected one of {', '.join(STATUSES)}")
     return problems
@@ -216,17 +232,23 @@ def _listing(problems: list[str], limit: int = 5) -> str:
 # --------------------------------------------------------------------------------------------------- write
 
 
-def write_report(report: Mapping[str, Any], root: str | os.PathLike[str]) -> Path:
-    """Write ``report.json`` and ``report.md`` to ``root/<run_id>/`` and refresh ``root/latest/``, each file
-    replaced atomically; cheap enough to call after every scenario. Returns the run directory."""
+def write_report(report: Mapping[str, Any], root: str | os.PathLike[str], plots: bool = True) -> Path:
+    """Write ``report.json`` and ``report.md`` (and, with ``plots``, ``report.html`` and the layer-transfer PNG)
+    to ``root/<run_id>/`` and refresh ``root/latest/``, each file replaced atomically. Without plots it is cheap
+    enough to call after every scenario. Returns the run directory."""
     root = Path(root)
     run_dir = root / _run_dir_name(report["run_id"])
     contents: dict[str, str | bytes] = {
         "report.json": json.dumps(report, indent=1, allow_nan=False) + "\n",
         "report.md": render_markdown(report),
     }
-    if report.get("layer_transfer"):
-        contents[layer_transfer.PLOT] = layer_transfer.plot_png(report["layer_transfer"])
+    if plots:  # html and plots build on this module's views and load matplotlib: imported when used
+        from cnnbench.html import render_html
+        from cnnbench.plots import layer_transfer_curve
+
+        contents["report.html"] = render_html(report)
+        if report.get("layer_transfer"):
+            contents[layer_transfer.PLOT] = layer_transfer_curve(report["layer_transfer"])
     for directory in (run_dir, root / LATEST):
         directory.mkdir(parents=True, exist_ok=True)
         for name, data in contents.items():
@@ -257,97 +279,13 @@ def _run_dir_name(run_id: str) -> str:
     return run_id
 
 
-# ------------------------------------------------------------------------------------------------- helpers
-
-
-def _table(header: Row, rows: list[Row], right: Iterable[int] = ()) -> list[str]:
-    """A GitHub markdown table padded to aligned columns, so it also reads well as plain text in a CI log."""
-    right = set(right)
-    cells = [[_one_line(c).replace("|", "\\|") for c in row] for row in (header, *rows)]
-    widths = [max(3, *(len(row[i]) for row in cells)) for i in range(len(header))]
-
-    def line(row: Row) -> str:
-        padded = (c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
-        return "| " + " | ".join(padded) + " |"
-
-    rule = "|" + "|".join(("-" * (w + 1) + ":") if i in right else "-" * (w + 2) for i, w in enumerate(widths)) + "|"
-    return [line(cells[0]), rule, *(line(row) for row in cells[1:])]
-
-
-def _one_line(value: Any, limit: int | None = None) -> str:
-    """``value`` as text on one line, cut to ``limit`` characters."""
-    text = " ".join(str(value).split())
-    return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _fit(line: str, width: int) -> str:
-    return line if len(line) <= width else line[: width - 1] + "…"
-
-
-def _unique(items: Iterable[Any]) -> list[Any]:
-    return list(dict.fromkeys(items))
-
-
-def _ordered(names: Iterable[str], canonical: Sequence[str]) -> list[str]:
-    """Unique ``names``, those in ``canonical`` first in its order, the rest in the order seen."""
-    seen = _unique(names)
-    return [n for n in canonical if n in seen] + [n for n in seen if n not in canonical]
-
-
-def _values(metrics: list[dict[str, Any]], key: str) -> list[float]:
-    return [m[key] for m in metrics if isinstance(m.get(key), (int, float))]
-
-
-def _mean(values: list[float]) -> float | None:
-    return sum(values) / len(values) if values else None
-
-
-def _pct(fraction: float) -> str:
-    return f"{100 * fraction:.1f}"
-
-
-def _pct_sd(mean: float | None, std: float, n_seeds: int) -> str:
-    """Mean ± std in %, the std only when there is more than one seed."""
-    if mean is None:
-        return "-"
-    return f"{_pct(mean)} ± {_pct(std)}" if n_seeds > 1 else _pct(mean)
-
-
-def _num(value: float | None, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
-
-
-def _int(value: Any) -> str:
-    return "-" if value is None else f"{value:,}"
-
-
-def _rate(value: float | None) -> str:
-    """Images per second: whole numbers with separators from 100 up, one decimal below."""
-    return "-" if value is None else f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
-
-
-def _int_range(values: list[float]) -> str:
-    if not values:
-        return "-"
-    low, high = int(min(values)), int(max(values))
-    return f"{low:,}" if low == high else f"{low:,}–{high:,}"
-
-
-def _compact(value: Any) -> str:
-    """A short one-line rendering of a target's conversion record (``key=value, …``)."""
-    if not value:
-        return "-"
-    text = ", ".join(f"{k}={v}" for k, v in value.items()) if isinstance(value, Mapping) else str(value)
-    return _one_line(text, 80)
-
-
 # ------------------------------------------------------------------------------------------------ markdown
 
 
 def render_markdown(report: Mapping[str, Any]) -> str:
     """The report as GitHub markdown: header, targets, accuracy and transfer-gain tables per arch and head,
     the recommendation check, throughput, and the scenarios that did not pass."""
-    view = _View(report)
+    view = View(report)
     sections = [
         _md_header(report),
         _md_targets(report["targets"]),
@@ -358,12 +296,13 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         if report.get("best") else [],
         _md_throughput(view),
         layer_transfer.markdown(report.get("layer_transfer") or [], plot=True),
+        _md_gate(report["gate"]) if report.get("gate") else [],
         _md_failures(report["scenarios"]),
     ]
     return "\n\n".join("\n".join(lines) for lines in sections if lines) + "\n"
 
 
-class _View:
+class View:
     """The report indexed the way the tables read it: groups by arch × head, seeds aggregated per cell."""
 
     def __init__(self, report: Mapping[str, Any]) -> None:
@@ -374,14 +313,14 @@ class _View:
         self.records: dict[recommend.Key, list[dict[str, Any]]] = {}
         for scenario in scenarios:
             self.records.setdefault(recommend.scenario_key(scenario), []).append(scenario)
-        self.groups = _unique((s["arch"], s["head"]) for s in scenarios)
+        self.groups = fmt.unique((s["arch"], s["head"]) for s in scenarios)
         self.winners = {(r["arch"], r["quadrant"], r["head"]): r["winner"] for r in self.check}
 
     def strategies(self, arch: str, head: str) -> list[str]:
-        return _ordered((s for a, s, _, h in self.records if (a, h) == (arch, head)), recommend.STRATEGY_ORDER)
+        return fmt.ordered((s for a, s, _, h in self.records if (a, h) == (arch, head)), recommend.STRATEGY_ORDER)
 
     def quadrants(self, arch: str, head: str) -> list[str]:
-        return _ordered((q for a, _, q, h in self.records if (a, h) == (arch, head)), tuple(recommend.RECOMMENDED))
+        return fmt.ordered((q for a, _, q, h in self.records if (a, h) == (arch, head)), tuple(recommend.RECOMMENDED))
 
     def accuracy_cell(self, key: recommend.Key, std_sep: str = " ± ", mark: str = "**{}**") -> str:
         """Mean ± std in % (std only over >1 seed; ``(k/n)`` when some seeds failed), ``mark``-ed for the winner;
@@ -389,7 +328,7 @@ class _View:
         records, stats = self.records.get(key, []), self.stats.get(key)
         if stats is None:
             return "/".join(sorted({r["status"] for r in records})) or "-"
-        text = _pct(stats["mean"]) + (std_sep + _pct(stats["std"]) if stats["n_seeds"] > 1 else "")
+        text = fmt.pct(stats["mean"]) + (std_sep + fmt.pct(stats["std"]) if stats["n_seeds"] > 1 else "")
         if stats["n_seeds"] < len(records):
             text += f" ({stats['n_seeds']}/{len(records)})"
         arch, strategy, quadrant, head = key
@@ -401,7 +340,7 @@ class _View:
 
 
 def _md_header(report: Mapping[str, Any]) -> list[str]:
-    env, suite, summary = report["environment"], report.get("suite") or {}, _summary(report["scenarios"])
+    env, suite, summary = report["environment"], report.get("suite") or {}, status_summary(report["scenarios"])
     finished = report["finished"] or "still running"
     suite_text = f"suite `{suite.get('name', '?')}`" if suite else "suite"
     return [
@@ -433,10 +372,10 @@ def _md_targets(targets: list[dict[str, Any]]) -> list[str]:
         [
             f"`{t['name']}`",
             f"{t['quadrant']} ({recommend.QUADRANT_LABELS.get(t['quadrant'], '?')})",
-            *(_int(t.get(k)) for k in ("n_train", "n_val", "n_test", "n_classes")),
-            _num(t["similarity"], "+.2f"),
+            *(fmt.integer(t.get(k)) for k in ("n_train", "n_val", "n_test", "n_classes")),
+            fmt.num(t["similarity"], "+.2f"),
             t.get("measured_quadrant") or "—",
-            _compact(t.get("conversion")),
+            fmt.compact(t.get("conversion")),
         ]
         for t in targets
     ]
@@ -446,10 +385,10 @@ def _md_targets(targets: list[dict[str, Any]]) -> list[str]:
         "images that it keeps on the target (mean over archs; `docs/quadrants.md`); *measured* is the quadrant that "
         "size and similarity put the target in."
     )
-    return ["## Targets", "", how, "", *_table(header, rows, right=range(2, 7)), *([""] + notes if notes else [])]
+    return ["## Targets", "", how, "", *fmt.md_table(header, rows, right=range(2, 7)), *([""] + notes if notes else [])]
 
 
-def _md_accuracy(view: _View) -> list[str]:
+def _md_accuracy(view: View) -> list[str]:
     lines = [
         "## Test accuracy (%)",
         "",
@@ -460,11 +399,11 @@ def _md_accuracy(view: _View) -> list[str]:
         quadrants = view.quadrants(arch, head)
         header = ["strategy", *(f"{q} (rec. {recommend.RECOMMENDED.get(q, '-')})" for q in quadrants)]
         rows = [[s, *(view.accuracy_cell((arch, s, q, head)) for q in quadrants)] for s in view.strategies(arch, head)]
-        lines += ["", f"### `{arch}` · `{head}` head", "", *_table(header, rows, right=range(1, len(header)))]
+        lines += ["", f"### `{arch}` · `{head}` head", "", *fmt.md_table(header, rows, right=range(1, len(header)))]
     return lines
 
 
-def _md_gains(view: _View) -> list[str]:
+def _md_gains(view: View) -> list[str]:
     lines = [
         "## Transfer gain over scratch (accuracy points)",
         "",
@@ -474,12 +413,12 @@ def _md_gains(view: _View) -> list[str]:
         quadrants = view.quadrants(arch, head)
         strategies = [s for s in view.strategies(arch, head) if s != "scratch"]
         rows = [[s, *(view.gain_cell((arch, s, q, head)) for q in quadrants)] for s in strategies]
-        table = _table(["strategy", *quadrants], rows, right=range(1, len(quadrants) + 1))
+        table = fmt.md_table(["strategy", *quadrants], rows, right=range(1, len(quadrants) + 1))
         lines += ["", f"### `{arch}` · `{head}` head", "", *table]
     return lines
 
 
-def _md_recommendation(view: _View) -> list[str]:
+def _md_recommendation(view: View) -> list[str]:
     lines = [
         "## Recommendation check",
         "",
@@ -488,82 +427,152 @@ def _md_recommendation(view: _View) -> list[str]:
         *(f"- **{q}** ({recommend.QUADRANT_LABELS[q]}) → `{recommend.RECOMMENDED[q]}`: {reason}"
           for q, reason in recommend.REASONS.items()),  # fmt: skip
         "",
-        f"The recommended strategy ties when the winner beats it by no more than the noise: the larger of the two "
-        f"sample stds over seeds and {100 * recommend.TIE_FLOOR:.0f} accuracy point.",
+        TIE_RULE,
         "",
         *(f"- `{r['arch']}` · `{r['head']}` · {recommend.sentence(r)}" for r in view.check),
         "",
     ]
+    header, rows = check_table(view.check)
+    return lines + fmt.md_table(header, rows, right=range(5, 8))
+
+
+TIE_RULE = (f"The recommended strategy ties when the winner beats it by no more than the noise: the larger of the two "
+            f"sample stds over seeds and {100 * recommend.TIE_FLOOR:.0f} accuracy point.")  # fmt: skip
+
+
+def check_table(check: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the recommendation check: per arch, head and quadrant the recommended strategy, the
+    winner, both accuracies over seeds, the margin and the verdict (the last column)."""
     header = ["arch", "head", "quadrant", "recommended", "winner", "winner %", "recommended %", "margin pts", "verdict"]
     rows = [
         [r["arch"], r["head"], r["quadrant"], r["recommended"] or "-", r["winner"],
-         _pct_sd(r["winner_mean"], r["winner_std"], r["winner_n_seeds"]),
-         _pct_sd(r["recommended_mean"], r["recommended_std"], r["recommended_n_seeds"]),
-         _num(None if r["margin"] is None else 100 * r["margin"], ".1f"), r["verdict"]]
-        for r in view.check
+         fmt.pct_sd(r["winner_mean"], r["winner_std"], r["winner_n_seeds"]),
+         fmt.pct_sd(r["recommended_mean"], r["recommended_std"], r["recommended_n_seeds"]),
+         fmt.num(None if r["margin"] is None else 100 * r["margin"], ".1f"), r["verdict"]]
+        for r in check
     ]  # fmt: skip
-    return lines + _table(header, rows, right=range(5, 8))
+    return header, rows
 
 
 THROUGHPUT_COLUMNS: list[tuple[str, str, Callable[[list[float]], str]]] = [
-    ("train img/s", "train_images_per_s", lambda v: _rate(_mean(v))),
-    ("infer img/s", "infer_images_per_s", lambda v: _rate(_mean(v))),
-    ("compile s", "compile_s", lambda v: _num(_mean(v), ".2f")),
-    ("train s", "train_s", lambda v: _num(_mean(v), ".1f")),
-    ("time to final s", "time_to_final_s", lambda v: _num(_mean(v), ".1f")),
-    ("params trainable", "params_trainable", _int_range),
-    ("params total", "params_total", _int_range),
-    ("GFLOPs", "gflops", lambda v: _num(_mean(v), ".3g")),
-    ("peak MiB", "peak_memory_bytes", lambda v: _num(None if not v else max(v) / 2**20, ".0f")),
+    ("train img/s", "train_images_per_s", lambda v: fmt.rate(fmt.mean(v))),
+    ("infer img/s", "infer_images_per_s", lambda v: fmt.rate(fmt.mean(v))),
+    ("compile s", "compile_s", lambda v: fmt.num(fmt.mean(v), ".2f")),
+    ("train s", "train_s", lambda v: fmt.num(fmt.mean(v), ".1f")),
+    ("time to final s", "time_to_final_s", lambda v: fmt.num(fmt.mean(v), ".1f")),
+    ("params trainable", "params_trainable", fmt.int_range),
+    ("params total", "params_total", fmt.int_range),
+    ("GFLOPs", "gflops", lambda v: fmt.num(fmt.mean(v), ".3g")),
+    ("peak MiB", "peak_memory_bytes", lambda v: fmt.num(None if not v else max(v) / 2**20, ".0f")),
 ]
 
 
-def _md_throughput(view: _View) -> list[str]:
+THROUGHPUT_NOTE = ("Means over the quadrants and seeds that ran (params: range over quadrants, whose class counts "
+                   "differ; peak memory: the largest, where the backend reports it).")  # fmt: skip
+
+
+def throughput_table(view: View) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the throughput and cost table: one row per arch × head × strategy, the metrics of
+    THROUGHPUT_COLUMNS over the quadrants and seeds that ran."""
     by_group: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for (arch, strategy, _, head), records in view.records.items():
         by_group.setdefault((arch, head, strategy), []).extend(r["metrics"] for r in records)
+    rows = [[arch, head, strategy, *(show(fmt.numbers_of(by_group[(arch, head, strategy)], key))
+                                     for _, key, show in THROUGHPUT_COLUMNS)]
+            for arch, head in view.groups for strategy in view.strategies(arch, head)]  # fmt: skip
+    return ["arch", "head", "strategy", *(title for title, _, _ in THROUGHPUT_COLUMNS)], rows
+
+
+def _md_throughput(view: View) -> list[str]:
+    header, rows = throughput_table(view)
+    return ["## Throughput and cost", "", THROUGHPUT_NOTE, "", *fmt.md_table(header, rows, right=range(3, len(header)))]
+
+
+def gate_lines(gate: Mapping[str, Any], limit: int = 10) -> list[str]:
+    """Plain-text lines on the quality gate: the baseline and the verdict counts, whether throughput was
+    comparable, then each regressed, new, missing and not-run group (at most ``limit`` of each)."""
+    base, messages = gate["baseline"], {r["group"]: r["message"] for r in gate["groups"]}
+    counts = ", ".join(f"{n} {verdict}" for verdict, n in gate["counts"].items())
+    lines = [f"gate vs baseline run {base['run_id']}: {len(gate['groups'])} groups — {counts}", f"  ({base['path']})",
+             gate["throughput_note"]]  # fmt: skip
+    if not gate["same_suite"]:
+        lines.append(f"the baseline ran another version of the suite (hash {base['suite_hash']}): budgets may differ")
+    sections = (
+        ("regressed", gate["regressed"]),
+        ("new, not gated", gate["new"]),
+        ("missing: in the baseline, no longer in the suite", gate["missing"]),
+        ("not run: in the baseline and selected, but no result recorded", gate["not_run"]),
+    )
+    for title, ids in sections:
+        if ids:
+            lines.append(f"{title} ({len(ids)}):")
+            lines += [f"  {messages.get(g, g)}" for g in ids[:limit]]
+            lines += [f"  … and {len(ids) - limit} more (see report.md)"] if len(ids) > limit else []
+    if gate["not_selected"]:
+        lines.append(f"{gate['not_selected']} baseline groups were not selected by this run's filters")
+    return lines
+
+
+def _md_gate(gate: Mapping[str, Any]) -> list[str]:
+    tol = gate["tolerances"]
+    rule = (f"A group (a scenario over its seeds) regresses when its mean test accuracy drops by more than "
+            f"{100 * tol['accuracy_drop']:.1f} pts and more than {tol['noise_sigmas']:g} × the noise of the "
+            f"difference (from the seeds' spread), or, on comparable hardware, when train or inference images/s fall "
+            f"below {1 - tol['throughput_drop']:.0%} of the baseline's.")  # fmt: skip
+    header = ["group", "baseline %", "now %", "drop pts", "allowed pts", "train ×", "infer ×", "verdict"]
     rows = []
-    for arch, head in view.groups:
-        for strategy in view.strategies(arch, head):
-            metrics = by_group[(arch, head, strategy)]
-            rows.append([arch, head, strategy, *(fmt(_values(metrics, key)) for _, key, fmt in THROUGHPUT_COLUMNS)])
-    header = ["arch", "head", "strategy", *(title for title, _, _ in THROUGHPUT_COLUMNS)]
-    intro = ("Means over the quadrants and seeds that ran (params: range over quadrants, whose class counts differ; "
-             "peak memory: the largest, where the backend reports it).")  # fmt: skip
-    return ["## Throughput and cost", "", intro, "", *_table(header, rows, right=range(3, len(header)))]
+    for r in gate["groups"]:
+        acc, thr = r["accuracy"] or {}, r["throughput"] or {}
+        rows.append([
+            f"`{r['group']}`",
+            fmt.pct_sd(acc.get("baseline_mean"), acc.get("baseline_std", 0.0), acc.get("baseline_n", 0)),
+            fmt.pct_sd(acc.get("new_mean"), acc.get("new_std", 0.0), acc.get("new_n", 0)),
+            fmt.num(None if "drop" not in acc else 100 * acc["drop"], "+.1f"),
+            fmt.num(None if "allowed" not in acc else 100 * acc["allowed"], ".1f"),
+            fmt.num(thr.get("train_ratio"), ".2f"), fmt.num(thr.get("infer_ratio"), ".2f"),
+            f"**{r['verdict']}**" if r["verdict"] == "regressed" else r["verdict"],
+        ])  # fmt: skip
+    detail = [f"- {line}" if not line.startswith("  ") else f"  - {line.strip()}" for line in gate_lines(gate, 50)]
+    return ["## Quality gate", "", rule, "", *detail, "", *fmt.md_table(header, rows, right=range(1, 7))]
 
 
 def _md_failures(scenarios: list[dict[str, Any]]) -> list[str]:
     failed = [s for s in scenarios if s["status"] != "passed"]
     if not failed:
         return ["## Scenarios that did not pass", "", f"None: all {len(scenarios)} scenarios passed."]
-    rows = [[f"`{s['id']}`", s["status"], _one_line(s.get("error") or "-", 300)] for s in failed]
-    return ["## Scenarios that did not pass", "", *_table(["scenario", "status", "error"], rows)]
+    rows = [[f"`{s['id']}`", s["status"], fmt.one_line(s.get("error") or "-", 300)] for s in failed]
+    return ["## Scenarios that did not pass", "", *fmt.md_table(["scenario", "status", "error"], rows)]
 
 
 # ------------------------------------------------------------------------------------------------ terminal
 
 
 def terminal_summary(report: Mapping[str, Any], width: int = 100) -> list[str]:
-    """Compact lines for the end of a pytest run, none longer than ``width``: per arch × head the strategy ×
-    quadrant accuracy table, which strategy won where and whether the recommendation held, status counts and the
-    scenarios that did not pass. The caller adds where the report was written."""
-    view = _View(report)
-    summary = _summary(report["scenarios"])
+    """Compact lines for the end of a pytest run, none longer than ``width`` (but for a file path too long to
+    fit): per arch × head the strategy × quadrant accuracy table, which strategy won where and whether the
+    recommendation held, the quality gate's verdicts, status counts and the scenarios that did not pass. The
+    caller adds where the report was written."""
+    view = View(report)
+    summary = status_summary(report["scenarios"])
     lines = [
         f"cnnbench {report['run_id']}: {summary['scenarios']} scenarios — {_status_counts(summary)}",
         "test accuracy %: mean±std over seeds; * best in quadrant; (k/n) only k of n seeds gave a result",
     ]
     for arch, head in view.groups:
         lines += _terminal_group(view, arch, head, width)
-    lines += _terminal_verdicts(view.check)
+    lines += verdict_lines(view.check)
     lines += [_best_line(row, report["targets"]) for row in report.get("best") or []]
     lines += layer_transfer.terminal_lines(report.get("layer_transfer") or [], width)
-    lines += _terminal_failures(report["scenarios"])
-    return [_fit(line, width) for line in lines]
+    gate = []
+    for line in gate_lines(report["gate"]) if report.get("gate") else []:  # wrapped, not cut: the values matter
+        indent = " " * (len(line) - len(line.lstrip()))
+        gate += textwrap.wrap(line.strip(), width, initial_indent=indent, subsequent_indent=indent + "  ",
+                              break_long_words=False, break_on_hyphens=False)  # a path stays whole, even if long
+    failures = _terminal_failures(report["scenarios"])
+    return [fmt.fit(line, width) for line in lines] + gate + [fmt.fit(line, width) for line in failures]
 
 
-def _terminal_group(view: _View, arch: str, head: str, width: int) -> list[str]:
+def _terminal_group(view: View, arch: str, head: str, width: int) -> list[str]:
     quadrants = view.quadrants(arch, head)
     header = ["strategy", *quadrants]
     rows = [[s, *(view.accuracy_cell((arch, s, q, head), "±", "{}*") for q in quadrants)]
@@ -596,7 +605,7 @@ def _best_line(row: Mapping[str, Any], targets: list[dict[str, Any]]) -> str:
             f"{100 * row['mean']:.1f}%{spread}{ahead}")
 
 
-def _terminal_verdicts(check: list[dict[str, Any]]) -> list[str]:
+def verdict_lines(check: list[dict[str, Any]]) -> list[str]:
     counts = {verdict: sum(r["verdict"] == verdict for r in check) for verdict in recommend.VERDICTS}
     held = counts["won"] + counts["tied within noise"]
     detail = ", ".join(f"{n} {verdict}" for verdict, n in counts.items())
@@ -605,7 +614,7 @@ def _terminal_verdicts(check: list[dict[str, Any]]) -> list[str]:
 
 def _terminal_failures(scenarios: list[dict[str, Any]], limit: int = 10) -> list[str]:
     failed = [s for s in scenarios if s["status"] != "passed"]
-    lines = [f"  {s['status']}: {s['id']}" + (f": {_one_line(s['error'])}" if s.get("error") else "")
+    lines = [f"  {s['status']}: {s['id']}" + (f": {fmt.one_line(s['error'])}" if s.get("error") else "")
              for s in failed[:limit]]  # fmt: skip
     more = [f"  … and {len(failed) - limit} more (see report.md)"] if len(failed) > limit else []
     return (["did not pass:"] if failed else []) + lines + more

@@ -1,7 +1,8 @@
 """The pytest items of a cnnbench run: one test, parametrized by the plugin with one case per scenario.
 
 ``pytest --cnnbench`` collects this file; each case trains and measures its scenario, times the train step
-through pytest-benchmark and fails when the scenario diverged or crashed.
+through pytest-benchmark and fails when the scenario diverged or crashed, or when the quality gate finds its group
+regressed against the baseline.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ def test_scenario(cnnbench_scenario: Scenario, cnnbench_session: Session, benchm
     benchmark.extra_info.update(
         {"cnnbench_id": record["id"], "status": record["status"], **(record["metrics"] or {})}
     )
-    if record["status"] != "passed":
+    if record["status"] in ("diverged", "error"):
         benchmark.skipped = True  # nothing steady to time; spares pytest-benchmark's "fixture not used" warning
+    if record["status"] == "regressed":
+        pytest.fail(record["error"], pytrace=False)
     if record["status"] == "diverged":
         pytest.fail(f"{record['id']} diverged: {record['error']}", pytrace=False)
     if record["status"] == "error":

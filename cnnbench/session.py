@@ -6,13 +6,15 @@ script. The runner (datasets, models, training) is built when the first scenario
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from cnnbench.report import build_report, write_report
+from cnnbench import gate
+from cnnbench.report import atomic_write, build_report, write_report
 from cnnbench.suite import Scenario, Suite, SuiteError
 
 COORDINATES = ("arch", "strategy", "quadrant", "head")
@@ -50,6 +52,11 @@ class Session:
 
     Under pytest-xdist each worker runs its scenarios with ``writes_reports=False`` and hands ``export()`` to
     the controller, whose session ``merge``s them into the one report.
+
+    With a ``baseline`` the run is gated (``cnnbench.gate``): when the last selected seed of a group has run,
+    the group is judged over all its seeds and, if it regressed, that last record gets status ``regressed``, so
+    its pytest item fails. The report's ``gate`` section judges every group again over all merged records, which
+    also catches a group whose seeds ran on different xdist workers (``unflagged_regressions``).
     """
 
     suite: Suite
@@ -58,6 +65,7 @@ class Session:
     cache_dir: Path
     log: Callable[[str], None] = print
     writes_reports: bool = True
+    baseline: gate.Baseline | None = None
     records: list[dict] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -67,6 +75,8 @@ class Session:
         self.run_dir: Path | None = None
         self.targets: dict[str, dict] = {}  # quadrant -> what the report says about its target
         self.environment: dict | None = None
+        self.selected_ids: list[str] = [s.id for s in self.scenarios()]  # narrowed by the plugin after collection
+        self.tolerances = gate.Tolerances(**self.suite.gate)
         self._runner = None
 
     def scenarios(self) -> list[Scenario]:
@@ -91,10 +101,29 @@ class Session:
         """Run one scenario, record it and rewrite the report, whatever the scenario's outcome."""
         record = self.runner.run(scenario, timer)
         self.records.append(record)
+        if self.baseline is not None:
+            self._judge(record)
         self.targets.update((t["quadrant"], t) for t in self.runner.target_info())
         if self.writes_reports:
             self.write()
         return record
+
+    def _judge(self, record: dict) -> None:
+        """Judge ``record``'s group against the baseline once its last selected seed has run here."""
+        group = gate.group_id(record)
+        mine = [r for r in self.records if gate.group_id(r) == group]
+        expected = {i for i in self.selected_ids if i in self._group_ids(group)}
+        record["gate"] = None
+        if not expected <= {r["id"] for r in mine}:
+            return  # judged when its last seed has run
+        stored = self.baseline.groups().get(group)
+        comparable, _ = gate.comparable(self.baseline, self.environment or {})
+        record["gate"] = verdict = gate.judge(group, stored, mine, self.tolerances, comparable)
+        if verdict["verdict"] == "regressed" and record["status"] == "passed":
+            record["status"], record["error"] = "regressed", verdict["message"]
+
+    def _group_ids(self, group: str) -> set[str]:
+        return {s.id for s in self.suite.scenarios() if s.group == group}
 
     def export(self) -> dict:
         """This session's results as JSON-serialisable data, for a pytest-xdist worker to hand over."""
@@ -119,9 +148,31 @@ class Session:
             targets=[self.targets[q] for q in sorted(self.targets)],
             scenarios=self.records,
             suite={"name": self.suite.name, "path": self.suite.path, "digest": self.suite.digest},
+            gate=self._gate_summary(),
         )
-        self.run_dir = write_report(self.report, self.report_root)
+        self.run_dir = write_report(self.report, self.report_root, plots=finished)
         return self.run_dir
+
+    def _gate_summary(self) -> dict | None:
+        if self.baseline is None:
+            return None
+        selected = set(self.selected_ids)
+        groups = [(s.group, s.id in selected) for s in self.suite.scenarios()]
+        return gate.summarize(self.baseline, self.records, self.environment or {}, self.tolerances,
+                              suite_groups=[g for g, _ in groups], selected_groups=[g for g, sel in groups if sel])
+
+    def unflagged_regressions(self) -> list[str]:
+        """Groups the report's gate finds regressed although none of their pytest items failed for it (their
+        seeds ran on different xdist workers, none of which saw the whole group)."""
+        if not self.report or "gate" not in self.report:
+            return []
+        flagged = {gate.group_id(r) for r in self.records if r["status"] == "regressed"}
+        return [g for g in self.report["gate"]["regressed"] if g not in flagged]
+
+    def save_baseline(self, path: Path) -> None:
+        """Store the finished report at ``path`` for later runs' ``--cnnbench-baseline``."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, json.dumps(self.report, indent=1, allow_nan=False) + "\n")
 
 
 def _now() -> str:

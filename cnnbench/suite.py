@@ -43,10 +43,14 @@ class Scenario:
     freeze: int | None = None  # a layer-transfer point: s2 with exactly this many stages frozen
 
     @property
-    def id(self) -> str:
+    def group(self) -> str:
+        """The id without the seed: what results are aggregated and gated over."""
         base = f"{self.arch}-{self.strategy}-{self.quadrant}-{self.head}"
-        base += "" if self.freeze is None else f"-freeze{self.freeze}"
-        return f"{base}-seed{self.seed}" if self.multi_seed else base
+        return base if self.freeze is None else f"{base}-freeze{self.freeze}"
+
+    @property
+    def id(self) -> str:
+        return f"{self.group}-seed{self.seed}" if self.multi_seed else self.group
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,7 @@ class Suite:
     watch: dict[str, Any]  # Watch keywords: early stopping, plateau LR cuts
     head_first_steps: int  # two-phase fine-tuning: steps of head-only training before s1/s2 unfreeze (0: off)
     layer_transfer: tuple[str, str, str] | None  # (arch, quadrant, head) of the layer-transfer curve, if any
+    gate: dict[str, float]  # cnnbench.gate.Tolerances keywords: what the quality gate tolerates
     digest: str
     raw: dict = field(repr=False, default_factory=dict)
 
@@ -179,6 +184,8 @@ class _Reader:
         return _Reader(self.path, table, f"{self.where}.{key}" if self.where else key)
 
     def typed(self, schema: dict[str, type]) -> dict[str, Any]:
+        """The schema's keys present in the table, type-checked; all of them count as known keys."""
+        self.seen.update(schema)
         return {k: self.get(k, t) for k, t in schema.items() if k in self.table}
 
     def done(self) -> None:
@@ -312,6 +319,20 @@ def _user_dataset_path(t: _Reader, suite_path: str, target: str) -> Path:
     return path
 
 
+def _gate(t: _Reader) -> dict[str, float]:
+    """The ``[gate]`` tolerances: ``accuracy_drop`` (a fraction: 0.02 is 2 points) and ``throughput_drop`` (a
+    share of images/s) in [0, 1), ``noise_sigmas`` at least 0."""
+    from cnnbench.gate import Tolerances
+
+    values = t.typed({key: float for key in Tolerances.keys()})
+    _positive(t, values)
+    for key in ("accuracy_drop", "throughput_drop"):
+        if values.get(key, 0.0) >= 1:
+            raise t.fail(key, f"expected a fraction in [0, 1), got {values[key]}")
+    t.done()
+    return values
+
+
 def parse_suite(raw: dict, path: str = "<suite>", digest: str = "") -> Suite:
     """Validate a suite already read from TOML; names are checked against the registries."""
     from cnnbench.data.targets import TARGETS
@@ -392,6 +413,8 @@ def parse_suite(raw: dict, path: str = "<suite>", digest: str = "") -> Suite:
         raise tr.fail("head_first_steps", f"{head_first_steps} head-only steps leave none to fine-tune in "
                                           f"{', '.join(short)}; they come out of each quadrant's steps")
 
+    gate = _gate(r.sub("gate"))
+
     layer_transfer = None
     if "layer_transfer" in raw:
         lt = r.sub("layer_transfer")
@@ -417,6 +440,7 @@ def parse_suite(raw: dict, path: str = "<suite>", digest: str = "") -> Suite:
         watch=watch,
         head_first_steps=head_first_steps,
         layer_transfer=layer_transfer,
+        gate=gate,
         digest=digest,
         raw=raw,
     )

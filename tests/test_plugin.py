@@ -11,6 +11,8 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -18,6 +20,7 @@ import numpy as np
 import pytest
 
 from cnnbench import timing
+from cnnbench.report import load_report
 
 SUITE = "tiny.toml"
 RUN_ID = re.compile(r"\d{8}-\d{6}-tiny")
@@ -95,12 +98,13 @@ def bench(pytester: pytest.Pytester, tiny_suite_text: str, shared_cache: Path) -
 
 
 def read_report(root: Path) -> tuple[dict, Path]:
-    """A run's report.json and run directory, after checking that latest/ holds the same two files."""
+    """A run's report.json, checked against schema cnnbench/1 (docs/report-schema.md), and its run directory, after
+    checking that latest/ holds the same files."""
     runs = [p for p in root.iterdir() if p.name != "latest"]
     assert len(runs) == 1 and RUN_ID.fullmatch(runs[0].name), sorted(p.name for p in root.iterdir())
-    for name in ("report.json", "report.md"):
+    for name in ("report.json", "report.md", "report.html"):
         assert (runs[0] / name).read_text() == (root / "latest" / name).read_text()
-    return json.loads((root / "latest" / "report.json").read_text()), runs[0]
+    return load_report(root / "latest" / "report.json"), runs[0]  # validated against the schema on the way
 
 
 def _by_id(report: dict) -> dict[str, dict]:
@@ -211,6 +215,9 @@ BAD_INPUT = [
                  id="target-missing"),
     pytest.param(SUITE, ["--cnnbench-target=mismatched.npz"],
                  ["*mismatched.npz: split 'train' has 30 images in x_train but 29 labels in y_train*"], id="target-bad"),
+    pytest.param(SUITE, ["--cnnbench-baseline=mismatched.npz"],
+                 ["*baseline unusable: cannot read report *mismatched.npz*make one with `pytest --cnnbench "
+                  "--cnnbench-save-baseline *"], id="baseline-corrupt"),
 ]  # fmt: skip
 
 
@@ -304,7 +311,8 @@ def test_run_passes_and_writes_report_and_benchmarks(bench: Bench, tiny_suite_te
     assert "# cnnbench report" in (run_dir / "report.md").read_text()
 
     result.stdout.fnmatch_lines(["*= cnnbench =*", f"cnnbench {run_dir.name}: 8 scenarios — 8 passed*"])
-    result.stdout.fnmatch_lines([f"report: */reports/{run_dir.name}/report.md (and report.json; latest/ refreshed)"])
+    result.stdout.fnmatch_lines(
+        [f"report: */reports/{run_dir.name}/report.md (and report.json, report.html; latest/ refreshed)"])
 
     benchmarks = json.loads((bench.path / "bench.json").read_text())["benchmarks"]
     assert sorted(b["name"] for b in benchmarks) == sorted(f"test_scenario[{sid}]" for sid in expected)
@@ -379,14 +387,79 @@ def test_erroring_scenario_fails_alone_and_ini_twins_place_report_and_cache(
 
 
 def test_xdist_workers_merge_into_one_report(bench: Bench) -> None:
-    result = bench.run("-n", "2", "--cnnbench-quadrant=q4", "--cnnbench-head=gap")
+    result = bench.run("-n", "2", "--cnnbench-quadrant=q4", "--cnnbench-head=gap", "--cnnbench-strategy=s3,scratch")
     assert result.ret == 0, result.stdout.str()
-    result.assert_outcomes(passed=4)
+    result.assert_outcomes(passed=2)
     report, run_dir = bench.report()  # one run directory: the workers wrote nothing of their own
-    assert [s["id"] for s in report["scenarios"]] == [f"lenet5-{s}-q4-gap" for s in ("s1", "s2", "s3", "scratch")]
+    assert [s["id"] for s in report["scenarios"]] == ["lenet5-s3-q4-gap", "lenet5-scratch-q4-gap"]
     assert all(s["status"] == "passed" for s in report["scenarios"])
     assert [t["quadrant"] for t in report["targets"]] == ["q4"] and report["finished"] is not None
     assert report["environment"]["backend"] == "cpu"
     gains = {s["strategy"]: s["metrics"]["transfer_gain"] for s in report["scenarios"]}
     assert gains["scratch"] == 0.0  # gains are computed over the merged records
     result.stdout.fnmatch_lines([f"report: {run_dir}/report.md*"])
+
+
+# ---------------------------------------------------------------------------------- the gate and pytest-benchmark
+
+
+GATED = "[gate]\naccuracy_drop = 0.02\nthroughput_drop = 0.9\n"  # CPU timings of tiny steps jitter under -n 2
+GATE_ONLY = ("--cnnbench-quadrant=q4", "--cnnbench-head=gap", "--cnnbench-strategy=s3,scratch")
+
+
+def test_baseline_saved_then_gated_and_pytest_benchmark_keeps_the_metrics(bench: Bench) -> None:
+    suite = bench.write_suite("gated.toml", bench.suite_text + GATED)
+    store = f"file://{bench.path / 'bench-store'}"
+    storage = f"--benchmark-storage={store}"
+    saved = bench.run(*GATE_ONLY, "--cnnbench-save-baseline=base/smoke.json", "--benchmark-autosave", storage,
+                      suite=suite)  # fmt: skip
+    assert saved.ret == 0, saved.stdout.str()
+    saved.stdout.fnmatch_lines([f"baseline saved: {bench.path / 'base' / 'smoke.json'}"])
+    baseline = json.loads((bench.path / "base" / "smoke.json").read_text())
+    assert baseline["finished"] and {s["id"] for s in baseline["scenarios"]} == {"lenet5-s3-q4-gap",
+                                                                                 "lenet5-scratch-q4-gap"}
+    (autosaved,) = (bench.path / "bench-store").glob("*/0001_*.json")
+    infos = {b["param"]: b["extra_info"] for b in json.loads(autosaved.read_text())["benchmarks"]}
+    for scenario in baseline["scenarios"]:
+        assert infos[scenario["id"]]["test_accuracy"] == scenario["metrics"]["test_accuracy"]
+
+    # The same commit against its own baseline passes, and pytest-benchmark compares the two runs' timings.
+    again = bench.run(*GATE_ONLY, "--cnnbench-baseline=base/smoke.json", "--benchmark-autosave",
+                      "--benchmark-compare=0001", storage, suite=suite)  # fmt: skip
+    assert again.ret == 0, again.stdout.str()
+    again.assert_outcomes(passed=2)
+    again.stderr.fnmatch_lines(["Comparing against benchmarks from: *0001_*"])
+    again.stdout.fnmatch_lines(["test_scenario?lenet5-s3-q4-gap? (0001_*", "test_scenario?lenet5-s3-q4-gap? (NOW)*"])
+    again.stdout.fnmatch_lines(["gate vs baseline run *-tiny: 2 groups — 2 passed, 0 regressed, 0 new, 0 no result",
+                                "  (*smoke.json)", "throughput gated: same hardware and software (fingerprint *)"])
+    report = load_report(bench.reports / "latest" / "report.json")
+    assert report["gate"]["counts"]["passed"] == 2 and all(s["status"] == "passed" for s in report["scenarios"])
+    cli = Path(sys.executable).with_name("pytest-benchmark")
+    compare = subprocess.run([str(cli), f"--storage={store}", "compare", "0001", "0002", "--columns=median"],
+                             capture_output=True, text=True, cwd=bench.path, timeout=120)  # fmt: skip
+    assert compare.returncode == 0, compare.stderr
+    assert "test_scenario[lenet5-scratch-q4-gap] (0001" in compare.stdout and "(0002" in compare.stdout
+
+    # A baseline whose s3 was 30 points better and whose scratch step was 100× faster: both regress, each in its
+    # own item, with the values and the tolerance; the run's report says so.
+    doctored = json.loads((bench.path / "base" / "smoke.json").read_text())
+    for scenario in doctored["scenarios"]:
+        if scenario["strategy"] == "s3":
+            scenario["metrics"]["test_accuracy"] += 0.3
+        else:
+            scenario["metrics"]["train_images_per_s"] *= 100
+    (bench.path / "doctored.json").write_text(json.dumps(doctored))
+    gated = bench.run(*GATE_ONLY, "--cnnbench-baseline=doctored.json", suite=suite)
+    assert gated.ret == pytest.ExitCode.TESTS_FAILED
+    gated.assert_outcomes(failed=2)
+    gated.stdout.fnmatch_lines([
+        "lenet5-s3-q4-gap regressed against the baseline: test accuracy *% (1 seed) in the baseline -> *% (1 seed) "
+        "now: dropped 30.0 pts, tolerance 2.0 pts (accuracy_drop 2.0 pts, 2 x noise 0.0 pts)",
+    ])  # fmt: skip
+    gated.stdout.fnmatch_lines(["lenet5-scratch-q4-gap regressed against the baseline: train throughput * -> * "
+                                "images/s (x0.0*; tolerance: at least x0.10)"])  # fmt: skip
+    report = load_report(bench.reports / "latest" / "report.json")
+    assert {s["id"]: s["status"] for s in report["scenarios"]} == {"lenet5-s3-q4-gap": "regressed",
+                                                                   "lenet5-scratch-q4-gap": "regressed"}
+    assert report["summary"]["by_status"]["regressed"] == 2 and report["gate"]["regressed"] == [
+        "lenet5-s3-q4-gap", "lenet5-scratch-q4-gap"]

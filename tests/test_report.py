@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -323,17 +324,20 @@ def test_terminal_summary_fits_and_reports_verdicts(report):
 
 def test_write_report_is_atomic_repeatable_and_refreshes_latest(tmp_path):
     records = all_records()
-    for n in (1, 40, len(records)):  # as after each scenario
+    for n in (1, 40, len(records)):  # as after each scenario; the finished run's write adds the HTML page
         built = make_report(records[:n])
-        run_dir = write_report(built, tmp_path)
+        run_dir = write_report(built, tmp_path, plots=n == len(records))
         assert run_dir == tmp_path / "20250101-120000"
         assert json.loads((run_dir / "report.json").read_text()) == built
         for name in ("report.json", "report.md"):
             assert (tmp_path / "latest" / name).read_bytes() == (run_dir / name).read_bytes()
+        if n == 1:
+            assert sorted(p.name for p in run_dir.iterdir()) == ["report.json", "report.md"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["20250101-120000", "latest"]
     for directory in (run_dir, tmp_path / "latest"):
-        assert sorted(p.name for p in directory.iterdir()) == ["report.json", "report.md"]  # no temp files
+        assert sorted(p.name for p in directory.iterdir()) == ["report.html", "report.json", "report.md"]  # no temps
         assert (directory / "report.json").stat().st_mode & 0o444 == 0o444
+    assert "<html" in (run_dir / "report.html").read_text()
     second = write_report(make_report(records[:2], run_id="second"), tmp_path)
     assert load_report(tmp_path / "latest" / "report.json")["run_id"] == "second"
     assert load_report(second / "report.json")["scenarios"] == make_report(records[:2])["scenarios"]
@@ -341,7 +345,7 @@ def test_write_report_is_atomic_repeatable_and_refreshes_latest(tmp_path):
 
 
 def test_interrupted_write_keeps_the_previous_report(tmp_path, monkeypatch):
-    run_dir = write_report(make_report(all_records()[:3]), tmp_path)
+    run_dir = write_report(make_report(all_records()[:3]), tmp_path, plots=False)
     before = (run_dir / "report.json").read_bytes()
 
     def crash(src, dst):
@@ -349,7 +353,7 @@ def test_interrupted_write_keeps_the_previous_report(tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "replace", crash)
     with pytest.raises(KeyboardInterrupt):
-        write_report(make_report(), tmp_path)
+        write_report(make_report(), tmp_path, plots=False)
     assert (run_dir / "report.json").read_bytes() == before
     assert sorted(p.name for p in run_dir.iterdir()) == ["report.json", "report.md"]
 
@@ -470,3 +474,21 @@ def test_best_strategy_and_head_per_quadrant_with_spread_and_margin(report):
     line = next(x for x in terminal_summary(report) if x.startswith("best on q2") and "resnet18" in x)
     assert line.endswith(f"with resnet18: s2 × gap 96.0% ±0.6 (2 seeds), +1.0 pts over {row['runner_up']}")
     assert f"- {line}" in render_markdown(report)
+
+
+def test_the_schema_document_and_the_validator_require_the_same_keys():
+    """docs/report-schema.md's tables mark keys required; ``validate`` must require exactly those, so the document
+    users read and the check every written report goes through cannot drift apart."""
+    from cnnbench.report import REQUIRED_KEYS
+
+    sections = {"Top level": "report", "`environment`": "environment", "`targets`": "target",
+                "`scenarios`": "scenario", "`metrics`": "metrics", "`recommendation`": "recommendation"}  # fmt: skip
+    documented: dict[str, set[str]] = {}
+    kind = None
+    for line in (Path(__file__).parents[1] / "docs" / "report-schema.md").read_text().splitlines():
+        if line.startswith("#"):
+            kind = sections.get(line.lstrip("#").strip())
+        elif kind and line.startswith("| `") and line.split("|")[2].strip() == "yes":
+            documented.setdefault(kind, set()).update(re.findall(r"`(\w+)`", line.split("|")[1]))
+    assert documented == {kind: set(REQUIRED_KEYS[kind]) for kind in sections.values()}
+    assert documented == SPEC_KEYS  # and both are SPEC §8's

@@ -1,0 +1,609 @@
+"""``cnnbench compare``: two or more run reports side by side — environments, test accuracy per aligned scenario
+group, throughput ratios, the recommendation verdicts and the biggest differences — as markdown or an HTML page.
+
+:func:`compare` builds the comparison as plain data, :func:`sections` lays it out as titled text tables with cell
+classes, and :func:`render_markdown` and :func:`render_html` only format that layout. The first report, A, is the
+reference every difference and ratio is taken against.
+
+**Alignment.** A group is the scenarios of one (arch, strategy, quadrant, head) over seeds, labelled like a
+scenario id without the seed (``resnet18-s2-q3-gap``). When every report ran exactly one arch and those archs are
+not all the same (a resnet18 run against a mobilenetv2 run), the arch is left out of the key (``s2-q3-gap``) and
+named in the column labels instead, so the archs are compared with each other. A group missing from a report
+shows ``-`` there and is listed.
+
+**Layer-transfer points** (scenarios whose ``layer_transfer`` is not null) are groups of their own, labelled like
+their scenario ids (``resnet18-s2-q2-gap-freeze3``), never pooled with ``s2``: each freezes a different number of
+stages, so it is a training setup of its own whose accuracy and speed can change between two runs like any
+strategy's, and leaving them out would hide those changes.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import statistics
+import string
+import textwrap
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from cnnbench import fmt, recommend
+from cnnbench.environment import FINGERPRINT_KEYS, fingerprint
+from cnnbench.report import load_report
+
+REPORT = "report.json"
+TOP = 5  # entries in each "biggest differences" list
+RATIO_NOISE = 0.10  # timings on a shared machine wander by about 10 %: a ratio within it is not coloured
+WIDTH = 100  # prose is wrapped to this many columns, so the markdown also reads in a terminal or CI log
+
+
+# ---------------------------------------------------------------------------------------------------- load
+
+
+@dataclass(frozen=True)
+class Run:
+    """One loaded report and the label (A, B, …) it is shown under."""
+
+    label: str
+    source: str
+    report: dict[str, Any]
+
+    @property
+    def env(self) -> dict[str, Any]:
+        return self.report["environment"]
+
+    @property
+    def archs(self) -> list[str]:
+        return fmt.unique(s["arch"] for s in self.report["scenarios"])
+
+    @property
+    def fingerprint(self) -> str:
+        """The stored fingerprint, or the one its environment hashes to (reports older than the key)."""
+        return self.env.get("fingerprint") or fingerprint(self.env)
+
+
+def load_runs(paths: Sequence[str | os.PathLike[str]]) -> list[Run]:
+    """Each path (a report.json, or a run directory such as ``reports/latest`` holding one) loaded and checked as
+    a ``cnnbench/1`` report, labelled A, B, C… in order; raises ValueError naming the path and the problem."""
+    runs = []
+    for i, path in enumerate(paths):
+        file = Path(path)
+        if file.is_dir():
+            file = file / REPORT
+            if not file.is_file():
+                raise ValueError(f"{path} is a directory without a {REPORT}; pass a run directory such as "
+                                 f"reports/latest or a report file")  # fmt: skip
+        runs.append(Run(_label(i), str(path), load_report(file)))
+    return runs
+
+
+def _label(index: int) -> str:
+    letter = string.ascii_uppercase[index % 26]
+    return letter if index < 26 else f"{letter}{index // 26}"
+
+
+# ---------------------------------------------------------------------------------------------------- data
+
+
+class Key(NamedTuple):
+    """The coordinates of an aligned group; a field is None where the alignment leaves it out."""
+
+    arch: str | None
+    strategy: str | None
+    quadrant: str | None
+    head: str | None
+    freeze: int | None = None
+
+    def label(self) -> str:
+        freeze = None if self.freeze is None else f"freeze{self.freeze}"
+        return "-".join(p for p in (self.arch, self.strategy, self.quadrant, self.head, freeze) if p is not None)
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    """Test accuracy of one group in one report: mean and sample std over the seeds that gave one (mean None when
+    none did), how many did out of how many ran, and their statuses."""
+
+    mean: float | None
+    std: float
+    n_seeds: int
+    n_runs: int
+    statuses: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class AccuracyRow:
+    """A group's accuracy per report (None: not run there) and, per later report, its mean minus A's (a
+    fraction) and the noise that difference is judged against (the tie rule of :mod:`cnnbench.recommend`)."""
+
+    key: Key
+    cells: list[Accuracy | None]
+    diffs: list[float | None]
+    noise: list[float | None]
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """A throughput metric compared as a ratio: its title, report key, how a group's scenarios are summed up,
+    its direction and its number format."""
+
+    title: str
+    metric: str
+    over_scenarios: Callable[[list[float]], float]
+    higher_is_better: bool
+    fmt: Callable[[float | None], str]
+
+
+# Rates are medians over a group's scenarios; compile time is their total, because a compiled program is reused by
+# the scenarios after the first one that needs it, and those report a compile time of 0.
+QUANTITIES = (
+    Quantity("train img/s", "train_images_per_s", statistics.median, True, fmt.rate),
+    Quantity("infer img/s", "infer_images_per_s", statistics.median, True, fmt.rate),
+    Quantity("compile s (total)", "compile_s", math.fsum, False, lambda v: "-" if v is None else f"{v:.1f}"),
+)
+
+
+@dataclass(frozen=True)
+class RatioRow:
+    """A group's metric per report, summed up over its scenarios (None: no value there), and each later report's
+    ratio to A's."""
+
+    key: Key
+    values: list[float | None]
+    ratios: list[float | None]
+
+
+@dataclass(frozen=True)
+class VerdictRow:
+    """One (arch, quadrant, head) of the recommendation check: the recommended strategy, each report's check row
+    (None: not checked there) and whether every report has one with the same winner."""
+
+    key: Key
+    recommended: str | None
+    cells: list[dict[str, Any] | None]
+    same_winner: bool
+
+
+@dataclass(frozen=True)
+class Change:
+    """One of the biggest differences: a group's value in A and in a later report, and the change (accuracy
+    points as a fraction, or a throughput ratio)."""
+
+    key: Key
+    quantity: Quantity | None  # None: test accuracy
+    column: str
+    before: float
+    after: float
+    change: float
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Everything ``cnnbench compare`` shows, as data; the first run is the reference."""
+
+    runs: list[Run]
+    columns: list[str]
+    by_arch: bool
+    same_suite: bool
+    differing_keys: list[str]
+    shared: int
+    accuracy: list[AccuracyRow]
+    partial: list[tuple[tuple[str, ...], list[Key]]]
+    throughput: list[tuple[Quantity, list[RatioRow]]]
+    verdicts: list[VerdictRow]
+    accuracy_changes: list[Change]
+    throughput_changes: list[Change]
+
+    @property
+    def same_fingerprint(self) -> bool:
+        return len({run.fingerprint for run in self.runs}) == 1
+
+
+def compare(runs: Sequence[Run], top: int = TOP) -> Comparison:
+    """The aligned comparison of ``runs`` (at least two) against the first: accuracy per group, throughput per
+    arch × strategy × head, verdicts per arch × quadrant × head, and the ``top`` biggest changes."""
+    archs = [run.archs for run in runs]
+    by_arch = not (all(len(a) == 1 for a in archs) and len({a[0] for a in archs}) > 1)
+    columns = [run.label if by_arch else f"{run.label} {a[0]}" for run, a in zip(runs, archs, strict=True)]
+    groups = [_groups(run.report["scenarios"], by_arch) for run in runs]
+    keys = fmt.unique(key for g in groups for key in g)
+    accuracy = [_accuracy_row([_accuracy(g.get(key, [])) for g in groups], key) for key in keys]
+    partial: dict[tuple[str, ...], list[Key]] = {}
+    for key in keys:
+        present = tuple(run.label for run, g in zip(runs, groups, strict=True) if key in g)
+        if len(present) < len(runs):
+            partial.setdefault(present, []).append(key)
+    setups = [_without_quadrant(g) for g in groups]
+    throughput = [(q, _ratio_rows(setups, q)) for q in QUANTITIES]
+    return Comparison(
+        runs=list(runs),
+        columns=columns,
+        by_arch=by_arch,
+        same_suite=len({run.env.get("suite_hash") for run in runs}) == 1,
+        differing_keys=[k for k in FINGERPRINT_KEYS if len({str(run.env.get(k)) for run in runs}) > 1],
+        shared=len(keys) - sum(len(k) for k in partial.values()),
+        accuracy=accuracy,
+        partial=list(partial.items()),
+        throughput=throughput,
+        verdicts=_verdict_rows(runs, by_arch),
+        accuracy_changes=_accuracy_changes(accuracy, columns, top),
+        throughput_changes=_throughput_changes(throughput[:2], columns, top),
+    )
+
+
+def _groups(scenarios: Iterable[Mapping[str, Any]], by_arch: bool) -> dict[Key, list[Mapping[str, Any]]]:
+    """A report's scenarios by aligned key, in the order the keys first appear."""
+    groups: dict[Key, list[Mapping[str, Any]]] = {}
+    for s in scenarios:
+        key = Key(s["arch"] if by_arch else None, s["strategy"], s["quadrant"], s["head"], s.get("layer_transfer"))
+        groups.setdefault(key, []).append(s)
+    return groups
+
+
+def _without_quadrant(groups: Mapping[Key, list[Any]]) -> dict[Key, list[Any]]:
+    """The groups merged over quadrants: the arch × strategy × head that throughput is compared by."""
+    merged: dict[Key, list[Any]] = {}
+    for key, records in groups.items():
+        merged.setdefault(key._replace(quadrant=None), []).extend(records)
+    return merged
+
+
+def _accuracy(records: list[Mapping[str, Any]]) -> Accuracy | None:
+    if not records:
+        return None
+    # one entry at most: a group's records share (arch, strategy, quadrant, head)
+    stats = next(iter(recommend.aggregate(records).values()), None)
+    statuses = tuple(sorted({r["status"] for r in records}))
+    if stats is None:
+        return Accuracy(None, 0.0, 0, len(records), statuses)
+    return Accuracy(stats["mean"], stats["std"], stats["n_seeds"], len(records), statuses)
+
+
+def _accuracy_row(cells: list[Accuracy | None], key: Key) -> AccuracyRow:
+    measured = [a if a is not None and a.mean is not None else None for a in cells]
+    ref, diffs, noise = measured[0], [], []
+    for cell in measured[1:]:
+        both = ref is not None and cell is not None
+        diffs.append(cell.mean - ref.mean if both else None)
+        noise.append(max(ref.std, cell.std, recommend.TIE_FLOOR) if both else None)
+    return AccuracyRow(key, cells, diffs, noise)
+
+
+def _summed_up(records: list[Mapping[str, Any]], quantity: Quantity) -> float | None:
+    values = [v for r in records if isinstance(v := (r.get("metrics") or {}).get(quantity.metric), (int, float))
+              and math.isfinite(v)]  # fmt: skip
+    return quantity.over_scenarios(values) if values else None
+
+
+def _ratio_rows(setups: list[dict[Key, list[Mapping[str, Any]]]], quantity: Quantity) -> list[RatioRow]:
+    rows = []
+    for key in fmt.unique(key for s in setups for key in s):
+        values = [_summed_up(s.get(key, []), quantity) for s in setups]
+        ref = values[0]
+        ratios = [v / ref if ref and v and ref > 0 and v > 0 else None for v in values[1:]]  # no ratio to or of 0
+        rows.append(RatioRow(key, values, ratios))
+    return rows
+
+
+def _verdict_rows(runs: Sequence[Run], by_arch: bool) -> list[VerdictRow]:
+    checks = [
+        {Key(r["arch"] if by_arch else None, None, r["quadrant"], r["head"]): r for r in run.report["recommendation"]}
+        for run in runs
+    ]
+    rows = []
+    for key in fmt.unique(key for check in checks for key in check):
+        cells = [check.get(key) for check in checks]
+        recommended = next(c["recommended"] for c in cells if c is not None)
+        same = all(c is not None for c in cells) and len({c["winner"] for c in cells if c is not None}) == 1
+        rows.append(VerdictRow(key, recommended, cells, same))
+    return rows
+
+
+def _accuracy_changes(rows: list[AccuracyRow], columns: list[str], top: int) -> list[Change]:
+    changes = [
+        Change(row.key, None, columns[j], row.cells[0].mean, row.cells[j].mean, diff)
+        for row in rows for j, diff in enumerate(row.diffs, 1) if diff is not None
+    ]  # fmt: skip
+    return sorted(changes, key=lambda c: -abs(c.change))[:top]
+
+
+def _throughput_changes(tables: list[tuple[Quantity, list[RatioRow]]], columns: list[str], top: int) -> list[Change]:
+    changes = [
+        Change(row.key, quantity, columns[j], row.values[0], row.values[j], ratio)
+        for quantity, rows in tables for row in rows for j, ratio in enumerate(row.ratios, 1) if ratio is not None
+    ]  # fmt: skip
+    return sorted(changes, key=lambda c: -abs(math.log(c.change)))[:top]
+
+
+# -------------------------------------------------------------------------------------------------- layout
+
+Cell = tuple[str, str | None]  # text, and its HTML class: "winner" (bold), "good", "bad", "muted" or None
+
+
+@dataclass(frozen=True)
+class Table:
+    """A text table; each cell carries the class the HTML page colours it with."""
+
+    header: list[str]
+    cells: list[list[Cell]]
+    right: range
+    title: str = ""
+
+    @property
+    def rows(self) -> list[list[str]]:
+        return [[text for text, _ in row] for row in self.cells]
+
+    @property
+    def classes(self) -> list[list[str | None]]:
+        return [[cls for _, cls in row] for row in self.cells]
+
+
+@dataclass(frozen=True)
+class Section:
+    """A titled part of the comparison: paragraphs, then tables, then a bullet list; and a figure that only the
+    HTML page draws (PNG bytes, made on demand so that the markdown never imports matplotlib)."""
+
+    title: str
+    text: list[str]
+    tables: list[Table]
+    items: list[str]
+    figure: Callable[[], bytes] | None = None
+    caption: str = ""
+
+
+def title(comparison: Comparison) -> str:
+    """The comparison's heading: ``cnnbench compare: A vs B``, or ``A lenet5 vs B resnet18`` when the archs are
+    what is compared."""
+    return "cnnbench compare: " + " vs ".join(comparison.columns)
+
+
+def sections(comparison: Comparison) -> list[Section]:
+    """The comparison laid out as sections of plain text, shared by the markdown and the HTML renderer; only the
+    header when no scenario group is shared."""
+    parts = [_header(comparison)]
+    if comparison.shared:
+        parts += [_accuracy_section(comparison), _throughput_section(comparison), _verdict_section(comparison),
+                  _biggest_section(comparison)]  # fmt: skip
+    return parts
+
+
+def _header(c: Comparison) -> Section:
+    rows = [
+        ("run id", lambda r: r.report["run_id"] + ("" if r.report["finished"] else " (running)")),
+        ("suite", lambda r: f"{(r.report.get('suite') or {}).get('name', '?')} {r.env.get('suite_hash')}"),
+        ("archs", lambda r: ", ".join(r.archs) or "-"),
+        ("backend", lambda r: str(r.env.get("backend"))),
+        ("devices", lambda r: f"{r.env.get('device_count')}× {r.env.get('device_kind')}"),
+        ("CPU", lambda r: str(r.env.get("cpu"))),
+        ("jax", lambda r: str(r.env.get("jax"))),
+        ("commit", _commit),
+        ("fingerprint", lambda r: r.fingerprint),
+        ("scenarios", _status_counts),
+        ("compile s", _compile_total),
+    ]  # fmt: skip
+    cells = []
+    for name, value in rows:
+        texts = [value(run) for run in c.runs]
+        cells.append([(name, None), *((t, "winner" if t != texts[0] else None) for t in texts)])
+    sources = [f"{run.label}: {run.source}" for run in c.runs]
+    notes = [_suite_note(c), _fingerprint_note(c), _alignment_note(c), _shared_note(c)]
+    return Section(title(c), [], [Table(["", *c.columns], cells, range(0))], [*sources, *notes])
+
+
+def _commit(run: Run) -> str:
+    return (run.env.get("git_commit") or "no git")[:10] + (" (dirty)" if run.env.get("git_dirty") else "")
+
+
+def _compile_total(run: Run) -> str:
+    return f"{math.fsum(s['metrics'].get('compile_s') or 0.0 for s in run.report['scenarios']):.1f}"
+
+
+def _status_counts(run: Run) -> str:
+    counts: dict[str, int] = {}
+    for s in run.report["scenarios"]:
+        counts[s["status"]] = counts.get(s["status"], 0) + 1
+    return f"{len(run.report['scenarios'])}: " + ", ".join(f"{n} {status}" for status, n in counts.items())
+
+
+def _suite_note(c: Comparison) -> str:
+    if c.same_suite:
+        return f"Same suite in every report (hash {c.runs[0].env.get('suite_hash')})."
+    hashes = ", ".join(f"{run.label} {run.env.get('suite_hash')}" for run in c.runs)
+    return f"Not the same suite: the suite hashes differ ({hashes}); only groups that match are compared."
+
+
+def _fingerprint_note(c: Comparison) -> str:
+    if c.same_fingerprint:
+        return (f"Same hardware and software fingerprint ({c.runs[0].fingerprint}): throughput ratios come from what "
+                f"ran, not from the machine.")  # fmt: skip
+    keys = f" ({', '.join(c.differing_keys)} differ)" if c.differing_keys else ""
+    return (f"The hardware/software fingerprints differ{keys}: throughput ratios compare the machines and software "
+            f"as much as the code.")  # fmt: skip
+
+
+def _alignment_note(c: Comparison) -> str:
+    if c.by_arch:
+        return ("Groups are aligned by arch, strategy, quadrant and head, labelled like scenario ids without the "
+                "seed; layer-transfer points are groups of their own (-freeze{k}).")  # fmt: skip
+    return (f"Each report ran one arch ({', '.join(c.columns)}): groups are aligned by strategy, quadrant and head "
+            f"instead, so the archs are compared with each other.")  # fmt: skip
+
+
+def _shared_note(c: Comparison) -> str:
+    if not c.shared:
+        return "No scenario is shared: these reports have no group in common, so there is nothing to compare."
+    return f"{c.shared} of {len(c.accuracy)} groups are in every report."
+
+
+def _accuracy_section(c: Comparison) -> Section:
+    header = ["group", *c.columns, *(f"{run.label}−{c.runs[0].label}" for run in c.runs[1:])]
+    cells = []
+    for row in c.accuracy:
+        diffs = [_diff_cell(d, n) for d, n in zip(row.diffs, row.noise, strict=True)]
+        cells.append([(row.key.label(), None), *((_accuracy_text(a), None) for a in row.cells), *diffs])
+    text = [
+        "Mean ± sample std over seeds in %, with the number of seeds ((k/n): only k of n seeds gave an accuracy; a "
+        "status: none did; -: not run). The last columns are the difference of the means in accuracy points, "
+        f"coloured in the HTML page beyond the noise (the larger std, at least {100 * recommend.TIE_FLOOR:.0f} "
+        "point).",
+    ]
+    items = [f"only in {', '.join(labels)} ({len(keys)}): {', '.join(k.label() for k in keys)}"
+             for labels, keys in c.partial]  # fmt: skip
+    table = Table(header, cells, range(1, len(header)))
+    return Section("Test accuracy (%)", text, [table], items)
+
+
+def _accuracy_text(a: Accuracy | None) -> str:
+    if a is None:
+        return "-"
+    if a.mean is None:
+        return "/".join(a.statuses)
+    seeds = f"({a.n_seeds})" if a.n_seeds == a.n_runs else f"({a.n_seeds}/{a.n_runs})"
+    spread = f" ± {fmt.pct(a.std)}" if a.n_seeds > 1 else ""
+    return f"{fmt.pct(a.mean)}{spread} {seeds}"
+
+
+def _diff_cell(diff: float | None, noise: float | None) -> Cell:
+    if diff is None or noise is None:
+        return "-", "muted"
+    return f"{100 * diff:+.1f}", "muted" if abs(diff) <= noise else "good" if diff > 0 else "bad"
+
+
+def _throughput_section(c: Comparison) -> Section:
+    header = ["arch-strategy-head" if c.by_arch else "strategy-head", *c.columns,
+              *(f"{run.label}/{c.runs[0].label}" for run in c.runs[1:])]  # fmt: skip
+    tables = []
+    for quantity, rows in c.throughput:
+        cells = [
+            [(row.key.label(), None), *((quantity.fmt(v), None) for v in row.values),
+             *(_ratio_cell(r, quantity) for r in row.ratios)]
+            for row in rows
+        ]  # fmt: skip
+        tables.append(Table(header, cells, range(1, len(header)), quantity.title))
+    text = [
+        "Over each group's quadrants and seeds: the median rate, and the total compile time (a compiled program is "
+        "reused by the later scenarios, which report 0). The last columns are the ratio to A (×2.00: twice A's "
+        f"value), coloured in the HTML page beyond ±{100 * RATIO_NOISE:.0f} %."
+    ]
+    caption = "Train and inference images/s per group (log scale), one dot per report."
+    return Section("Throughput", text, tables, [], lambda: throughput_png(c), caption)
+
+
+def _ratio_cell(ratio: float | None, quantity: Quantity) -> Cell:
+    if ratio is None:
+        return "-", "muted"
+    if abs(math.log(ratio)) <= math.log1p(RATIO_NOISE):
+        return f"×{ratio:.2f}", "muted"
+    return f"×{ratio:.2f}", "good" if (ratio > 1) == quantity.higher_is_better else "bad"
+
+
+VERDICT_CLASSES = {"won": "good", "tied within noise": "good", "lost": "bad", "not run": "muted"}
+
+
+def _verdict_section(c: Comparison) -> Section:
+    header = ["arch-quadrant-head" if c.by_arch else "quadrant-head", "rec.", *c.columns, "same winner"]
+    cells = [
+        [(row.key.label(), None), (row.recommended or "-", None), *(_verdict_cell(cell) for cell in row.cells),
+         ("yes", None) if row.same_winner else ("no", "winner")]
+        for row in c.verdicts
+    ]  # fmt: skip
+    held = []
+    for j, column in enumerate(c.columns):
+        checked = [row.cells[j] for row in c.verdicts if row.cells[j] is not None]
+        held.append(f"{column} {sum(bool(r['recommended_won']) for r in checked)} of {len(checked)}")
+    text = [
+        "Per report: the strategy that won, then the verdict on the seed notes' recommended strategy (won, tied "
+        "within noise, lost, not run). The recommendation held in " + "; ".join(held) + " checks.",
+    ]
+    return Section("Recommendation verdicts", text, [Table(header, cells, range(0))], [])
+
+
+def _verdict_cell(row: Mapping[str, Any] | None) -> Cell:
+    if row is None:
+        return "-", "muted"
+    verdict = row.get("verdict") or ("won" if row["winner"] == row["recommended"] else
+                                     "tied within noise" if row["recommended_won"] else "lost")  # fmt: skip
+    return f"{row['winner']}: {verdict.replace(' within noise', '')}", VERDICT_CLASSES[verdict]
+
+
+def _biggest_section(c: Comparison) -> Section:
+    ref = c.columns[0]
+    items = [f"{ch.key.label()}: {ch.column} {100 * ch.change:+.1f} pts vs {ref} ({fmt.pct(ch.before)} → "
+             f"{fmt.pct(ch.after)} %)" for ch in c.accuracy_changes]  # fmt: skip
+    items += [f"{ch.key.label()} {ch.quantity.title}: {ch.column} ×{ch.change:.2f} vs {ref} "
+              f"({ch.quantity.fmt(ch.before)} → {ch.quantity.fmt(ch.after)})" for ch in c.throughput_changes]
+    text = [f"The {TOP} largest accuracy changes (points), then the {TOP} largest train/infer throughput ratios "
+            f"(either way), against {ref}."]  # fmt: skip
+    return Section("Biggest differences", text, [], items)
+
+
+# ------------------------------------------------------------------------------------------------- render
+
+
+def render_markdown(comparison: Comparison) -> str:
+    """The comparison as GitHub markdown whose prose is wrapped to 100 columns, for a terminal, a CI log or a PR."""
+    lines: list[str] = []
+    for i, section in enumerate(sections(comparison)):
+        lines += [("# " if i == 0 else "## ") + section.title, ""]
+        for paragraph in section.text:
+            lines += [textwrap.fill(paragraph, WIDTH), ""]
+        for table in section.tables:
+            lines += ([f"### {table.title}", ""] if table.title else []) + fmt.md_table(table.header, table.rows,
+                                                                                   table.right) + [""]
+        for item in section.items:
+            lines += textwrap.wrap(item, WIDTH, initial_indent="- ", subsequent_indent="  ", break_on_hyphens=False)
+        if section.items:
+            lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def render_html(comparison: Comparison) -> str:
+    """The comparison as one self-contained HTML page built from :mod:`cnnbench.html`'s blocks: the markdown's
+    sections, with differences and ratios coloured and the throughput drawn as a dot plot."""
+    from cnnbench import html
+
+    parts = []
+    for i, section in enumerate(sections(comparison)):
+        tag = "h1" if i == 0 else "h2"
+        body = [f"<{tag}>{html.escape(section.title)}</{tag}>", *(f"<p>{html.escape(t)}</p>" for t in section.text)]
+        for table in section.tables:
+            body += [f"<h3>{html.escape(table.title)}</h3>"] if table.title else []
+            body.append(html.table(table.header, table.rows, table.right, table.classes))
+        if section.items:
+            body.append("<ul>\n" + "\n".join(f"<li>{html.escape(item)}</li>" for item in section.items) + "\n</ul>")
+        if section.figure is not None:
+            body.append(html.figure(section.figure(), section.title, section.caption))
+        parts.append("<section>\n" + "\n".join(body) + "\n</section>")
+    return html.page(title(comparison), parts)
+
+
+def throughput_png(comparison: Comparison) -> bytes:
+    """A dot plot of train and inference images/s per group (log scale), one colour per report and a line across
+    each group's spread, as PNG bytes; dots rather than bars, whose lengths a log axis would distort."""
+    from matplotlib.figure import Figure
+
+    from cnnbench.plots import ARCH_COLOURS, DPI, to_png
+
+    tables = comparison.throughput[:2]
+    labels = [row.key.label() for row in tables[0][1]]
+    fig = Figure(figsize=(10, 1.4 + 0.25 * len(labels)), dpi=DPI, layout="constrained")
+    axes = fig.subplots(1, len(tables), sharey=True)
+    for ax, (quantity, rows) in zip(axes, tables, strict=True):
+        for i, row in enumerate(rows):
+            shown = [v for v in row.values if v]
+            if shown:
+                ax.plot([min(shown), max(shown)], [i, i], color="#bbbbbb", linewidth=1, zorder=1)
+        for j, column in enumerate(comparison.columns):
+            shown = [(i, row.values[j]) for i, row in enumerate(rows) if row.values[j]]
+            ax.plot([v for _, v in shown], [i for i, _ in shown], "o", label=column, zorder=2,
+                    color=ARCH_COLOURS[j % len(ARCH_COLOURS)])  # fmt: skip
+        ax.set_xscale("log")
+        ax.set_xlabel(f"{quantity.title} (log)")
+        ax.grid(alpha=0.3, axis="x", which="both")
+    axes[0].set_yticks(range(len(labels)), labels, fontsize=8)
+    axes[0].invert_yaxis()
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside upper center", ncols=len(comparison.runs),
+               fontsize=8, frameon=False)  # fmt: skip
+    return to_png(fig)
