@@ -253,6 +253,8 @@ def write_report(report: Mapping[str, Any], root: str | os.PathLike[str], plots:
         directory.mkdir(parents=True, exist_ok=True)
         for name, data in contents.items():
             atomic_write(directory / name, data)
+    if plots and layer_transfer.PLOT not in contents:  # latest/ must not keep an earlier run's curve
+        (root / LATEST / layer_transfer.PLOT).unlink(missing_ok=True)
     return run_dir
 
 

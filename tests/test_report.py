@@ -463,6 +463,8 @@ def test_report_has_the_table_the_terminal_line_and_the_plot(lt_report: dict, tm
     assert text.startswith("layer transfer resnet18 q4 gap, % by frozen stages: 0:90.0 1:93.0 2:95.0 3:91.0")
     assert text.endswith("5:60.0 | scratch 70.0") and all(len(x) <= 100 for x in lines)
     assert not (write_report(make_report(all_records()), tmp_path / "plain") / "layer_transfer.png").exists()
+    write_report(make_report(all_records(), run_id="without-curve"), tmp_path)  # a later run without a curve
+    assert not (tmp_path / "latest" / "layer_transfer.png").exists() and (run_dir / "layer_transfer.png").exists()
 
 
 def test_best_strategy_and_head_per_quadrant_with_spread_and_margin(report):
