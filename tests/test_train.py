@@ -170,8 +170,13 @@ def test_auxiliary_losses_add_to_the_training_loss_with_weight_0_3() -> None:
 
 def test_only_archs_with_auxiliary_classifiers_get_them_for_a_new_head() -> None:
     def built(arch: str) -> TransferModel:
-        base = create_model(arch, num_classes=0, in_chans=1, img_size=32, width=0.125, rngs=nnx.Rngs(0))
-        return TransferModel.build(base, create_head("gap", base.feature_shape, 5, seed=0), 5, seed=0)
+        """Built abstractly (``nnx.eval_shape``): which modules exist and their shapes need no initialised weights."""
+
+        def build() -> TransferModel:
+            base = create_model(arch, num_classes=0, in_chans=1, img_size=32, width=0.125, rngs=nnx.Rngs(0))
+            return TransferModel.build(base, create_head("gap", base.feature_shape, 5, seed=0), 5, seed=0)
+
+        return nnx.eval_shape(build)
 
     assert built("googlenet").aux is None and built("resnet18").aux is None
     aux = built("googlenet_aux").aux

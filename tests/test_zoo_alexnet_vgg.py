@@ -4,6 +4,7 @@ modes, init, and a benchmark-scale train step. Canonical models are only built a
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 
 import jax
 import jax.numpy as jnp
@@ -33,7 +34,20 @@ BENCH_BASE = {
 }
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _quick_compiles() -> Iterator[None]:
+    """XLA without its expensive optimisations while this module runs (``jax_disable_most_optimizations``): these
+    tests check what the models compute, not how fast, and the optimisations cost about half of building and
+    compiling each benchmark-scale model."""
+    previous = jax.config.read("jax_disable_most_optimizations")
+    jax.config.update("jax_disable_most_optimizations", True)
+    yield
+    jax.config.update("jax_disable_most_optimizations", previous)
+
+
+@functools.cache
 def abstract(name: str, **kwargs: object) -> nnx.Module:
+    """The model with shapes only, built once per session: tests only read it."""
     return nnx.eval_shape(lambda: create_model(name, **kwargs))
 
 
@@ -46,11 +60,12 @@ def bench_model(name: str) -> nnx.Module:
 @pytest.mark.parametrize("name", sorted(CANONICAL))
 def test_canonical_counts(name: str) -> None:
     assert get_spec(name).params == CANONICAL[name]
-    trainable, total = count_params(abstract(name))
+    model = abstract(name)
+    trainable, total = count_params(model)
     assert trainable == CANONICAL[name]
     bn = name.endswith("_bn")
     assert (total > trainable) == bn
-    assert bool(nnx.state(abstract(name), nnx.BatchStat)) == bn
+    assert bool(nnx.state(model, nnx.BatchStat)) == bn
 
 
 @pytest.mark.parametrize("name", sorted(BENCH_BASE))

@@ -4,6 +4,7 @@ counts, aux logits only in training, depthwise convs, inverted-residual skips, a
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 
 import jax
 import jax.numpy as jnp
@@ -16,7 +17,20 @@ from cnnbench.zoo.googlenet import GoogLeNet, adaptive_avg_pool, ceil_pool_size,
 from cnnbench.zoo.mobilenetv2 import InvertedResidual, MobileNetV2, depthwise_conv, make_divisible
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _quick_compiles() -> Iterator[None]:
+    """XLA without its expensive optimisations while this module runs (``jax_disable_most_optimizations``): these
+    tests check what the models compute, not how fast, and the optimisations cost about half of building and
+    compiling each benchmark-scale model."""
+    previous = jax.config.read("jax_disable_most_optimizations")
+    jax.config.update("jax_disable_most_optimizations", True)
+    yield
+    jax.config.update("jax_disable_most_optimizations", previous)
+
+
+@functools.cache
 def abstract(name: str, **kwargs: object) -> nnx.Module:
+    """The model with shapes only, built once per session: tests only read it."""
     return nnx.eval_shape(lambda: create_model(name, **kwargs))
 
 
@@ -84,8 +98,21 @@ def test_adaptive_avg_pool_matches_pytorch_bins() -> None:
     np.testing.assert_array_equal(adaptive_avg_pool(small, 4)[0, :, :, 0], replicated)
 
 
-def test_googlenet_init_follows_torchvision() -> None:
-    model = bench_model("googlenet_aux")
+@nnx.jit
+def forward_train(model: GoogLeNet, x: jax.Array) -> tuple[jax.Array, tuple[jax.Array, ...]]:
+    return model.forward_train(x)
+
+
+@nnx.jit
+def forward_train_and_call(model: GoogLeNet, x: jax.Array) -> tuple[tuple[jax.Array, tuple[jax.Array, ...]], jax.Array]:
+    """``forward_train`` and ``__call__`` on the same input, in one compiled program."""
+    return model.forward_train(x), model(x)
+
+
+def test_googlenet_aux_init_follows_torchvision_and_aux_logits_only_in_train_mode() -> None:
+    """One benchmark-scale GoogLeNet with auxiliary classifiers (building it compiles every initialiser, so it is
+    built once for both checks): torchvision's init, and auxiliary logits in training mode only."""
+    model, x = bench_model("googlenet_aux"), bench_input()
     kernel = np.asarray(model.inception4.c.branch2.layers[1].conv.kernel[...])
     assert kernel.std() == pytest.approx(0.01, rel=0.05) and abs(kernel.mean()) < 1e-3
     bn = model.stem.conv1.bn
@@ -94,22 +121,14 @@ def test_googlenet_init_follows_torchvision() -> None:
     fc = model.classifier.fc
     assert np.asarray(fc.kernel[...]).std() == pytest.approx(0.01, rel=0.2)
 
-
-@nnx.jit
-def forward_train(model: GoogLeNet, x: jax.Array) -> tuple[jax.Array, tuple[jax.Array, ...]]:
-    return model.forward_train(x)
-
-
-def test_googlenet_aux_logits_only_in_train_mode() -> None:
-    model, x = bench_model("googlenet_aux"), bench_input()
     model.train()
     logits, aux = forward_train(model, x)
     assert logits.shape == (2, 10) and len(aux) == 2
     assert all(a.shape == (2, 10) and bool(jnp.isfinite(a).all()) for a in aux)
     model.eval()
-    eval_logits, aux = forward_train(model, x)
+    (eval_logits, aux), called = forward_train_and_call(model, x)
     assert aux == () and eval_logits.shape == (2, 10)
-    np.testing.assert_allclose(eval_logits, nnx.jit(lambda m, x: m(x))(model, x), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(eval_logits, called, rtol=1e-5, atol=1e-6)
     model.train()
 
 
@@ -146,24 +165,27 @@ def test_depthwise_convs_are_depthwise() -> None:
     assert found[0].expand is None and found[1].expand.conv.kernel.shape == (1, 1, 16, 96)  # t = 1, then t = 6
 
 
-@pytest.mark.parametrize("stride", [1, 2])
-def test_depthwise_evaluation_equals_the_grouped_conv(stride: int) -> None:
+def test_mobilenetv2_blocks_and_init_at_benchmark_scale() -> None:
+    """One benchmark-scale MobileNetV2 (building it compiles every initialiser, so it is built once for all three
+    checks): the depthwise conv evaluates as the grouped conv, inverted residuals add the skip where shapes match,
+    and the init follows torchvision."""
     model = bench_model("mobilenetv2")
+
+    # depthwise evaluation equals the grouped conv
     conv = model.stage3.layers[0].depthwise.conv  # 3x3/2 depthwise over 96 channels
     x = jax.random.normal(jax.random.key(2), (2, 9, 8, conv.in_features))
-    reference = jax.lax.conv_general_dilated(
-        x, conv.kernel[...], (stride, stride), ((1, 1), (1, 1)), dimension_numbers=("NHWC", "HWIO", "NHWC"),
-        feature_group_count=conv.in_features,
-    )
-    np.testing.assert_allclose(depthwise_conv(x, conv.kernel[...], stride), reference, rtol=1e-5, atol=1e-5)
-    if stride == 2:  # and what the nnx.Conv module itself computes
-        np.testing.assert_allclose(depthwise_conv(x, conv.kernel[...], 2), conv(x), rtol=1e-5, atol=1e-5)
+    for stride in (1, 2):
+        reference = jax.lax.conv_general_dilated(
+            x, conv.kernel[...], (stride, stride), ((1, 1), (1, 1)), dimension_numbers=("NHWC", "HWIO", "NHWC"),
+            feature_group_count=conv.in_features,
+        )
+        np.testing.assert_allclose(depthwise_conv(x, conv.kernel[...], stride), reference, rtol=1e-5, atol=1e-5)
+    # and what the nnx.Conv module itself computes (stride 2)
+    np.testing.assert_allclose(depthwise_conv(x, conv.kernel[...], 2), conv(x), rtol=1e-5, atol=1e-5)
 
-
-def test_inverted_residual_adds_the_skip_where_shapes_match() -> None:
+    # the inverted residual adds the skip where shapes match
     found = blocks(abstract("mobilenetv2"))
     assert sum(b.use_residual for b in found) == 10  # as torchvision: every repeat after a group's first block
-    model = bench_model("mobilenetv2")
     model.eval()
     block = model.stage3.layers[1]  # 32 -> 32 channels at stride 1 (at width 0.5: 16 -> 16)
     assert block.use_residual and not model.stage3.layers[0].use_residual
@@ -172,9 +194,7 @@ def test_inverted_residual_adds_the_skip_where_shapes_match() -> None:
     np.testing.assert_allclose(block(x), x + branch, rtol=1e-5, atol=1e-5)
     model.train()
 
-
-def test_mobilenetv2_init_follows_torchvision() -> None:
-    model = bench_model("mobilenetv2")
+    # the init follows torchvision
     kernel = np.asarray(model.head.conv.kernel[...])  # 1x1, 80 -> 1280: fan_out = 1280
     assert kernel.std() == pytest.approx((2 / 1280) ** 0.5, rel=0.05)
     fc = model.classifier.layers[1]
@@ -191,6 +211,6 @@ BENCH_PARAMS = {"googlenet": (355_490, 359_130), "mobilenetv2": (700_202, 718_74
 
 @pytest.mark.parametrize("name", sorted(BENCH_PARAMS))
 def test_benchmark_scale_param_counts_and_base(name: str) -> None:
-    assert count_params(bench_model(name)) == BENCH_PARAMS[name]
+    assert count_params(abstract(name, num_classes=10, **get_spec(name).bench_config)) == BENCH_PARAMS[name]
     base = abstract(name, num_classes=0, **get_spec(name).bench_config)
     assert base.feature_shape[:2] == (1, 1)

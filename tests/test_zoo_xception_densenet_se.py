@@ -6,6 +6,9 @@ Canonical models are only built abstractly (``nnx.eval_shape``).
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Iterator
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -21,7 +24,20 @@ from cnnbench.zoo.xception import SeparableConv, depthwise_conv
 NEW = ("xception", "densenet121", "seresnet50")
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _quick_compiles() -> Iterator[None]:
+    """XLA without its expensive optimisations while this module runs (``jax_disable_most_optimizations``): these
+    tests check what the models compute, not how fast, and the optimisations cost about half of building and
+    compiling each benchmark-scale model."""
+    previous = jax.config.read("jax_disable_most_optimizations")
+    jax.config.update("jax_disable_most_optimizations", True)
+    yield
+    jax.config.update("jax_disable_most_optimizations", previous)
+
+
+@functools.cache
 def abstract(name: str, **kwargs: object) -> nnx.Module:
+    """The model with shapes only, built once per session: tests only read it."""
     return nnx.eval_shape(lambda: create_model(name, **kwargs))
 
 
@@ -99,10 +115,13 @@ def test_dense_block_concatenates_growth_channels() -> None:
     assert small.feature_shape == (1, 1, 256)
 
 
-def test_init_follows_the_references() -> None:
+def test_xception_init_follows_keras() -> None:
     xc = create_model("xception", num_classes=10, in_chans=1, img_size=32, width=0.25)
     pw = np.asarray(xc.middle.layers[0].sep1.sepconv.pointwise.kernel[...])  # glorot uniform, 182 -> 182
     assert np.abs(pw).max() <= (6 / (182 + 182)) ** 0.5 and (np.asarray(xc.classifier.bias[...]) == 0).all()
+
+
+def test_densenet_init_follows_torchvision() -> None:
     dn = create_model("densenet121", num_classes=10, in_chans=1, img_size=32, width=0.25)
     k = np.asarray(dn.dense3.layers.layers[5].conv2.kernel[...])  # kaiming normal, fan_in = 3*3*32
     assert k.std() == pytest.approx((2 / (3 * 3 * 32)) ** 0.5, rel=0.05)
