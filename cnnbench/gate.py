@@ -7,9 +7,13 @@ the difference of the two means, ``s·sqrt(1/n_baseline + 1/n_new)``, with ``s``
 side with one seed borrows the other side's spread). One noisy seed therefore cannot fail a build that a
 suite's tolerance would pass, and a build whose seeds scatter widely needs a larger drop to fail.
 
-Throughput (the median train and inference images/s over the group's seeds) is judged only when the baseline's
-hardware/software fingerprint equals the run's; a group regressed in throughput when either rate fell below
-``1 - throughput_drop`` of the baseline's. Otherwise throughput is reported as not comparable and never fails.
+Throughput is judged per **program**: arch × strategy × head (``resnet18-s2-gap``), the network and trainable
+part whose train step and inference are timed. Quadrants and seeds change the data, not the work per step, so
+the median images/s over all of a program's scenarios (4 in ``smoke``, 12 in ``standard``) stands against the
+baseline's: a millisecond step timed once per scenario on a shared machine is too noisy to gate alone. It is
+judged only when the baseline's hardware/software fingerprint equals the run's; a program regressed when its
+train or inference rate fell below ``1 - throughput_drop`` of the baseline's. Otherwise throughput is reported
+as not comparable and never fails.
 
 Nothing here imports JAX: the plugin loads and checks a baseline before any scenario runs.
 """
@@ -18,7 +22,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -26,6 +30,7 @@ from typing import Any
 from cnnbench import recommend, report
 
 VERDICTS = ("passed", "regressed", "new", "no result")
+RATES = ("train", "infer")
 
 
 @dataclass(frozen=True)
@@ -57,8 +62,8 @@ class Baseline:
     def fingerprint(self) -> str | None:
         return self.report["environment"].get("fingerprint")
 
-    def groups(self) -> dict[str, list[dict[str, Any]]]:
-        return group_records(self.report["scenarios"])
+    def groups(self, key: Callable[[Mapping[str, Any]], str] | None = None) -> dict[str, list[dict[str, Any]]]:
+        return group_records(self.report["scenarios"], key or group_id)
 
     def describe(self) -> dict[str, Any]:
         env = self.report["environment"]
@@ -87,11 +92,21 @@ def group_id(record: Mapping[str, Any]) -> str:
     return base if freeze is None else f"{base}-freeze{freeze}"
 
 
-def group_records(records: Iterable[Mapping[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """Records by group id, in first-seen order."""
+def program_id(record: Mapping[str, Any]) -> str:
+    """A scenario's arch × strategy × head (layer-transfer points keep ``-freezeK``): the unit throughput is
+    judged over, since every quadrant and seed of it times the same work."""
+    base = f"{record['arch']}-{record['strategy']}-{record['head']}"
+    freeze = record.get("layer_transfer")
+    return base if freeze is None else f"{base}-freeze{freeze}"
+
+
+def group_records(
+    records: Iterable[Mapping[str, Any]], key: Callable[[Mapping[str, Any]], str] = group_id
+) -> dict[str, list[dict[str, Any]]]:
+    """Records by ``key`` (group id unless told), in first-seen order."""
     groups: dict[str, list[dict[str, Any]]] = {}
     for record in records:
-        groups.setdefault(group_id(record), []).append(dict(record))
+        groups.setdefault(key(record), []).append(dict(record))
     return groups
 
 
@@ -99,17 +114,13 @@ def group_records(records: Iterable[Mapping[str, Any]]) -> dict[str, list[dict[s
 
 
 def judge(
-    group: str,
-    baseline: Sequence[Mapping[str, Any]] | None,
-    new: Sequence[Mapping[str, Any]],
-    tolerances: Tolerances,
-    throughput_comparable: bool,
+    group: str, baseline: Sequence[Mapping[str, Any]] | None, new: Sequence[Mapping[str, Any]], tolerances: Tolerances
 ) -> dict[str, Any]:
-    """The gate's verdict on one group: ``passed``, ``regressed``, ``new`` (not in the baseline) or ``no result``
-    (no seed of this run produced an accuracy), with the figures behind it and a one-line message."""
+    """The gate's accuracy verdict on one group: ``passed``, ``regressed``, ``new`` (not in the baseline) or
+    ``no result`` (no seed of one side produced an accuracy), with the figures behind it and a one-line message."""
     first = new[0]
     row: dict[str, Any] = {"group": group, **{k: first[k] for k in ("arch", "strategy", "quadrant", "head")},
-                           "verdict": "passed", "accuracy": None, "throughput": None}  # fmt: skip
+                           "verdict": "passed", "accuracy": None}  # fmt: skip
     if not baseline:
         row["verdict"] = "new"
         row["message"] = f"{group}: not in the baseline, not gated (save a new baseline to gate it)"
@@ -121,30 +132,57 @@ def judge(
         row["message"] = f"{group}: no test accuracy in {side}, not gated"
         return row
     row["accuracy"] = accuracy = _accuracy_check(base_acc, new_acc, tolerances)
-    problems = []
     if accuracy["drop"] > accuracy["allowed"]:
-        problems.append(
-            f"test accuracy {_pct_seeds(base_acc)} in the baseline -> {_pct_seeds(new_acc)} now: dropped "
-            f"{100 * accuracy['drop']:.1f} pts, tolerance {100 * accuracy['allowed']:.1f} pts (accuracy_drop "
-            f"{100 * tolerances.accuracy_drop:.1f} pts, {tolerances.noise_sigmas:g} x noise "
-            f"{100 * accuracy['noise']:.1f} pts)"
-        )
-    if throughput_comparable:
-        row["throughput"] = throughput = _throughput_check(baseline, new, tolerances)
-        for name in ("train", "infer"):
-            ratio = throughput[f"{name}_ratio"]
-            if ratio is not None and ratio < throughput["allowed_ratio"]:
-                base_rate, new_rate = throughput[f"{name}_baseline"], throughput[f"{name}_new"]
-                problems.append(
-                    f"{name} throughput {base_rate:,.0f} -> {new_rate:,.0f} images/s (x{ratio:.2f}; tolerance: "
-                    f"at least x{throughput['allowed_ratio']:.2f})"
-                )
-    if problems:
         row["verdict"] = "regressed"
-        row["message"] = f"{group} regressed against the baseline: " + "; ".join(problems)
+        row["message"] = (
+            f"{group} regressed against the baseline: test accuracy {_pct_seeds(base_acc)} in the baseline -> "
+            f"{_pct_seeds(new_acc)} now: dropped {100 * accuracy['drop']:.1f} pts, tolerance "
+            f"{100 * accuracy['allowed']:.1f} pts (accuracy_drop {100 * tolerances.accuracy_drop:.1f} pts, "
+            f"{tolerances.noise_sigmas:g} x noise {100 * accuracy['noise']:.1f} pts)"
+        )
     else:
         row["message"] = (f"{group}: {_pct_seeds(base_acc)} -> {_pct_seeds(new_acc)}, within "
                           f"{100 * accuracy['allowed']:.1f} pts")  # fmt: skip
+    return row
+
+
+def judge_throughput(
+    program: str,
+    baseline: Sequence[Mapping[str, Any]] | None,
+    new: Sequence[Mapping[str, Any]],
+    tolerances: Tolerances,
+) -> dict[str, Any]:
+    """The gate's throughput verdict on one program (same hardware assumed): the median train and inference
+    images/s over its scenarios on each side, their ratio, and ``regressed`` when either ratio is below
+    ``1 - throughput_drop``; ``new`` or ``no result`` when one side has nothing to compare."""
+    first = new[0]
+    row: dict[str, Any] = {"program": program, **{k: first[k] for k in ("arch", "strategy", "head")},
+                           "verdict": "passed", "n_baseline": len(baseline or ()), "n_new": len(new),
+                           "allowed_ratio": 1 - tolerances.throughput_drop}  # fmt: skip
+    for name in RATES:
+        key = f"{name}_images_per_s"
+        before, after = _median_rate(baseline or (), key), _median_rate(new, key)
+        row[f"{name}_baseline"], row[f"{name}_new"] = before, after
+        row[f"{name}_ratio"] = None if before is None or after is None else after / before
+    if not baseline:
+        row["verdict"], row["message"] = "new", f"{program}: not in the baseline, throughput not gated"
+        return row
+    if all(row[f"{name}_ratio"] is None for name in RATES):
+        row["verdict"], row["message"] = "no result", f"{program}: no throughput on one side, not gated"
+        return row
+    problems = [
+        f"{name} throughput {row[f'{name}_baseline']:,.0f} -> {row[f'{name}_new']:,.0f} images/s "
+        f"(x{row[f'{name}_ratio']:.2f}; tolerance: at least x{row['allowed_ratio']:.2f})"
+        for name in RATES
+        if row[f"{name}_ratio"] is not None and row[f"{name}_ratio"] < row["allowed_ratio"]
+    ]
+    over = f"median over {row['n_baseline']} -> {row['n_new']} scenarios"
+    if problems:
+        row["verdict"] = "regressed"
+        row["message"] = f"{program} throughput regressed against the baseline ({over}): " + "; ".join(problems)
+    else:
+        ratios = ", ".join(f"{name} x{row[f'{name}_ratio']:.2f}" for name in RATES if row[f"{name}_ratio"] is not None)
+        row["message"] = f"{program}: {ratios} ({over}), at least x{row['allowed_ratio']:.2f}"
     return row
 
 
@@ -174,18 +212,6 @@ def _pooled_std(a: list[float], b: list[float]) -> float:
     if dof == 0:
         return 0.0
     return math.sqrt(((len(a) - 1) * _std(a) ** 2 + (len(b) - 1) * _std(b) ** 2) / dof)
-
-
-def _throughput_check(
-    base: Sequence[Mapping[str, Any]], new: Sequence[Mapping[str, Any]], tolerances: Tolerances
-) -> dict[str, Any]:
-    check: dict[str, Any] = {"allowed_ratio": 1 - tolerances.throughput_drop}
-    for name in ("train", "infer"):
-        key = f"{name}_images_per_s"
-        before, after = _median_rate(base, key), _median_rate(new, key)
-        check[f"{name}_baseline"], check[f"{name}_new"] = before, after
-        check[f"{name}_ratio"] = None if before is None or after is None else after / before
-    return check
 
 
 def _median_rate(records: Sequence[Mapping[str, Any]], key: str) -> float | None:
@@ -223,11 +249,15 @@ def summarize(
     suite_groups: Iterable[str],
     selected_groups: Iterable[str],
 ) -> dict[str, Any]:
-    """The report's ``gate`` section: every group of this run judged over all its seeds, and the baseline's
-    groups this run lacks — ``missing`` (no longer in the suite) or merely not selected by the filters."""
+    """The report's ``gate`` section: every group of this run judged over all its seeds, every program's
+    throughput on comparable hardware, and the baseline's groups this run lacks — ``missing`` (no longer in the
+    suite) or merely not selected by the filters."""
     throughput_ok, note = comparable(baseline, environment)
     stored = baseline.groups()
-    rows = [judge(g, stored.get(g), recs, tolerances, throughput_ok) for g, recs in group_records(records).items()]
+    rows = [judge(g, stored.get(g), recs, tolerances) for g, recs in group_records(records).items()]
+    programs = baseline.groups(program_id) if throughput_ok else {}
+    speed = [judge_throughput(p, programs.get(p), recs, tolerances)
+             for p, recs in group_records(records, program_id).items()] if throughput_ok else []  # fmt: skip
     ran = {row["group"] for row in rows}
     in_suite, selected = set(suite_groups), set(selected_groups)
     absent = [g for g in stored if g not in ran]
@@ -240,7 +270,9 @@ def summarize(
         "throughput_comparable": throughput_ok,
         "throughput_note": note,
         "groups": rows,
+        "throughput": speed,
         "regressed": [r["group"] for r in rows if r["verdict"] == "regressed"],
+        "throughput_regressed": [r["program"] for r in speed if r["verdict"] == "regressed"],
         "new": [r["group"] for r in rows if r["verdict"] == "new"],
         "missing": [g for g in absent if g not in in_suite],
         "not_run": [g for g in absent if g in selected],

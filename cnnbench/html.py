@@ -22,6 +22,7 @@ from cnnbench.report import (
     View,
     check_table,
     environment_line,
+    gate_rates,
     status_summary,
     strategy_scenarios,
     throughput_table,
@@ -298,6 +299,7 @@ def _gain(view: View) -> str:
         "head, in accuracy points: blue cells gain from the pretrained weights, red ones lose; grey: no result.</p>",
         figure(plots.gain_heatmap(gains), "transfer gain over scratch per arch, strategy, quadrant and head"),
         f"<details><summary>The numbers</summary>{numbers}</details>",
+        *([f"<p>{escape(note)}</p>"] if (note := view.chance_note(limit=len(view.at_chance))) else []),
     ])  # fmt: skip
 
 
@@ -349,8 +351,9 @@ def _layer_transfer(rows: Sequence[Mapping[str, Any]]) -> str | None:
 def _gate(gate: Mapping[str, Any], env: Mapping[str, Any]) -> str:
     baseline, tolerances, groups = gate.get("baseline") or {}, gate.get("tolerances") or {}, gate.get("groups") or []
     counts = gate.get("counts") or Counter(g["verdict"] for g in groups)
-    outcome = (f'<span class="badge bad">{len(gate.get("regressed") or [])} regressed</span>' if gate.get("regressed")
-               else '<span class="badge good">no group regressed</span>')  # fmt: skip
+    regressed = [*(gate.get("regressed") or []), *(gate.get("throughput_regressed") or [])]
+    outcome = (f'<span class="badge bad">{len(regressed)} regressed</span>' if regressed
+               else '<span class="badge good">nothing regressed</span>')  # fmt: skip
     tally = ", ".join(f"{n} {verdict}" for verdict, n in counts.items())
     throughput = gate.get("throughput_note") or (
         "throughput gated" if gate.get("throughput_comparable") else "throughput not comparable")
@@ -373,6 +376,9 @@ def _gate(gate: Mapping[str, Any], env: Mapping[str, Any]) -> str:
     if attention:
         lines += ["<h3>Regressed, new, missing and not-run groups</h3>", _gate_table(attention)]
     lines += [f"<h3>All {len(groups)} groups</h3>", _gate_table(groups)]
+    if gate.get("throughput"):
+        lines += ["<h3>Throughput by arch × strategy × head (median over quadrants and seeds)</h3>",
+                  _throughput_gate_table(gate["throughput"])]  # fmt: skip
     return "\n".join(lines)
 
 
@@ -391,22 +397,32 @@ def _tolerance(value: Any, scale: float, unit: str) -> str:
 
 
 def _gate_table(groups: Sequence[Mapping[str, Any]]) -> str:
-    header = ["group", "verdict", "baseline %", "new %", "drop pts", "allowed pts", "train ×", "infer ×",
-              "allowed ×", "message"]  # fmt: skip
+    header = ["group", "verdict", "baseline %", "new %", "drop pts", "allowed pts", "message"]
     rows, classes = [], []
     for g in groups:
-        acc, speed = g.get("accuracy") or {}, g.get("throughput") or {}
+        acc = g.get("accuracy") or {}
         rows.append([
             g["group"], g["verdict"],
             _seeds(acc.get("baseline_mean"), acc.get("baseline_std"), acc.get("baseline_n")),
             _seeds(acc.get("new_mean"), acc.get("new_std"), acc.get("new_n")),
             *(fmt.num(None if acc.get(k) is None else 100 * acc[k], ".1f") for k in ("drop", "allowed")),
-            *(fmt.num(speed.get(k), ".2f") for k in ("train_ratio", "infer_ratio", "allowed_ratio")),
             fmt.one_line(g.get("message") or "", 300),
         ])  # fmt: skip
         drop_bad = acc.get("drop") is not None and acc.get("allowed") is not None and acc["drop"] > acc["allowed"]
-        classes.append([None, GATE_CLASSES.get(g["verdict"]), None, None, "bad" if drop_bad else None] + [None] * 5)
-    return table(header, rows, right=range(2, 9), cell_classes=classes)
+        classes.append([None, GATE_CLASSES.get(g["verdict"]), None, None, "bad" if drop_bad else None, None, None])
+    return table(header, rows, right=range(2, 6), cell_classes=classes)
+
+
+def _throughput_gate_table(programs: Sequence[Mapping[str, Any]]) -> str:
+    header = ["program", "verdict", "scenarios", "train img/s", "new", "train ×", "infer img/s", "new", "infer ×",
+              "allowed ×"]  # fmt: skip
+    rows, classes = [], []
+    for p in programs:
+        rows.append([p["program"], p["verdict"], f"{p['n_baseline']} → {p['n_new']}", *gate_rates(p, "train"),
+                     *gate_rates(p, "infer"), fmt.num(p["allowed_ratio"], ".2f")])  # fmt: skip
+        slow = ["bad" if (p[f"{n}_ratio"] or 1.0) < p["allowed_ratio"] else None for n in ("train", "infer")]
+        classes.append([None, GATE_CLASSES.get(p["verdict"]), None, None, None, slow[0], None, None, slow[1], None])
+    return table(header, rows, right=range(2, 10), cell_classes=classes)
 
 
 def _seeds(mean: float | None, std: float | None, n: int | None) -> str:

@@ -135,10 +135,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     session = metafunc.config.stash.get(SESSION, None)
     scenarios = session.scenarios() if session else []
-    # xdist_group keeps a group's seeds on one worker under `-n N --dist loadgroup`, so the gate can judge it there
+    # xdist_group keeps a program's quadrants and seeds (so each group's seeds too) on one worker under
+    # `-n N --dist loadgroup`, so the gate can judge them there
     metafunc.parametrize(
         "cnnbench_scenario",
-        [pytest.param(s, id=s.id, marks=[pytest.mark.cnnbench, pytest.mark.xdist_group(s.group)]) for s in scenarios],
+        [
+            pytest.param(s, id=s.id, marks=[pytest.mark.cnnbench, pytest.mark.xdist_group(s.program)])
+            for s in scenarios
+        ],
     )
 
 
@@ -210,9 +214,9 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     terminalreporter.section("cnnbench")
     for line in terminal_summary(state.report, width=100):
         terminalreporter.write_line(line)
-    for group in state.unflagged_regressions():
-        terminalreporter.write_line(f"FAILED gate: {group} regressed over seeds that ran on different xdist workers "
-                                    "(use --dist loadgroup to fail its own item)", red=True)
+    for name in state.unflagged_regressions():
+        terminalreporter.write_line(f"FAILED gate: {name} regressed over scenarios that ran on different xdist "
+                                    "workers (use --dist loadgroup to fail its own item)", red=True)
     terminalreporter.write_line(f"report: {state.run_dir / 'report.md'} (and report.json, report.html; "
                                 "latest/ refreshed)")
     if _option(config, "save_baseline"):

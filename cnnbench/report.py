@@ -16,6 +16,7 @@ import numbers
 import os
 import tempfile
 import textwrap
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -41,10 +42,14 @@ REQUIRED_KEYS = {
     "recommendation": ("arch", "quadrant", "head", "recommended", "winner", "recommended_won"),
     # the optional ``gate`` section (cnnbench.gate.summarize), complete whenever it is present
     "gate": ("baseline", "same_suite", "tolerances", "throughput_comparable", "throughput_note", "counts", "groups",
-             "regressed", "new", "missing", "not_run", "not_selected"),
-    "gate_group": ("group", "arch", "strategy", "quadrant", "head", "verdict", "message", "accuracy", "throughput"),
+             "throughput", "regressed", "throughput_regressed", "new", "missing", "not_run", "not_selected"),
+    "gate_group": ("group", "arch", "strategy", "quadrant", "head", "verdict", "message", "accuracy"),
+    "gate_program": ("program", "arch", "strategy", "head", "verdict", "message", "n_baseline", "n_new",
+                     "allowed_ratio", "train_baseline", "train_new", "train_ratio", "infer_baseline", "infer_new",
+                     "infer_ratio"),
 }  # fmt: skip
 METRIC_KEYS = (*REQUIRED_KEYS["metrics"], "val_accuracy", "time_to_final_s", "peak_memory_bytes")
+CHANCE_SIGMAS = 2.0  # a mean accuracy within this many binomial standard errors of 1/classes is "at chance"
 
 
 # --------------------------------------------------------------------------------------------------- build
@@ -87,8 +92,9 @@ def build_report(
     for record, gain in zip(records, recommend.transfer_gains(records), strict=True):
         record["metrics"]["transfer_gain"] = gain
     main = strategy_scenarios(records)
-    report.update(aggregates=_aggregates(main), recommendation=recommend.check(main), best=recommend.best(main),
-                  summary=status_summary(records), layer_transfer=layer_transfer.points(records))  # fmt: skip
+    report.update(aggregates=_aggregates(main, report["targets"]), recommendation=recommend.check(main),
+                  best=recommend.best(main), summary=status_summary(records),
+                  layer_transfer=layer_transfer.points(records))  # fmt: skip
     if gate is not None:
         report["gate"] = _clean(gate)
     return report
@@ -124,17 +130,31 @@ def _clean(value: Any) -> Any:
     return str(value)
 
 
-def _aggregates(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per (arch, strategy, quadrant, head): test accuracy over seeds and the mean transfer gain over scratch."""
+def _aggregates(records: list[dict[str, Any]], targets: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Per (arch, strategy, quadrant, head): test accuracy over seeds, the mean transfer gain over scratch, the
+    target's chance level and whether the mean stayed at it."""
     stats = recommend.aggregate(records)
     scratch = recommend.scratch_means(stats)
+    chance = {t["quadrant"]: chance_level(t) for t in targets}
     rows = []
     for (arch, strategy, quadrant, head), entry in stats.items():
         baseline = scratch.get((arch, quadrant, head))
         gain = None if baseline is None else entry["mean"] - baseline
+        level, ceiling = chance.get(quadrant) or (None, None)
         rows.append({"arch": arch, "strategy": strategy, "quadrant": quadrant, "head": head, **entry,
-                     "transfer_gain": gain})  # fmt: skip
+                     "transfer_gain": gain, "chance": level,
+                     "at_chance": None if ceiling is None else entry["mean"] <= ceiling})  # fmt: skip
     return rows
+
+
+def chance_level(target: Mapping[str, Any]) -> tuple[float, float] | None:
+    """A target's chance accuracy (1 / classes) and the highest test accuracy still explained by guessing: chance
+    plus ``CHANCE_SIGMAS`` binomial standard errors on its test set. ``None`` without class and test counts."""
+    classes, n_test = target.get("n_classes"), target.get("n_test")
+    if not isinstance(classes, int) or not isinstance(n_test, int) or classes < 1 or n_test < 1:
+        return None
+    level = 1 / classes
+    return level, level + CHANCE_SIGMAS * math.sqrt(level * (1 - level) / n_test)
 
 
 def status_summary(records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -164,9 +184,10 @@ def validate(report: Any) -> list[str]:
         if isinstance(scenario, dict):
             problems += _scenario_problems(scenario, _where("scenarios", i, scenario))
     if report.get("gate") is not None:
-        problems += _missing(report["gate"], "gate", "gate")
-        problems += _missing_in_list(report["gate"].get("groups") if isinstance(report["gate"], dict) else None,
-                                     "gate_group", "gate.groups")  # fmt: skip
+        section = report["gate"]
+        problems += _missing(section, "gate", "gate")
+        for kind, key in (("gate_group", "groups"), ("gate_program", "throughput")):
+            problems += _missing_in_list(section.get(key) if isinstance(section, dict) else None, kind, f"gate.{key}")
     return problems
 
 
@@ -317,6 +338,9 @@ class View:
             self.records.setdefault(recommend.scenario_key(scenario), []).append(scenario)
         self.groups = fmt.unique((s["arch"], s["head"]) for s in scenarios)
         self.winners = {(r["arch"], r["quadrant"], r["head"]): r["winner"] for r in self.check}
+        self.at_chance = [a for a in report.get("aggregates") or [] if a.get("at_chance")]
+        self._scratch_at_chance = {(a["arch"], a["quadrant"], a["head"]) for a in self.at_chance
+                                   if a["strategy"] == "scratch"}  # fmt: skip
 
     def strategies(self, arch: str, head: str) -> list[str]:
         return fmt.ordered((s for a, s, _, h in self.records if (a, h) == (arch, head)), recommend.STRATEGY_ORDER)
@@ -337,8 +361,22 @@ class View:
         return mark.format(text) if self.winners.get((arch, quadrant, head)) == strategy else text
 
     def gain_cell(self, key: recommend.Key) -> str:
-        stats, baseline = self.stats.get(key), self.scratch.get((key[0], key[2], key[3]))
-        return "-" if stats is None or baseline is None else f"{100 * (stats['mean'] - baseline):+.1f}"
+        """The gain in points over scratch, marked ``†`` where scratch stayed at chance; ``-`` without both."""
+        cell = (key[0], key[2], key[3])
+        stats, baseline = self.stats.get(key), self.scratch.get(cell)
+        if stats is None or baseline is None:
+            return "-"
+        return f"{100 * (stats['mean'] - baseline):+.1f}" + ("†" if cell in self._scratch_at_chance else "")
+
+    def chance_note(self, limit: int = 12) -> str | None:
+        """A sentence naming the cells whose mean accuracy stayed at chance (at most ``limit``), or None."""
+        if not self.at_chance:
+            return None
+        names = [f"{a['arch']} {a['strategy']} {a['quadrant']} {a['head']}" for a in self.at_chance]
+        more = f" and {len(names) - limit} more" if len(names) > limit else ""
+        return (f"At chance ({len(names)} of {len(self.stats)} cells, mean accuracy within {CHANCE_SIGMAS:g} standard "
+                f"errors of 1/classes): {', '.join(names[:limit])}{more}. A gain over a scratch at chance (†) measures "
+                "a baseline that did not learn, not transfer.")
 
 
 def _md_header(report: Mapping[str, Any]) -> list[str]:
@@ -417,7 +455,8 @@ def _md_gains(view: View) -> list[str]:
         rows = [[s, *(view.gain_cell((arch, s, q, head)) for q in quadrants)] for s in strategies]
         table = fmt.md_table(["strategy", *quadrants], rows, right=range(1, len(quadrants) + 1))
         lines += ["", f"### `{arch}` · `{head}` head", "", *table]
-    return lines
+    note = view.chance_note(limit=len(view.at_chance))
+    return lines + (["", note] if note else [])
 
 
 def _md_recommendation(view: View) -> list[str]:
@@ -492,15 +531,23 @@ def _md_throughput(view: View) -> list[str]:
 
 def gate_lines(gate: Mapping[str, Any], limit: int = 10) -> list[str]:
     """Plain-text lines on the quality gate: the baseline and the verdict counts, whether throughput was
-    comparable, then each regressed, new, missing and not-run group (at most ``limit`` of each)."""
-    base, messages = gate["baseline"], {r["group"]: r["message"] for r in gate["groups"]}
+    comparable, then each regressed, new, missing and not-run group and each program whose throughput regressed
+    (at most ``limit`` of each)."""
+    base = gate["baseline"]
+    messages = {r["group"]: r["message"] for r in gate["groups"]}
+    messages |= {r["program"]: r["message"] for r in gate["throughput"]}
     counts = ", ".join(f"{n} {verdict}" for verdict, n in gate["counts"].items())
     lines = [f"gate vs baseline run {base['run_id']}: {len(gate['groups'])} groups — {counts}", f"  ({base['path']})",
              gate["throughput_note"]]  # fmt: skip
+    if gate["throughput"]:
+        tally = Counter(r["verdict"] for r in gate["throughput"])
+        lines.append(f"throughput of {len(gate['throughput'])} arch × strategy × head programs (median over quadrants "
+                     f"and seeds): " + ", ".join(f"{n} {verdict}" for verdict, n in tally.items()))  # fmt: skip
     if not gate["same_suite"]:
         lines.append(f"the baseline ran another version of the suite (hash {base['suite_hash']}): budgets may differ")
     sections = (
         ("regressed", gate["regressed"]),
+        ("throughput regressed", gate["throughput_regressed"]),
         ("new, not gated", gate["new"]),
         ("missing: in the baseline, no longer in the suite", gate["missing"]),
         ("not run: in the baseline and selected, but no result recorded", gate["not_run"]),
@@ -519,23 +566,39 @@ def _md_gate(gate: Mapping[str, Any]) -> list[str]:
     tol = gate["tolerances"]
     rule = (f"A group (a scenario over its seeds) regresses when its mean test accuracy drops by more than "
             f"{100 * tol['accuracy_drop']:.1f} pts and more than {tol['noise_sigmas']:g} × the noise of the "
-            f"difference (from the seeds' spread), or, on comparable hardware, when train or inference images/s fall "
-            f"below {1 - tol['throughput_drop']:.0%} of the baseline's.")  # fmt: skip
-    header = ["group", "baseline %", "now %", "drop pts", "allowed pts", "train ×", "infer ×", "verdict"]
+            f"difference (from the seeds' spread). On comparable hardware, an arch × strategy × head regresses when "
+            f"its median train or inference images/s over its quadrants and seeds falls below "
+            f"{1 - tol['throughput_drop']:.0%} of the baseline's.")  # fmt: skip
+    header = ["group", "baseline %", "now %", "drop pts", "allowed pts", "verdict"]
     rows = []
     for r in gate["groups"]:
-        acc, thr = r["accuracy"] or {}, r["throughput"] or {}
+        acc = r["accuracy"] or {}
         rows.append([
             f"`{r['group']}`",
             fmt.pct_sd(acc.get("baseline_mean"), acc.get("baseline_std", 0.0), acc.get("baseline_n", 0)),
             fmt.pct_sd(acc.get("new_mean"), acc.get("new_std", 0.0), acc.get("new_n", 0)),
             fmt.num(None if "drop" not in acc else 100 * acc["drop"], "+.1f"),
             fmt.num(None if "allowed" not in acc else 100 * acc["allowed"], ".1f"),
-            fmt.num(thr.get("train_ratio"), ".2f"), fmt.num(thr.get("infer_ratio"), ".2f"),
-            f"**{r['verdict']}**" if r["verdict"] == "regressed" else r["verdict"],
+            _md_verdict(r["verdict"]),
         ])  # fmt: skip
     detail = [f"- {line}" if not line.startswith("  ") else f"  - {line.strip()}" for line in gate_lines(gate, 50)]
-    return ["## Quality gate", "", rule, "", *detail, "", *fmt.md_table(header, rows, right=range(1, 7))]
+    lines = ["## Quality gate", "", rule, "", *detail, "", *fmt.md_table(header, rows, right=range(1, 5))]
+    if gate["throughput"]:
+        header = ["program", "scenarios", "train base img/s", "train now", "train ×", "infer base img/s", "infer now",
+                  "infer ×", "verdict"]
+        rows = [[f"`{r['program']}`", f"{r['n_baseline']} → {r['n_new']}", *gate_rates(r, "train"),
+                 *gate_rates(r, "infer"), _md_verdict(r["verdict"])] for r in gate["throughput"]]  # fmt: skip
+        lines += ["", *fmt.md_table(header, rows, right=range(1, 8))]
+    return lines
+
+
+def gate_rates(row: Mapping[str, Any], name: str) -> list[str]:
+    """A throughput row's baseline and new ``name`` images/s and their ratio, formatted."""
+    return [fmt.rate(row[f"{name}_baseline"]), fmt.rate(row[f"{name}_new"]), fmt.num(row[f"{name}_ratio"], ".2f")]
+
+
+def _md_verdict(verdict: str) -> str:
+    return f"**{verdict}**" if verdict == "regressed" else verdict
 
 
 def _md_failures(scenarios: list[dict[str, Any]]) -> list[str]:
@@ -564,6 +627,8 @@ def terminal_summary(report: Mapping[str, Any], width: int = 100) -> list[str]:
         lines += _terminal_group(view, arch, head, width)
     lines += verdict_lines(view.check)
     lines += [_best_line(row, report["targets"]) for row in report.get("best") or []]
+    note = view.chance_note()
+    lines += textwrap.wrap(note, width, subsequent_indent="  ") if note else []
     lines += layer_transfer.terminal_lines(report.get("layer_transfer") or [], width)
     gate = []
     for line in gate_lines(report["gate"]) if report.get("gate") else []:  # wrapped, not cut: the values matter

@@ -54,9 +54,10 @@ class Session:
     the controller, whose session ``merge``s them into the one report.
 
     With a ``baseline`` the run is gated (``cnnbench.gate``): when the last selected seed of a group has run,
-    the group is judged over all its seeds and, if it regressed, that last record gets status ``regressed``, so
-    its pytest item fails. The report's ``gate`` section judges every group again over all merged records, which
-    also catches a group whose seeds ran on different xdist workers (``unflagged_regressions``).
+    the group's accuracy is judged over all its seeds, and when the last selected scenario of a program has run,
+    its throughput (on comparable hardware); a regression gives that last record status ``regressed``, so its
+    pytest item fails. The report's ``gate`` section judges everything again over all merged records, which also
+    catches a group or program whose scenarios ran on different xdist workers (``unflagged_regressions``).
     """
 
     suite: Suite
@@ -76,6 +77,7 @@ class Session:
         self.targets: dict[str, dict] = {}  # quadrant -> what the report says about its target
         self.environment: dict | None = None
         self.selected_ids: list[str] = [s.id for s in self.scenarios()]  # narrowed by the plugin after collection
+        self._keys = {s.id: {"group": s.group, "program": s.program} for s in self.suite.scenarios()}
         self.tolerances = gate.Tolerances(**self.suite.gate)
         self._runner = None
 
@@ -109,21 +111,29 @@ class Session:
         return record
 
     def _judge(self, record: dict) -> None:
-        """Judge ``record``'s group against the baseline once its last selected seed has run here."""
-        group = gate.group_id(record)
-        mine = [r for r in self.records if gate.group_id(r) == group]
-        expected = {i for i in self.selected_ids if i in self._group_ids(group)}
-        record["gate"] = None
-        if not expected <= {r["id"] for r in mine}:
-            return  # judged when its last seed has run
-        stored = self.baseline.groups().get(group)
-        comparable, _ = gate.comparable(self.baseline, self.environment or {})
-        record["gate"] = verdict = gate.judge(group, stored, mine, self.tolerances, comparable)
-        if verdict["verdict"] == "regressed" and record["status"] == "passed":
-            record["status"], record["error"] = "regressed", verdict["message"]
+        """Judge ``record``'s group once its last selected seed has run here, and its program's throughput (on
+        comparable hardware) once its last selected scenario has; a regression fails this record."""
+        record["gate"] = record["gate_throughput"] = None
+        group = self._complete(record, "group")
+        if group is not None:
+            name = gate.group_id(record)
+            record["gate"] = gate.judge(name, self.baseline.groups().get(name), group, self.tolerances)
+        program = self._complete(record, "program")
+        if program is not None and gate.comparable(self.baseline, self.environment or {})[0]:
+            name = gate.program_id(record)
+            stored = self.baseline.groups(gate.program_id).get(name)
+            record["gate_throughput"] = gate.judge_throughput(name, stored, program, self.tolerances)
+        verdicts = [v for v in (record["gate"], record["gate_throughput"]) if v and v["verdict"] == "regressed"]
+        if verdicts and record["status"] == "passed":
+            record["status"], record["error"] = "regressed", "; ".join(v["message"] for v in verdicts)
 
-    def _group_ids(self, group: str) -> set[str]:
-        return {s.id for s in self.suite.scenarios() if s.group == group}
+    def _complete(self, record: dict, unit: str) -> list[dict] | None:
+        """This session's records in ``record``'s group or program (``unit``), once every selected scenario of it
+        has run here; ``None`` before."""
+        name = self._keys[record["id"]][unit]
+        mine = [r for r in self.records if self._keys.get(r["id"], {}).get(unit) == name]
+        expected = {i for i in self.selected_ids if self._keys[i][unit] == name}
+        return mine if expected <= {r["id"] for r in mine} else None
 
     def export(self) -> dict:
         """This session's results as JSON-serialisable data, for a pytest-xdist worker to hand over."""
@@ -162,12 +172,14 @@ class Session:
                               suite_groups=[g for g, _ in groups], selected_groups=[g for g, sel in groups if sel])
 
     def unflagged_regressions(self) -> list[str]:
-        """Groups the report's gate finds regressed although none of their pytest items failed for it (their
-        seeds ran on different xdist workers, none of which saw the whole group)."""
+        """Groups and programs the report's gate finds regressed although none of their pytest items failed for
+        it (their scenarios ran on different xdist workers, none of which saw them all)."""
         if not self.report or "gate" not in self.report:
             return []
-        flagged = {gate.group_id(r) for r in self.records if r["status"] == "regressed"}
-        return [g for g in self.report["gate"]["regressed"] if g not in flagged]
+        verdicts = [v for r in self.records for v in (r.get("gate"), r.get("gate_throughput")) if v]
+        flagged = {v.get("group") or v.get("program") for v in verdicts if v["verdict"] == "regressed"}
+        section = self.report["gate"]
+        return [name for name in (*section["regressed"], *section["throughput_regressed"]) if name not in flagged]
 
     def save_baseline(self, path: Path) -> None:
         """Store the finished report at ``path`` for later runs' ``--cnnbench-baseline``."""

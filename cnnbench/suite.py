@@ -49,6 +49,13 @@ class Scenario:
         return base if self.freeze is None else f"{base}-freeze{self.freeze}"
 
     @property
+    def program(self) -> str:
+        """arch × strategy × head: the work every quadrant and seed of it times alike (throughput is gated over
+        it)."""
+        base = f"{self.arch}-{self.strategy}-{self.head}"
+        return base if self.freeze is None else f"{base}-freeze{self.freeze}"
+
+    @property
     def id(self) -> str:
         return f"{self.group}-seed{self.seed}" if self.multi_seed else self.group
 

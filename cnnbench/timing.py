@@ -2,11 +2,13 @@
 
 Inside pytest the ``benchmark`` fixture times the train step (so ``--benchmark-json`` and ``compare`` see it);
 everything else — inference, and runs outside pytest — is timed here with the same ``Stats`` class. Callers
-pass functions that block until their result is ready, and have compiled them beforehand.
+pass functions that block until their result is ready, and have compiled them beforehand. A round lasts at
+least ``MIN_ROUND_S``: a step shorter than that is called several times per round, and the figures are per call.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -14,18 +16,26 @@ from typing import Any
 from pytest_benchmark.stats import Stats
 
 ROUNDS = 5
-WARMUP_ROUNDS = 1
+MIN_ROUND_S = 0.02  # a round of one sub-millisecond call measures the scheduler of a shared CPU, not the program
 
 
-def measure(fn: Callable[[], Any], rounds: int = ROUNDS, warmup_rounds: int = WARMUP_ROUNDS) -> Stats:
-    """Time ``fn`` for ``rounds`` rounds after ``warmup_rounds`` untimed ones."""
-    for _ in range(warmup_rounds):
-        fn()
+def calls_per_round(fn: Callable[[], Any], min_round_s: float = MIN_ROUND_S) -> int:
+    """How many calls make a timed round last at least ``min_round_s``, judged from one warm-up call."""
+    t0 = time.perf_counter()
+    fn()
+    return max(1, math.ceil(min_round_s / max(time.perf_counter() - t0, 1e-9)))
+
+
+def measure(fn: Callable[[], Any], rounds: int = ROUNDS, min_round_s: float = MIN_ROUND_S) -> Stats:
+    """Time ``fn`` for ``rounds`` rounds of ``calls_per_round`` calls each (after its warm-up call); the stats
+    are per call."""
+    iterations = calls_per_round(fn, min_round_s)
     stats = Stats()
     for _ in range(rounds):
         t0 = time.perf_counter()
-        fn()
-        stats.update(time.perf_counter() - t0)
+        for _ in range(iterations):
+            fn()
+        stats.update((time.perf_counter() - t0) / iterations)
     return stats
 
 
@@ -57,7 +67,7 @@ class BenchmarkTimer(Timer):
         self.benchmark = benchmark
 
     def train_step(self, fn: Callable[[], Any]) -> Stats:
-        self.benchmark.pedantic(fn, rounds=ROUNDS, warmup_rounds=WARMUP_ROUNDS, iterations=1)
+        self.benchmark.pedantic(fn, rounds=ROUNDS, iterations=calls_per_round(fn))
         if self.benchmark.stats is None:  # --benchmark-disable or xdist: pytest-benchmark ran it once untimed
             return measure(fn)
         return self.benchmark.stats.stats

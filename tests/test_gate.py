@@ -1,6 +1,6 @@
-"""The quality gate (SPEC §9) on synthetic reports: the accuracy rule over seeds, throughput only on matching
-fingerprints, new / missing / not-run groups, bad baseline files, and the session judging a group when its last
-seed has run."""
+"""The quality gate (SPEC §9) on synthetic reports: the accuracy rule over seeds, throughput per program over
+quadrants and seeds and only on matching fingerprints, new / missing / not-run groups, bad baseline files, and the
+session judging a group when its last seed has run and a program when its last scenario has."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from cnnbench import gate
-from cnnbench.gate import BaselineError, Tolerances, judge, load_baseline
+from cnnbench.gate import BaselineError, Tolerances, judge, judge_throughput, load_baseline
 from cnnbench.report import build_report, gate_lines, render_markdown, terminal_summary
 from cnnbench.suite import load_suite
 
@@ -46,14 +46,15 @@ def baseline_file(tmp_path: Path, records: list[dict], env: dict = ENV) -> Path:
 
 def test_unchanged_results_pass():
     values = [0.91, 0.93, 0.92]
-    row = judge("a-s1-q1-gap", seeds("a-s1-q1-gap", values), seeds("a-s1-q1-gap", values), TOL, True)
+    row = judge("a-s1-q1-gap", seeds("a-s1-q1-gap", values), seeds("a-s1-q1-gap", values), TOL)
     assert row["verdict"] == "passed" and row["accuracy"]["drop"] == 0.0
-    assert row["throughput"]["train_ratio"] == row["throughput"]["infer_ratio"] == 1.0
+    speed = judge_throughput("a-s1-gap", seeds("a-s1-q1-gap", values), seeds("a-s1-q1-gap", values), TOL)
+    assert speed["verdict"] == "passed" and speed["train_ratio"] == speed["infer_ratio"] == 1.0
 
 
 def test_a_drop_beyond_tolerance_and_noise_regresses_with_both_values_in_the_message():
     base, new = [0.90, 0.91, 0.92], [0.85, 0.86, 0.87]  # each std 0.01: noise = 0.01 * sqrt(2/3) = 0.0082
-    row = judge("a-s1-q1-gap", seeds("a-s1-q1-gap", base), seeds("a-s1-q1-gap", new), TOL, False)
+    row = judge("a-s1-q1-gap", seeds("a-s1-q1-gap", base), seeds("a-s1-q1-gap", new), TOL)
     acc = row["accuracy"]
     assert acc["drop"] == pytest.approx(0.05) and acc["noise"] == pytest.approx(0.01 * math.sqrt(2 / 3))
     assert acc["allowed"] == pytest.approx(0.02)  # 2 × noise = 1.6 pts is below the 2-point tolerance
@@ -67,46 +68,70 @@ def test_a_drop_beyond_tolerance_and_noise_regresses_with_both_values_in_the_mes
 def test_one_noisy_seed_does_not_fail_when_the_seeds_scatter():
     # Same 5-point drop of the mean, but the seeds spread ±6 points: 2 × noise = 2 × 0.06·sqrt(2/3) ≈ 9.8 pts.
     base, new = [0.85, 0.91, 0.97], [0.74, 0.88, 0.96]
-    row = judge("a-s1-q1-gap", seeds("a-s1-q1-gap", base), seeds("a-s1-q1-gap", new), TOL, False)
+    row = judge("a-s1-q1-gap", seeds("a-s1-q1-gap", base), seeds("a-s1-q1-gap", new), TOL)
     assert row["accuracy"]["drop"] == pytest.approx(0.05)
     assert row["accuracy"]["allowed"] > 0.05 and row["verdict"] == "passed"
 
 
 def test_a_single_new_seed_borrows_the_baselines_spread():
     base, new = [0.88, 0.90, 0.92], [0.87]  # s = 0.02 (baseline only), noise = 0.02 * sqrt(1/3 + 1) = 0.0231
-    row = judge("a-s1-q1-gap", seeds("a-s1-q1-gap", base), seeds("a-s1-q1-gap", new), TOL, False)
+    row = judge("a-s1-q1-gap", seeds("a-s1-q1-gap", base), seeds("a-s1-q1-gap", new), TOL)
     assert row["accuracy"]["noise"] == pytest.approx(0.02 * math.sqrt(4 / 3))
     assert row["accuracy"]["allowed"] == pytest.approx(2 * 0.02 * math.sqrt(4 / 3))
     assert row["verdict"] == "passed"  # a 3-point drop is inside 4.6 points of noise
-    assert judge("a-s1-q1-gap", seeds("a-s1-q1-gap", base), seeds("a-s1-q1-gap", [0.84]), TOL, False)["verdict"] == (
+    assert judge("a-s1-q1-gap", seeds("a-s1-q1-gap", base), seeds("a-s1-q1-gap", [0.84]), TOL)["verdict"] == (
         "regressed"
     )
 
 
 def test_single_seeds_on_both_sides_are_judged_by_the_tolerance_alone():
-    row = judge("a-s1-q1-gap", [rec("a-s1-q1-gap", 0, 0.90)], [rec("a-s1-q1-gap", 0, 0.885)], TOL, False)
+    row = judge("a-s1-q1-gap", [rec("a-s1-q1-gap", 0, 0.90)], [rec("a-s1-q1-gap", 0, 0.885)], TOL)
     assert row["accuracy"]["noise"] == 0.0 and row["verdict"] == "passed"
-    row = judge("a-s1-q1-gap", [rec("a-s1-q1-gap", 0, 0.90)], [rec("a-s1-q1-gap", 0, 0.875)], TOL, False)
+    row = judge("a-s1-q1-gap", [rec("a-s1-q1-gap", 0, 0.90)], [rec("a-s1-q1-gap", 0, 0.875)], TOL)
     assert row["verdict"] == "regressed"
 
 
 def test_an_improvement_never_fails():
-    row = judge("a-s1-q1-gap", seeds("a-s1-q1-gap", [0.5, 0.5]), seeds("a-s1-q1-gap", [0.9, 0.9]), TOL, False)
+    row = judge("a-s1-q1-gap", seeds("a-s1-q1-gap", [0.5, 0.5]), seeds("a-s1-q1-gap", [0.9, 0.9]), TOL)
     assert row["accuracy"]["drop"] == pytest.approx(-0.4) and row["verdict"] == "passed"
 
 
 # -------------------------------------------------------------------------------------------- throughput
 
 
-def test_throughput_is_gated_only_when_comparable():
-    base = seeds("a-s1-q1-gap", [0.9, 0.9], train=1000.0, infer=5000.0)
-    slow = seeds("a-s1-q1-gap", [0.9, 0.9], train=600.0, infer=4900.0)  # train at 0.6 of the baseline: below 0.7
-    row = judge("a-s1-q1-gap", base, slow, TOL, True)
-    assert row["verdict"] == "regressed" and row["throughput"]["train_ratio"] == pytest.approx(0.6)
-    assert "train throughput 1,000 -> 600 images/s (x0.60; tolerance: at least x0.70)" in row["message"]
-    assert "test accuracy" not in row["message"]
-    not_comparable = judge("a-s1-q1-gap", base, slow, TOL, False)
-    assert not_comparable["verdict"] == "passed" and not_comparable["throughput"] is None
+def program(quadrant_rates: dict[str, list[float]], infer: float = 5000.0) -> list[dict]:
+    """Records of program ``a-s1-gap``: per quadrant, one seed per train rate given."""
+    return [rec(f"a-s1-{q}-gap", i, 0.9, train=t, infer=infer) for q, rates in quadrant_rates.items()
+            for i, t in enumerate(rates)]  # fmt: skip
+
+
+def test_throughput_is_judged_per_program_on_the_median_over_quadrants_and_seeds():
+    base = program({"q1": [1000.0, 1000.0], "q2": [1000.0, 1000.0]})
+    one_slow = program({"q1": [1000.0, 950.0], "q2": [300.0, 980.0]})  # one scenario hit by the scheduler
+    row = judge_throughput("a-s1-gap", base, one_slow, TOL)
+    assert row["verdict"] == "passed" and row["n_baseline"] == row["n_new"] == 4
+    assert row["train_ratio"] == pytest.approx(0.965) and row["infer_ratio"] == 1.0
+
+    slow = program({"q1": [600.0, 610.0], "q2": [590.0, 620.0]}, infer=4900.0)  # train at 0.6: below 0.7
+    row = judge_throughput("a-s1-gap", base, slow, TOL)
+    assert row["verdict"] == "regressed" and row["train_ratio"] == pytest.approx(0.605)
+    assert row["message"] == ("a-s1-gap throughput regressed against the baseline (median over 4 -> 4 scenarios): "
+                              "train throughput 1,000 -> 605 images/s (x0.60; tolerance: at least x0.70)")  # fmt: skip
+    assert judge_throughput("a-s1-gap", None, slow, TOL)["verdict"] == "new"
+    nothing = [r | {"metrics": {"test_accuracy": 0.9}} for r in slow]
+    assert judge_throughput("a-s1-gap", base, nothing, TOL)["verdict"] == "no result"
+
+
+def test_throughput_is_gated_only_on_the_same_fingerprint(tmp_path: Path):
+    baseline = load_baseline(baseline_file(tmp_path, program({"q1": [1000.0], "q2": [1000.0]})))
+    slow = program({"q1": [100.0], "q2": [100.0]})
+    groups = ["a-s1-q1-gap", "a-s1-q2-gap"]
+    gated = gate.summarize(baseline, slow, ENV, TOL, groups, groups)
+    assert gated["throughput_regressed"] == ["a-s1-gap"] and gated["regressed"] == []
+    assert [r["program"] for r in gated["throughput"]] == ["a-s1-gap"] and gated["counts"]["passed"] == 2
+    elsewhere = gate.summarize(baseline, slow, {**ENV, "fingerprint": "bee"}, TOL, groups, groups)
+    assert elsewhere["throughput"] == [] and elsewhere["throughput_regressed"] == []
+    assert not elsewhere["throughput_comparable"]
 
 
 def test_fingerprints_decide_comparability(tmp_path: Path):
@@ -147,8 +172,10 @@ def test_summary_sorts_groups_into_new_missing_not_run_and_not_selected(tmp_path
     assert "  a-old-q1-gap" in lines and "1 baseline groups were not selected by this run's filters" in lines
     markdown = render_markdown(report)
     assert "## Quality gate" in markdown
-    assert re.search(r"\| `a-s2-q1-gap` +\| 90.0 ± 0.0 \| 50.0 ± 0.0 \| +\+40.0 \| +2.0 \| +1.00 \| +1.00 \| "
-                     r"\*\*regressed\*\* +\|", markdown)
+    assert re.search(r"\| `a-s2-q1-gap` +\| 90.0 ± 0.0 \| 50.0 ± 0.0 \| +\+40.0 \| +2.0 \| \*\*regressed\*\* +\|",
+                     markdown)
+    assert re.search(r"\| `a-s2-gap` +\| +2 → 2 \| +1,000 \| +1,000 \| +1.00 \| +5,000 \| +5,000 \| +1.00 \| passed +\|",
+                     markdown)  # fmt: skip
     assert all(len(line) <= 100 for line in terminal_summary(report, width=100))
 
 
@@ -178,23 +205,23 @@ def test_bad_baseline_files_are_named_with_the_fix(tmp_path: Path):
 # ---------------------------------------------------------------------------------- groups and the session
 
 
-def test_scenario_group_is_the_records_group_id():
+def test_scenario_group_and_program_are_the_records_ids():
     suite = load_suite("standard")
     for scenario in suite.scenarios()[:20] + suite.scenarios()[-20:]:
         record = {"arch": scenario.arch, "strategy": scenario.strategy, "quadrant": scenario.quadrant,
                   "head": scenario.head, "layer_transfer": scenario.freeze}  # fmt: skip
-        assert gate.group_id(record) == scenario.group
+        assert gate.group_id(record) == scenario.group and gate.program_id(record) == scenario.program
         assert scenario.id == f"{scenario.group}-seed{scenario.seed}"
 
 
 class FakeRunner:
     """Stands in for ``cnnbench.scenario.Runner``: every scenario "trains" to the accuracy given for its seed."""
 
-    def __init__(self, accuracy: dict[int, float]) -> None:
-        self.accuracy = accuracy
+    def __init__(self, accuracy: dict[int, float], train: float) -> None:
+        self.accuracy, self.train = accuracy, train
 
     def run(self, scenario, timer) -> dict:
-        return rec(scenario.group, scenario.seed, self.accuracy[scenario.seed]) | {"id": scenario.id}
+        return rec(scenario.group, scenario.seed, self.accuracy[scenario.seed], train=self.train) | {"id": scenario.id}
 
     def target_info(self) -> list[dict]:
         return []
@@ -212,7 +239,7 @@ steps = 5
 """
 
 
-def gated_session(tmp_path: Path, accuracy: dict[int, float], baseline_accuracy: float = 0.9):
+def gated_session(tmp_path: Path, accuracy: dict[int, float], baseline_accuracy: float = 0.9, train: float = 1000.0):
     from cnnbench.session import Filters, Session
 
     (tmp_path / "two.toml").write_text(TWO_SEEDS)
@@ -221,7 +248,7 @@ def gated_session(tmp_path: Path, accuracy: dict[int, float], baseline_accuracy:
     baseline = load_baseline(baseline_file(tmp_path, stored))
     session = Session(suite, Filters(), tmp_path / "reports", tmp_path / "cache", log=lambda line: None,
                       baseline=baseline)  # fmt: skip
-    session._runner, session.environment = FakeRunner(accuracy), ENV
+    session._runner, session.environment = FakeRunner(accuracy, train), ENV
     return session
 
 
@@ -239,6 +266,23 @@ def test_the_session_judges_a_group_when_its_last_selected_seed_has_run(tmp_path
     narrowed = gated_session(tmp_path, {0: 0.9, 1: 0.9})
     narrowed.selected_ids = [first.id]  # e.g. -k seed0: the group is complete after its one selected seed
     assert narrowed.run(first, None)["gate"]["verdict"] == "passed"
+
+
+def test_the_session_judges_a_programs_throughput_when_its_last_scenario_has_run(tmp_path: Path):
+    session = gated_session(tmp_path, {0: 0.9, 1: 0.9}, train=300.0)  # baseline: 1,000 images/s
+    first, second = session.suite.scenarios()
+    assert session.run(first, None)["gate_throughput"] is None
+    record = session.run(second, None)
+    assert record["status"] == "regressed" and record["gate"]["verdict"] == "passed"
+    assert record["gate_throughput"]["train_ratio"] == pytest.approx(0.3)
+    assert record["error"] == ("lenet5-s1-gap throughput regressed against the baseline (median over 2 -> 2 "
+                               "scenarios): train throughput 1,000 -> 300 images/s (x0.30; tolerance: at least x0.70)")
+    assert session.report["gate"]["throughput_regressed"] == ["lenet5-s1-gap"] and not session.unflagged_regressions()
+
+    elsewhere = gated_session(tmp_path, {0: 0.9, 1: 0.9}, train=300.0)
+    elsewhere.environment = {**ENV, "fingerprint": "bee"}  # other hardware: reported, never gated
+    assert [elsewhere.run(s, None)["status"] for s in (first, second)] == ["passed", "passed"]
+    assert elsewhere.records[-1]["gate_throughput"] is None
 
 
 def test_a_group_split_across_xdist_workers_is_caught_by_the_controller(tmp_path: Path):

@@ -172,18 +172,24 @@ def gate() -> dict:
         "verdict": "regressed", "message": "accuracy dropped 5.0 points, 2.0 allowed",
         "accuracy": {"baseline_mean": 0.95, "baseline_std": 0.005, "baseline_n": 3, "new_mean": 0.90,
                      "new_std": 0.0057, "new_n": 2, "drop": 0.05, "allowed": 0.02},
-        "throughput": {"train_ratio": 0.8, "infer_ratio": 1.1, "allowed_ratio": 0.75},
+    }  # fmt: skip
+    slow = {
+        "program": "resnet18-s1-gap", "arch": "resnet18", "strategy": "s1", "head": "gap", "verdict": "regressed",
+        "message": "train throughput fell", "n_baseline": 6, "n_new": 5, "allowed_ratio": 0.75,
+        "train_baseline": 1000.0, "train_new": 600.0, "train_ratio": 0.6,
+        "infer_baseline": 4000.0, "infer_new": 4400.0, "infer_ratio": 1.1,
     }  # fmt: skip
     passed = dict(regressed, group="resnet18-s1-q4-gap", quadrant="q4", verdict="passed", message="",
                   accuracy=dict(regressed["accuracy"], baseline_mean=0.90, drop=0.0))  # fmt: skip
-    new = dict(regressed, group="resnet18-s9-q1-gap", strategy="s9", verdict="new", accuracy=None, throughput=None,
+    new = dict(regressed, group="resnet18-s9-q1-gap", strategy="s9", verdict="new", accuracy=None,
                message="not in the baseline")  # fmt: skip
     return {
         "baseline": {"path": "reports/base/report.json", "run_id": "base-run", "suite_hash": "9f2c1a",
                      "fingerprint": "0123456789ab"},
         "tolerances": {"accuracy_drop": 0.02, "noise_sigmas": 2.0, "throughput_drop": 0.25},
-        "throughput_comparable": False, "throughput_note": "the fingerprints differ",
+        "throughput_comparable": True, "throughput_note": "same hardware and software",
         "groups": [regressed, passed, new], "regressed": [regressed["group"]], "new": [new["group"]],
+        "throughput": [slow], "throughput_regressed": [slow["program"]],
         "missing": ["resnet18-s3-q1-gap"], "not_run": ["resnet18-s3-q4-gap"], "not_selected": 3,
     }  # fmt: skip
 
@@ -193,18 +199,22 @@ def test_gate_section_lists_regressed_new_and_missing_groups_first():
     text = render_html(report | {"gate": gate()})
     parsed = Page(text)
     assert parsed.headings[0] == "Quality gate"  # the first section
-    assert "1 regressed" in text and "base-run" in text and "reports/base/report.json" in text
+    assert "2 regressed" in text and "base-run" in text and "reports/base/report.json" in text
     assert "accuracy drop 2 pts" in text and "throughput drop 25 %" in text
     assert "fingerprint <code>0123456789ab</code> (this run: 826c0a421fde)" in text
     assert "suite hash <code>9f2c1a</code> (same as this run)" in text
     first = [t for t, _ in parsed.cells].index("resnet18-s1-q1-gap")
-    cells = [t for t, _ in parsed.cells[first : first + 10]]
-    assert cells[1:9] == ["regressed", "95.0 ± 0.5 (3)", "90.0 ± 0.6 (2)", "5.0", "2.0", "0.80", "1.10", "0.75"]
+    cells = [t for t, _ in parsed.cells[first : first + 7]]
+    assert cells[1:6] == ["regressed", "95.0 ± 0.5 (3)", "90.0 ± 0.6 (2)", "5.0", "2.0"]
     assert parsed.has_cell("regressed", "bad") and parsed.has_cell("5.0", "bad")
+    program = [t for t, _ in parsed.cells].index("resnet18-s1-gap")
+    cells = [t for t, _ in parsed.cells[program : program + 10]]
+    assert cells == ["resnet18-s1-gap", "regressed", "6 → 5", "1,000", "600", "0.60", "4,000", "4,400", "1.10", "0.75"]
+    assert parsed.has_cell("0.60", "bad") and not parsed.has_cell("1.10", "bad")
     flagged = [t for t, _ in parsed.cells if t.startswith("resnet18-s")][:4]
     assert flagged == ["resnet18-s1-q1-gap", "resnet18-s9-q1-gap", "resnet18-s3-q1-gap", "resnet18-s3-q4-gap"]
     assert parsed.has_cell("missing", "muted") and parsed.has_cell("not run", "muted")
-    assert "All 3 groups" in parsed.headings and "The fingerprints differ." in text
+    assert "All 3 groups" in parsed.headings and "Same hardware and software." in text
 
 
 # ---------------------------------------------------------------------------------------------- robustness

@@ -214,6 +214,28 @@ def test_aggregates_over_seeds(report):
     assert one_seed["values"] == [pytest.approx(0.90 - 0.01 - SPREAD)]
 
 
+def test_a_scratch_at_chance_is_flagged_and_its_gains_marked():
+    # q4 targets 10 classes and 500 test images: chance 10%, and guessing stays below 10 + 2 x 1.34 = 12.7%.
+    records = [r for r in all_records() if (r["arch"], r["head"], r["quadrant"]) == ("lenet5", "gap", "q4")]
+    for r in records:
+        if r["strategy"] == "scratch":
+            r["metrics"]["test_accuracy"] = 0.11 + (0.01 if r["seed"] == 2 else 0.0)  # mean 11.5%
+    report = make_report(records)
+    flags = {a["strategy"]: (a["chance"], a["at_chance"]) for a in report["aggregates"]}
+    assert flags == {"s1": (0.1, False), "s2": (0.1, False), "s3": (0.1, False), "scratch": (0.1, True)}
+    s3_gain = 100 * (MEANS["q4"]["s3"] - 0.02 - 0.115)
+    assert f"| s3       | {s3_gain:+.1f}† |" in render_markdown(report)
+    note = ("At chance (1 of 4 cells, mean accuracy within 2 standard errors of 1/classes): lenet5 scratch q4 gap. A "
+            "gain over a scratch at chance (†) measures a baseline that did not learn, not transfer.")
+    assert note in render_markdown(report) and note.split(":")[0] in " ".join(terminal_summary(report))
+
+    learned = make_report([r | {"metrics": r["metrics"] | {"test_accuracy": 0.13}} if r["strategy"] == "scratch"
+                           else r for r in records])  # 13% is above 12.7%: it learned a little  # fmt: skip
+    assert not any(a["at_chance"] for a in learned["aggregates"]) and "At chance" not in render_markdown(learned)
+    unknown = build_report("r", "t0", "t1", ENVIRONMENT, [], records)  # no target: no chance level
+    assert {(a["chance"], a["at_chance"]) for a in unknown["aggregates"]} == {(None, None)}
+
+
 # ------------------------------------------------------------------------------------------ recommendation
 
 
