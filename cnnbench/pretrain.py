@@ -1,7 +1,7 @@
 """Pretraining on the procedural source domain, cached on disk with orbax (SPEC §4).
 
-A pretrained base is keyed by everything that determines it: the arch config, the source config, the
-pretraining budget and the cnnbench version. It is built on first use and restored after; an entry that is
+A pretrained base is keyed by everything that determines it: the arch config and a digest of the code that
+defines it, the source config, the pretraining budget and the cnnbench version. It is built on first use and restored after; an entry that is
 incomplete, truncated or written for another key is rebuilt with a warning, never silently used. A file lock
 makes concurrent workers (pytest-xdist) build each entry once.
 """
@@ -28,7 +28,7 @@ import cnnbench
 from cnnbench.data.source import SourceConfig, SourceDomain
 from cnnbench.heads import GAPHead, softmax_cross_entropy
 from cnnbench.train import TrainConfig, TransferModel, accuracy, fit, predict
-from cnnbench.zoo import create_model
+from cnnbench.zoo import code_digest, create_model
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,7 @@ def cache_key(model: ModelConfig, source: SourceConfig, pretrain: PretrainConfig
     """Everything that determines a pretrained base, as a JSON-serialisable dict."""
     return {
         "model": asdict(model),
+        "code": code_digest(model.arch),
         "source": source.to_dict(),
         "pretrain": asdict(pretrain),
         "cnnbench": cnnbench.__version__,

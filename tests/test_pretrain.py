@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from cnnbench import pretrain
 from cnnbench.data.source import SourceConfig, SourceDomain
 from cnnbench.pretrain import CacheWarning, ModelConfig, PretrainConfig, Pretrained, load_into, load_or_pretrain
 from cnnbench.train import TrainConfig
@@ -100,6 +101,19 @@ def test_another_config_gets_its_own_entry(cache_copy: tuple[Path, Pretrained], 
     )
     assert load(cache).cache_hit  # the first entry is untouched
     assert load(cache, config, model, source).cache_hit
+
+
+def test_an_edit_to_the_arch_code_gets_its_own_entry(
+    cache_copy: tuple[Path, Pretrained], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Same configs, different model code (e.g. another BatchNorm momentum): the old base must not be reused."""
+    cache, first = cache_copy
+    monkeypatch.setattr(pretrain, "code_digest", lambda arch: "edited-" + arch)
+    edited = load(cache)
+    assert not edited.cache_hit and edited.path.name != first.path.name
+    assert json.loads((edited.path / "meta.json").read_text())["key"]["code"] == "edited-lenet5"
+    monkeypatch.undo()
+    assert load(cache).cache_hit  # the entry of the unedited code is untouched
 
 
 def _truncate(file: Path) -> None:

@@ -7,13 +7,14 @@ building, and ``count_params`` counts trainable and total parameters. Importing 
 # Registration order is the zoo's listing order: the families in the order of their papers (SPEC §2).
 from . import lenet, alexnet, vgg, googlenet, resnet, xception, densenet, mobilenetv2  # noqa: I001
 from ._base import ZooModel
-from ._builder import MODELS, ModelSpec, count_params, create_model, get_spec, list_models, register_model
+from ._builder import MODELS, ModelSpec, code_digest, count_params, create_model, get_spec, list_models, register_model
 
 __all__ = [
     "MODELS",
     "ModelSpec",
     "ZooModel",
     "alexnet",
+    "code_digest",
     "count_params",
     "create_model",
     "densenet",

@@ -7,7 +7,9 @@ carries the canonical config and the reference parameter count, so listing the z
 
 from __future__ import annotations
 
+import hashlib
 import math
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +19,7 @@ from flax import nnx
 
 from cnnbench.registry import Registry
 
+from . import _base, layers
 from ._base import ZooModel
 
 Builder = Callable[..., ZooModel]
@@ -109,6 +112,17 @@ def create_model(
         )
     rngs = nnx.Rngs(0) if rngs is None else rngs
     return spec.build(num_classes=num_classes, in_chans=in_chans, img_size=img_size, width=width, rngs=rngs)
+
+
+def code_digest(name: str) -> str:
+    """A digest of the source that defines ``name``: its family module and the zoo's shared layers and base class.
+    Artefacts derived from a model (cached pretrained bases) carry it, so editing a family rebuilds its own."""
+    spec = get_spec(name)
+    digest = hashlib.sha256()
+    for module in (sys.modules[spec.build.__module__], layers, _base):
+        with open(module.__file__, "rb") as source:
+            digest.update(source.read())
+    return digest.hexdigest()[:16]
 
 
 def count_params(model: nnx.Module) -> tuple[int, int]:
