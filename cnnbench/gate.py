@@ -24,10 +24,12 @@ import math
 import statistics
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from cnnbench import recommend, report
+from cnnbench.suite import group_id, program_id
 
 VERDICTS = ("passed", "regressed", "new", "no result")
 RATES = ("train", "infer")
@@ -62,8 +64,15 @@ class Baseline:
     def fingerprint(self) -> str | None:
         return self.report["environment"].get("fingerprint")
 
-    def groups(self, key: Callable[[Mapping[str, Any]], str] | None = None) -> dict[str, list[dict[str, Any]]]:
-        return group_records(self.report["scenarios"], key or group_id)
+    @cached_property
+    def groups(self) -> dict[str, list[dict[str, Any]]]:
+        """Stored scenarios by group id, the unit of accuracy verdicts."""
+        return group_records(self.report["scenarios"], group_id)
+
+    @cached_property
+    def programs(self) -> dict[str, list[dict[str, Any]]]:
+        """Stored scenarios by program id, the unit of throughput verdicts."""
+        return group_records(self.report["scenarios"], program_id)
 
     def describe(self) -> dict[str, Any]:
         env = self.report["environment"]
@@ -83,21 +92,6 @@ def load_baseline(path: str | Path) -> Baseline:
     except ValueError as exc:
         raise BaselineError(f"baseline unusable: {exc}; {remedy}") from None
     return Baseline(path, stored)
-
-
-def group_id(record: Mapping[str, Any]) -> str:
-    """A scenario's id without its seed: the unit the gate judges (layer-transfer points keep ``-freezeK``)."""
-    base = f"{record['arch']}-{record['strategy']}-{record['quadrant']}-{record['head']}"
-    freeze = record.get("layer_transfer")
-    return base if freeze is None else f"{base}-freeze{freeze}"
-
-
-def program_id(record: Mapping[str, Any]) -> str:
-    """A scenario's arch × strategy × head (layer-transfer points keep ``-freezeK``): the unit throughput is
-    judged over, since every quadrant and seed of it times the same work."""
-    base = f"{record['arch']}-{record['strategy']}-{record['head']}"
-    freeze = record.get("layer_transfer")
-    return base if freeze is None else f"{base}-freeze{freeze}"
 
 
 def group_records(
@@ -253,9 +247,9 @@ def summarize(
     throughput on comparable hardware, and the baseline's groups this run lacks — ``missing`` (no longer in the
     suite) or merely not selected by the filters."""
     throughput_ok, note = comparable(baseline, environment)
-    stored = baseline.groups()
+    stored = baseline.groups
     rows = [judge(g, stored.get(g), recs, tolerances) for g, recs in group_records(records).items()]
-    programs = baseline.groups(program_id) if throughput_ok else {}
+    programs = baseline.programs if throughput_ok else {}
     speed = [judge_throughput(p, programs.get(p), recs, tolerances)
              for p, recs in group_records(records, program_id).items()] if throughput_ok else []  # fmt: skip
     ran = {row["group"] for row in rows}

@@ -245,12 +245,7 @@ class Runner:
         """Train and measure one scenario; returns its report record (status passed, diverged or error)."""
         record = {
             "id": scenario.id,
-            "arch": scenario.arch,
-            "strategy": scenario.strategy,
-            "quadrant": scenario.quadrant,
-            "head": scenario.head,
-            "seed": scenario.seed,
-            "layer_transfer": scenario.freeze,
+            **scenario.coordinates,
             "target": self.suite.quadrants[scenario.quadrant].name,
             "status": "error",
             "error": None,

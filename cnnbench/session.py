@@ -114,15 +114,15 @@ class Session:
         """Judge ``record``'s group once its last selected seed has run here, and its program's throughput (on
         comparable hardware) once its last selected scenario has; a regression fails this record."""
         record["gate"] = record["gate_throughput"] = None
+        keys = self._keys[record["id"]]
         group = self._complete(record, "group")
         if group is not None:
-            name = gate.group_id(record)
-            record["gate"] = gate.judge(name, self.baseline.groups().get(name), group, self.tolerances)
+            stored = self.baseline.groups.get(keys["group"])
+            record["gate"] = gate.judge(keys["group"], stored, group, self.tolerances)
         program = self._complete(record, "program")
         if program is not None and gate.comparable(self.baseline, self.environment or {})[0]:
-            name = gate.program_id(record)
-            stored = self.baseline.groups(gate.program_id).get(name)
-            record["gate_throughput"] = gate.judge_throughput(name, stored, program, self.tolerances)
+            stored = self.baseline.programs.get(keys["program"])
+            record["gate_throughput"] = gate.judge_throughput(keys["program"], stored, program, self.tolerances)
         verdicts = [v for v in (record["gate"], record["gate_throughput"]) if v and v["verdict"] == "regressed"]
         if verdicts and record["status"] == "passed":
             record["status"], record["error"] = "regressed", "; ".join(v["message"] for v in verdicts)

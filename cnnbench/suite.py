@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,24 @@ SMALL_MAX = 1000  # SPEC §4: a small target has at most 1,000 training images (
 def size_class(n_train: int) -> str:
     """"small" (at most SMALL_MAX training images) or "large"."""
     return "small" if n_train <= SMALL_MAX else "large"
+
+
+def group_id(record: Mapping[str, Any]) -> str:
+    """A scenario's id without its seed, from its record or ``coordinates``: the unit results are aggregated and
+    accuracy is gated over (layer-transfer points keep ``-freezeK``)."""
+    return _unit_id(record, ("arch", "strategy", "quadrant", "head"))
+
+
+def program_id(record: Mapping[str, Any]) -> str:
+    """A scenario's arch × strategy × head (layer-transfer points keep ``-freezeK``): the unit throughput is gated
+    over, since every quadrant and seed of it times the same work."""
+    return _unit_id(record, ("arch", "strategy", "head"))
+
+
+def _unit_id(record: Mapping[str, Any], keys: tuple[str, ...]) -> str:
+    base = "-".join(str(record[k]) for k in keys)
+    freeze = record.get("layer_transfer")
+    return base if freeze is None else f"{base}-freeze{freeze}"
 
 
 class SuiteError(ValueError):
@@ -43,17 +62,18 @@ class Scenario:
     freeze: int | None = None  # a layer-transfer point: s2 with exactly this many stages frozen
 
     @property
+    def coordinates(self) -> dict[str, Any]:
+        """Where the scenario sits in the matrix, under its report record's field names."""
+        return {"arch": self.arch, "strategy": self.strategy, "quadrant": self.quadrant, "head": self.head,
+                "seed": self.seed, "layer_transfer": self.freeze}  # fmt: skip
+
+    @property
     def group(self) -> str:
-        """The id without the seed: what results are aggregated and gated over."""
-        base = f"{self.arch}-{self.strategy}-{self.quadrant}-{self.head}"
-        return base if self.freeze is None else f"{base}-freeze{self.freeze}"
+        return group_id(self.coordinates)
 
     @property
     def program(self) -> str:
-        """arch × strategy × head: the work every quadrant and seed of it times alike (throughput is gated over
-        it)."""
-        base = f"{self.arch}-{self.strategy}-{self.head}"
-        return base if self.freeze is None else f"{base}-freeze{self.freeze}"
+        return program_id(self.coordinates)
 
     @property
     def id(self) -> str:

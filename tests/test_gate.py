@@ -14,7 +14,7 @@ import pytest
 from cnnbench import gate
 from cnnbench.gate import BaselineError, Tolerances, judge, judge_throughput, load_baseline
 from cnnbench.report import build_report, gate_lines, render_markdown, terminal_summary
-from cnnbench.suite import load_suite
+from cnnbench.suite import group_id, load_suite, program_id
 
 ENV = {"cnnbench": "0.1.0", "jax": "0.10.2", "flax": "0.12.8", "optax": "0.2.8", "backend": "cpu",
        "device_kind": "cpu", "device_count": 1, "cpu": "AMD EPYC", "git_commit": None, "suite_hash": "abc",
@@ -205,13 +205,15 @@ def test_bad_baseline_files_are_named_with_the_fix(tmp_path: Path):
 # ---------------------------------------------------------------------------------- groups and the session
 
 
-def test_scenario_group_and_program_are_the_records_ids():
+def test_groups_and_programs_name_their_units():
     suite = load_suite("standard")
-    for scenario in suite.scenarios()[:20] + suite.scenarios()[-20:]:
-        record = {"arch": scenario.arch, "strategy": scenario.strategy, "quadrant": scenario.quadrant,
-                  "head": scenario.head, "layer_transfer": scenario.freeze}  # fmt: skip
-        assert gate.group_id(record) == scenario.group and gate.program_id(record) == scenario.program
-        assert scenario.id == f"{scenario.group}-seed{scenario.seed}"
+    by_id = {s.id: s for s in suite.scenarios()}
+    plain, point = by_id["resnet18-s2-q3-gap-seed1"], by_id["resnet18-s2-q2-gap-freeze3-seed0"]
+    assert (plain.group, plain.program) == ("resnet18-s2-q3-gap", "resnet18-s2-gap")
+    assert (point.group, point.program) == ("resnet18-s2-q2-gap-freeze3", "resnet18-s2-gap-freeze3")
+    record = {"id": point.id, **point.coordinates, "status": "passed"}  # what Runner.run records
+    assert (group_id(record), program_id(record)) == (point.group, point.program)
+    assert len({s.program for s in suite.scenarios() if s.freeze is None}) == 9 * 4 * 3  # arch × strategy × head
 
 
 class FakeRunner:
