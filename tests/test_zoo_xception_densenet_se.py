@@ -49,7 +49,7 @@ def test_reference_trainable_counts(name: str, params: int) -> None:
     assert count_params(abstract(name))[0] == params == get_spec(name).params
 
 
-def test_xception_is_separable_and_keras_configured() -> None:
+def test_xception_is_separable_with_keras_layout() -> None:
     model = abstract("xception")
     sep = model.entry1.sep1.sepconv  # block2_sepconv1: 64 -> 128
     assert sep.depthwise.kernel.shape == (3, 3, 1, 64) and sep.depthwise.feature_group_count == 64
@@ -60,7 +60,7 @@ def test_xception_is_separable_and_keras_configured() -> None:
     assert model.entry3.residual.conv.kernel.shape == (1, 1, 256, 728) and model.entry3.residual.conv.strides == 2
     assert len(model.middle.layers) == 8
     bn = model.stem.conv1.bn
-    assert (bn.momentum, bn.epsilon) == (0.99, 1e-3)
+    assert (bn.momentum, bn.epsilon) == (0.9, 1e-3)  # Keras's epsilon, PyTorch's momentum (xception_batch_norm)
     assert model.feature_shape == (10, 10, 2048)  # 299 -> 149 -> 147 -> 74 -> 37 -> 19 -> 10
     assert abstract("xception", img_size=32, in_chans=1, width=0.25).feature_shape == (1, 1, 512)
 
