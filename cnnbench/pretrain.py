@@ -1,9 +1,9 @@
 """Pretraining on the procedural source domain, cached on disk with orbax (SPEC §4).
 
 A pretrained base is keyed by everything that determines it: the arch config and a digest of the code that
-defines it, the source config, the pretraining budget and the cnnbench version. It is built on first use and restored after; an entry that is
-incomplete, truncated or written for another key is rebuilt with a warning, never silently used. A file lock
-makes concurrent workers (pytest-xdist) build each entry once.
+defines it, the source config, the pretraining budget and the cnnbench version. It is built on first use and
+restored after; an entry that is incomplete, truncated or written for another key is rebuilt with a warning, never
+silently used. A file lock makes concurrent workers (pytest-xdist) build each entry once.
 """
 
 from __future__ import annotations
