@@ -16,7 +16,7 @@ def _zoo_rows(names: list[str]) -> list[dict]:
     import jax
     from flax import nnx
 
-    from cnnbench.train import flops
+    from cnnbench.engine.train import flops
     from cnnbench.zoo import count_params, create_model, get_spec
 
     rows = []
@@ -68,12 +68,13 @@ def _zoo(args: argparse.Namespace) -> int:
 def _suite_runner(args: argparse.Namespace) -> tuple[Any, list[str]] | None:
     """The Runner of ``--suite`` and the archs to run (default: the suite's); None after printing what is wrong."""
     from cnnbench.registry import UnknownNameError
-    from cnnbench.scenario import Runner
-    from cnnbench.suite import SuiteError, load_suite
+    from cnnbench.engine.runner import Runner
+    from cnnbench.config.suite import SuiteError, load_suite
+    from cnnbench.engine.catalog import registry_catalog
     from cnnbench.zoo import get_spec
 
     try:
-        suite = load_suite(args.suite)
+        suite = load_suite(args.suite, registry_catalog())
         archs = args.archs or list(suite.archs)
         for arch in archs:
             get_spec(arch)
@@ -115,7 +116,7 @@ def _similarity_rows(runner: Any, archs: list[str]) -> list[dict]:
 
 
 def _print_similarity(rows: list[dict]) -> None:
-    from cnnbench.similarity import METHOD, THRESHOLD
+    from cnnbench.engine.similarity import METHOD, THRESHOLD
 
     print(f"{METHOD}: the share of the pretrained base's NCM accuracy gain over a random-init base on source "
           f"images that it keeps on the target; similar at >= {THRESHOLD:g}")
@@ -152,16 +153,17 @@ def _suite_command(rows: Callable[[Any, list[str]], list[dict]], show: Callable[
 
 
 def _suites(_: argparse.Namespace) -> int:
-    from cnnbench.suite import builtin_suites, load_suite
+    from cnnbench.config.suite import builtin_suites, load_suite
+    from cnnbench.engine.catalog import registry_catalog
 
     for name in builtin_suites():
-        suite = load_suite(name)
+        suite = load_suite(name, registry_catalog())
         print(f"{name:<10} {len(suite.scenarios()):>4} scenarios  {suite.description}")
     return 0
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from cnnbench.compare import compare, load_runs, render_html, render_markdown
+    from cnnbench.report.compare import compare, load_runs, render_html, render_markdown
 
     try:
         comparison = compare(load_runs([args.reference, *args.others]))

@@ -79,13 +79,14 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "xdist_group(name): pytest-xdist --dist loadgroup runs a group on one worker")
     if not _enabled(config):
         return
-    from cnnbench.gate import load_baseline
+    from cnnbench.results.gate import load_baseline
     from cnnbench.session import COORDINATES, Filters, Session
-    from cnnbench.suite import SuiteError, load_suite
+    from cnnbench.config.suite import SuiteError, load_suite
+    from cnnbench.engine.catalog import registry_catalog
 
     log = _logger(config)
     try:
-        suite = load_suite(_suite_option(config))
+        suite = load_suite(_suite_option(config), registry_catalog())
         filters = Filters(**{c: tuple(v for v in _option(config, c).split(",") if v) for c in COORDINATES})
         filters.check(suite)
         baseline = load_baseline(_path_option(config, "baseline")) if _option(config, "baseline") else None
@@ -108,7 +109,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def _placed(config: pytest.Config, suite: Any, filters: Any, log: Any) -> Any:
     """The suite run on ``--cnnbench-target`` alone, in the quadrant the dataset's size and measured similarity
     put it in (pretraining the suite's archs first if they are not cached)."""
-    from cnnbench.placement import place_user_target
+    from cnnbench.engine.placement import place_user_target
 
     archs = [a for a in suite.archs if not filters.arch or a in filters.arch]
     placed, where = place_user_target(suite, _path_option(config, "target"), archs, _path_option(config, "cache"), log)
@@ -209,7 +210,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     state = config.stash.get(SESSION, None)
     if state is None or state.report is None:
         return
-    from cnnbench.report import terminal_summary
+    from cnnbench.report.run import terminal_summary
 
     terminalreporter.section("cnnbench")
     for line in terminal_summary(state.report, width=100):

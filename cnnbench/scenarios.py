@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from cnnbench.session import Session
-from cnnbench.suite import Scenario
-from cnnbench.timing import BenchmarkTimer
+from cnnbench.config.scenario import Scenario
+from cnnbench.engine.timing import BenchmarkTimer
 
 
 def test_scenario(cnnbench_scenario: Scenario, cnnbench_session: Session, benchmark: Any) -> None:

@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from cnnbench import gate
-from cnnbench.report import atomic_write, build_report, write_report
-from cnnbench.suite import Scenario, Suite, SuiteError
+from cnnbench.results import gate
+from cnnbench.report.run import atomic_write, build_report, write_report
+from cnnbench.config.scenario import Scenario
+from cnnbench.config.suite import Suite, SuiteError
 
 COORDINATES = ("arch", "strategy", "quadrant", "head")
 
@@ -53,7 +54,7 @@ class Session:
     Under pytest-xdist each worker runs its scenarios with ``writes_reports=False`` and hands ``export()`` to
     the controller, whose session ``merge``s them into the one report.
 
-    With a ``baseline`` the run is gated (``cnnbench.gate``): when the last selected seed of a group has run,
+    With a ``baseline`` the run is gated (``cnnbench.results.gate``): when the last selected seed of a group has run,
     the group's accuracy is judged over all its seeds, and when the last selected scenario of a program has run,
     its throughput (on comparable hardware); a regression gives that last record status ``regressed``, so its
     pytest item fails. The report's ``gate`` section judges everything again over all merged records, which also
@@ -85,12 +86,12 @@ class Session:
         return self.filters.select(self.suite.scenarios())
 
     @property
-    def runner(self):  # -> cnnbench.scenario.Runner, imported lazily: it loads JAX
+    def runner(self):  # -> cnnbench.engine.runner.Runner, imported lazily: it loads JAX
         if self._runner is None:
             import jax
 
-            from cnnbench.environment import collect_environment
-            from cnnbench.scenario import Runner
+            from cnnbench.engine.environment import collect_environment
+            from cnnbench.engine.runner import Runner
 
             xla_cache = (self.cache_dir / "xla").absolute()
             jax.config.update("jax_compilation_cache_dir", str(xla_cache))

@@ -2,7 +2,7 @@
 
     python scripts/screenshot_report.py reports/latest/report.json --out /tmp/report.png --width 1400 --height 6000
 
-A ``report.json`` is rendered with :func:`cnnbench.html.render_html` into a temporary file first; a ``.html`` file is
+A ``report.json`` is rendered with :func:`cnnbench.report.html.render_html` into a temporary file first; a ``.html`` file is
 shot as it is. Exits non-zero with a message when Chromium is missing or writes no screenshot.
 """
 
@@ -58,8 +58,8 @@ def html_file(source: Path, workdir: Path) -> Path:
     ``workdir``."""
     if source.suffix.lower() in (".html", ".htm"):
         return source
-    from cnnbench.html import render_html
-    from cnnbench.report import load_report
+    from cnnbench.report.html import render_html
+    from cnnbench.report.run import load_report
 
     page = workdir / "report.html"
     page.write_text(render_html(load_report(source)), encoding="utf-8")

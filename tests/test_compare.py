@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from cnnbench.cli import main
-from cnnbench.compare import compare, load_runs, render_html, render_markdown
-from cnnbench.report import build_report
+from cnnbench.report.compare import compare, load_runs, render_html, render_markdown
+from cnnbench.report.run import build_report
 
 ENVIRONMENT = {
     "cnnbench": "0.1.0", "jax": "0.10.2", "flax": "0.12.8", "optax": "0.2.8", "backend": "cpu", "device_kind": "cpu",

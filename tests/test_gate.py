@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from cnnbench import gate
-from cnnbench.gate import BaselineError, Tolerances, judge, judge_throughput, load_baseline
-from cnnbench.report import build_report, gate_lines, render_markdown, terminal_summary
-from cnnbench.suite import group_id, load_suite, program_id
+from cnnbench.engine.catalog import registry_catalog
+from cnnbench.results import gate
+from cnnbench.results.gate import BaselineError, Tolerances, judge, judge_throughput, load_baseline
+from cnnbench.report.run import build_report, gate_lines, render_markdown, terminal_summary
+from cnnbench.config.scenario import group_id, program_id
+from cnnbench.config.suite import load_suite
 
 ENV = {"cnnbench": "0.1.0", "jax": "0.10.2", "flax": "0.12.8", "optax": "0.2.8", "backend": "cpu",
        "device_kind": "cpu", "device_count": 1, "cpu": "AMD EPYC", "git_commit": None, "suite_hash": "abc",
@@ -206,7 +208,7 @@ def test_bad_baseline_files_are_named_with_the_fix(tmp_path: Path):
 
 
 def test_groups_and_programs_name_their_units():
-    suite = load_suite("standard")
+    suite = load_suite("standard", registry_catalog())
     by_id = {s.id: s for s in suite.scenarios()}
     plain, point = by_id["resnet18-s2-q3-gap-seed1"], by_id["resnet18-s2-q2-gap-freeze3-seed0"]
     assert (plain.group, plain.program) == ("resnet18-s2-q3-gap", "resnet18-s2-gap")
@@ -217,7 +219,7 @@ def test_groups_and_programs_name_their_units():
 
 
 class FakeRunner:
-    """Stands in for ``cnnbench.scenario.Runner``: every scenario "trains" to the accuracy given for its seed."""
+    """Stands in for ``cnnbench.engine.runner.Runner``: every scenario "trains" to the accuracy given for its seed."""
 
     def __init__(self, accuracy: dict[int, float], train: float) -> None:
         self.accuracy, self.train = accuracy, train
@@ -245,7 +247,7 @@ def gated_session(tmp_path: Path, accuracy: dict[int, float], baseline_accuracy:
     from cnnbench.session import Filters, Session
 
     (tmp_path / "two.toml").write_text(TWO_SEEDS)
-    suite = load_suite(str(tmp_path / "two.toml"))
+    suite = load_suite(str(tmp_path / "two.toml"), registry_catalog())
     stored = seeds("lenet5-s1-q4-gap", [baseline_accuracy, baseline_accuracy])
     baseline = load_baseline(baseline_file(tmp_path, stored))
     session = Session(suite, Filters(), tmp_path / "reports", tmp_path / "cache", log=lambda line: None,

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from cnnbench.html import escape, figure, page, render_html, table
-from cnnbench.report import build_report
+from cnnbench.report.html import escape, figure, page, render_html, table
+from cnnbench.report.run import build_report
 
 PNG = b"\x89PNG\r\n\x1a\n"
 ROOT = Path(__file__).resolve().parents[1]
@@ -235,7 +235,7 @@ def test_single_seed_without_scratch_curves_or_a_result_still_renders():
 
 
 def test_html_modules_do_not_import_jax():
-    code = "import sys, cnnbench.html, cnnbench.plots; print('jax' in sys.modules)"
+    code = "import sys, cnnbench.report.html, cnnbench.report.plots; print('jax' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
 

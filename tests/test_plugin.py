@@ -20,12 +20,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cnnbench import timing
-from cnnbench.report import load_report
+from cnnbench.engine import timing
+from cnnbench.report.run import load_report
 
 SUITE = "tiny.toml"
 RUN_ID = re.compile(r"\d{8}-\d{6}-tiny")
-HEAVY_MODULES = ("jax", "jaxlib", "flax", "optax", "orbax.checkpoint", "cnnbench.session", "cnnbench.scenario")
+HEAVY_MODULES = ("jax", "jaxlib", "flax", "optax", "orbax.checkpoint", "cnnbench.session", "cnnbench.engine.runner")
 
 # Written into the pytester directory: records which heavy modules the pytest process had imported by the end.
 MODULES_PROBE = f"""
@@ -281,7 +281,7 @@ def test_run_passes_and_writes_report_and_benchmarks(bench: Bench, tiny_suite_te
     assert result.ret == 0, result.stdout.str()
     result.assert_outcomes(passed=len(expected))
     assert len(expected) == 8
-    assert {"jax", "flax", "cnnbench.scenario"} <= set(json.loads((bench.path / "modules.json").read_text()))
+    assert {"jax", "flax", "cnnbench.engine.runner"} <= set(json.loads((bench.path / "modules.json").read_text()))
 
     report, run_dir = bench.report()
     assert report["schema"] == "cnnbench/1" and report["run_id"] == run_dir.name
@@ -358,7 +358,7 @@ def test_erroring_scenario_fails_alone_and_ini_twins_place_report_and_cache(
 ) -> None:
     # A user's head, registered from a conftest, that cannot be built: its scenarios error, the others run on.
     pytester.makeconftest("""
-        from cnnbench.heads import HEADS
+        from cnnbench.engine.heads import HEADS
 
         @HEADS.register("boom")
         class BoomHead:

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from cnnbench import pretrain
+from cnnbench.engine import pretrain
 from cnnbench.data.source import SourceConfig, SourceDomain
-from cnnbench.pretrain import CacheWarning, ModelConfig, PretrainConfig, Pretrained, load_into, load_or_pretrain
-from cnnbench.train import TrainConfig
+from cnnbench.engine.pretrain import CacheWarning, ModelConfig, PretrainConfig, Pretrained, load_into, load_or_pretrain
+from cnnbench.engine.train import TrainConfig
 
 MODEL = ModelConfig("lenet5", img_size=32, in_chans=1, width=1.0)
 SOURCE = SourceConfig(img_size=32, in_chans=1)

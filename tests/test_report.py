@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from cnnbench import recommend
-from cnnbench.environment import collect_environment, fingerprint
-from cnnbench.report import build_report, load_report, render_markdown, terminal_summary, write_report
+from cnnbench.results import recommend
+from cnnbench.engine.environment import collect_environment, fingerprint
+from cnnbench.report.run import build_report, load_report, render_markdown, terminal_summary, write_report
 
 ARCHS = ("resnet18", "lenet5")
 STRATEGIES = ("s1", "s2", "s3", "scratch")
@@ -434,7 +434,7 @@ def test_fingerprint_tracks_hardware_and_software_only():
 
 
 def test_report_modules_do_not_import_jax():
-    code = "import sys, cnnbench.report, cnnbench.recommend, cnnbench.environment; print('jax' in sys.modules)"
+    code = "import sys, cnnbench.report.run, cnnbench.results.recommend, cnnbench.engine.environment; print('jax' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
 
@@ -503,7 +503,7 @@ def test_best_strategy_and_head_per_quadrant_with_spread_and_margin(report):
 def test_the_schema_document_and_the_validator_require_the_same_keys():
     """docs/report-schema.md's tables mark keys required; ``validate`` must require exactly those, so the document
     users read and the check every written report goes through cannot drift apart."""
-    from cnnbench.report import REQUIRED_KEYS
+    from cnnbench.report.run import REQUIRED_KEYS
 
     sections = {"Top level": "report", "`environment`": "environment", "`targets`": "target",
                 "`scenarios`": "scenario", "`metrics`": "metrics", "`recommendation`": "recommendation"}  # fmt: skip

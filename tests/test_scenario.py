@@ -9,16 +9,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cnnbench.scenario import Runner
-from cnnbench.suite import Scenario, SuiteError, parse_suite
-from cnnbench.timing import Timer
+from cnnbench.engine.catalog import registry_catalog
+from cnnbench.engine.runner import Runner
+from cnnbench.config.scenario import Scenario
+from cnnbench.config.suite import SuiteError, parse_suite
+from cnnbench.engine.timing import Timer
 
 
 class _NoTiming(Timer):
     """Times each call once: these tests check training, not throughput."""
 
     def train_step(self, fn):
-        from cnnbench.timing import measure
+        from cnnbench.engine.timing import measure
 
         return measure(fn, rounds=1, min_round_s=0.0)
 
@@ -26,7 +28,7 @@ class _NoTiming(Timer):
 
 
 def test_a_scenario_run_twice_gives_the_same_accuracy(tiny_suite_text: str, shared_cache: Path) -> None:
-    suite = parse_suite(tomllib.loads(tiny_suite_text), "tiny.toml")
+    suite = parse_suite(tomllib.loads(tiny_suite_text), registry_catalog(), "tiny.toml")
     scenario = Scenario("lenet5", "s1", "q4", "fc", seed=0)
     first = Runner(suite, shared_cache, log=lambda _: None).run(scenario, _NoTiming())
     second = Runner(suite, shared_cache, log=lambda _: None).run(scenario, _NoTiming())
@@ -43,7 +45,7 @@ def test_a_scenario_run_twice_gives_the_same_accuracy(tiny_suite_text: str, shar
 def test_s3_computes_features_once_per_target_and_trains_only_the_head(
     tiny_suite_text: str, shared_cache: Path
 ) -> None:
-    suite = parse_suite(tomllib.loads(tiny_suite_text), "tiny.toml")
+    suite = parse_suite(tomllib.loads(tiny_suite_text), registry_catalog(), "tiny.toml")
     runner = Runner(suite, shared_cache, log=lambda _: None)
     gap = runner.run(Scenario("lenet5", "s3", "q4", "gap", seed=0), _NoTiming())
     fc = runner.run(Scenario("lenet5", "s3", "q4", "fc", seed=0), _NoTiming())
@@ -58,7 +60,7 @@ def test_s3_computes_features_once_per_target_and_trains_only_the_head(
 def test_quadrant_settings_augment_and_cut_s2_where_the_suite_says(tiny_suite_text: str, shared_cache: Path) -> None:
     raw = tomllib.loads(tiny_suite_text)
     raw["quadrants"]["q3"].update(augment=["flip", "crop"], s2_freeze="c3")
-    runner = Runner(parse_suite(raw), shared_cache, log=lambda _: None)
+    runner = Runner(parse_suite(raw, registry_catalog()), shared_cache, log=lambda _: None)
     q3 = runner.run(Scenario("lenet5", "s2", "q3", "gap", seed=0), _NoTiming())
     q4 = runner.run(Scenario("lenet5", "s2", "q4", "gap", seed=0), _NoTiming())
     s3 = runner.run(Scenario("lenet5", "s3", "q3", "gap", seed=0), _NoTiming())
@@ -72,7 +74,7 @@ def test_two_phase_trains_the_head_first_then_fine_tunes_within_the_budget(
 ) -> None:
     raw = tomllib.loads(tiny_suite_text)
     raw["train"].update(head_first_steps=4, eval_points=2, early_stopping=5)
-    runner = Runner(parse_suite(raw), shared_cache, log=lambda _: None)
+    runner = Runner(parse_suite(raw, registry_catalog()), shared_cache, log=lambda _: None)
     s2, s3, scratch = (runner.run(Scenario("lenet5", s, "q4", "gap", seed=0), _NoTiming()) for s in ("s2", "s3", "scratch"))
     assert s2["status"] == s3["status"] == scratch["status"] == "passed"
     assert s2["head_first_steps"] == 4 and s3["head_first_steps"] == scratch["head_first_steps"] == 0
@@ -105,7 +107,7 @@ def test_a_users_dataset_runs_beside_a_broken_one(tiny_suite_text: str, shared_c
     raw["quadrants"]["q4"] = {"target": "bands.npz", "n_train": 30, "steps": 12}
     raw["quadrants"]["q3"] = {"target": str(tmp_path / "broken.npz"), "steps": 12}
     (tmp_path / "mine.toml").write_text("")  # relative targets start at the suite file's folder
-    runner = Runner(parse_suite(raw, str(tmp_path / "mine.toml")), shared_cache, log=lambda _: None)
+    runner = Runner(parse_suite(raw, registry_catalog(), str(tmp_path / "mine.toml")), shared_cache, log=lambda _: None)
     good = runner.run(Scenario("lenet5", "s3", "q4", "gap", seed=0), _NoTiming())
     bad = runner.run(Scenario("lenet5", "scratch", "q3", "gap", seed=0), _NoTiming())
     assert good["status"] == "passed" and good["target"] == "bands" and good["metrics"]["test_accuracy"] > 0.6
@@ -119,7 +121,7 @@ def test_suite_option_adds_one_point_per_cut_and_a_runner_freezes_that_many(
 ) -> None:
     raw = tomllib.loads(tiny_suite_text)
     raw["layer_transfer"] = {"arch": "lenet5", "quadrant": "q4", "head": "gap"}
-    suite = parse_suite(raw)
+    suite = parse_suite(raw, registry_catalog())
     points = [s for s in suite.scenarios() if s.freeze is not None]
     assert [s.id for s in points] == [f"lenet5-s2-q4-gap-freeze{k}" for k in range(4)]  # lenet5: 3 stages
     assert len(suite.scenarios()) == 16 + 4
@@ -127,5 +129,5 @@ def test_suite_option_adds_one_point_per_cut_and_a_runner_freezes_that_many(
     assert result["status"] == "passed" and result["frozen_stages"] == ["c1", "c3"] and result["layer_transfer"] == 2
     raw["layer_transfer"]["quadrant"] = "q1"
     with pytest.raises(SuiteError, match=r"key 'layer_transfer.quadrant': unknown value 'q1'; expected one of: q3, q4"):
-        parse_suite(raw)
+        parse_suite(raw, registry_catalog())
     assert Scenario("lenet5", "s2", "q4", "gap", 1, True, freeze=0).id == "lenet5-s2-q4-gap-freeze0-seed1"

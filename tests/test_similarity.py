@@ -9,9 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cnnbench.scenario import Runner
-from cnnbench.similarity import THRESHOLD, Separability, Similarity, ncm_accuracy, placement, pooled
-from cnnbench.suite import parse_suite
+from cnnbench.engine.catalog import registry_catalog
+from cnnbench.engine.runner import Runner
+from cnnbench.config.quadrants import placement
+from cnnbench.engine.similarity import THRESHOLD, Separability, Similarity, ncm_accuracy, pooled
+from cnnbench.config.suite import parse_suite
 
 
 def _clusters(n: int, classes: int, spread: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -56,7 +58,7 @@ def test_similar_target_scores_above_the_threshold_dissimilar_below(tiny_suite_t
     raw = tomllib.loads(tiny_suite_text)
     raw["quadrants"]["q3"] = {"target": "font-digits", "n_train": 100, "steps": 12}  # deliberately misbound
     raw["quadrants"]["q4"] = {"target": "textures", "n_train": 60, "steps": 12}  # deliberately misbound
-    runner = Runner(parse_suite(raw), shared_cache, log=lambda _: None)
+    runner = Runner(parse_suite(raw, registry_catalog()), shared_cache, log=lambda _: None)
     digits, textures = runner.similarity("lenet5", "q3"), runner.similarity("lenet5", "q4")
     assert digits.score > THRESHOLD > textures.score
     assert digits.target.gain > 0 > textures.target.gain and digits.source.gain > 0

@@ -6,11 +6,12 @@ import tomllib
 
 import pytest
 
-from cnnbench.suite import SuiteError, builtin_suites, load_suite, parse_suite
+from cnnbench.engine.catalog import registry_catalog
+from cnnbench.config.suite import SuiteError, builtin_suites, load_suite, parse_suite
 
 
 def test_builtin_smoke_covers_the_whole_matrix() -> None:
-    suite = load_suite("smoke")
+    suite = load_suite("smoke", registry_catalog())
     assert "smoke" in builtin_suites()
     assert suite.archs == ("lenet5", "resnet18")
     assert set(suite.strategies) == {"s1", "s2", "s3", "scratch"}
@@ -25,9 +26,9 @@ def test_builtin_smoke_covers_the_whole_matrix() -> None:
 
 def test_ids_get_a_seed_suffix_only_with_several_seeds(tiny_suite_text: str) -> None:
     raw = tomllib.loads(tiny_suite_text)
-    assert parse_suite(raw).scenarios()[0].id == "lenet5-s1-q3-gap"
+    assert parse_suite(raw, registry_catalog()).scenarios()[0].id == "lenet5-s1-q3-gap"
     raw["seeds"] = [0, 2]
-    ids = [s.id for s in parse_suite(raw).scenarios()]
+    ids = [s.id for s in parse_suite(raw, registry_catalog()).scenarios()]
     assert "lenet5-s3-q4-fc-seed2" in ids and len(ids) == 2 * 2 * 2 * 4
 
 
@@ -64,24 +65,24 @@ def test_malformed_suite_names_file_key_and_fix(tiny_suite_text: str, edit, mess
     raw = tomllib.loads(tiny_suite_text)
     edit(raw)
     with pytest.raises(SuiteError, match="suite my.toml") as info:
-        parse_suite(raw, "my.toml")
+        parse_suite(raw, registry_catalog(), "my.toml")
     assert message in str(info.value)
 
 
 def test_unknown_suite_name_and_bad_toml(tmp_path) -> None:
     with pytest.raises(SuiteError, match="unknown suite 'smok'; built-in: .*smoke"):
-        load_suite("smok")
+        load_suite("smok", registry_catalog())
     bad = tmp_path / "bad.toml"
     bad.write_text("archs = [lenet5\n")
     with pytest.raises(SuiteError, match=f"suite {bad}: not valid TOML"):
-        load_suite(str(bad))
+        load_suite(str(bad), registry_catalog())
 
 
 def test_q3_unfreezes_deeper_than_q2_with_augmentation_in_the_builtins() -> None:
-    from cnnbench.strategies import STRATEGIES, frozen_stages
+    from cnnbench.config.strategies import STRATEGIES, frozen_stages
     from cnnbench.zoo import get_spec
 
-    suite = load_suite("standard")
+    suite = load_suite("standard", registry_catalog())
     q2, q3 = suite.quadrants["q2"], suite.quadrants["q3"]
     assert q3.augment == ("flip", "crop", "affine") and q2.augment == ()
     for arch in suite.archs:
@@ -93,7 +94,7 @@ def test_q3_unfreezes_deeper_than_q2_with_augmentation_in_the_builtins() -> None
 def test_builtin_standard_runs_every_family_over_three_seeds_with_smokes_recipe() -> None:
     from cnnbench.zoo import get_spec, list_models
 
-    smoke, standard = load_suite("smoke"), load_suite("standard")
+    smoke, standard = load_suite("smoke", registry_catalog()), load_suite("standard", registry_catalog())
     assert {get_spec(a).family for a in standard.archs} == {get_spec(n).family for n in list_models()}
     assert standard.seeds == (0, 1, 2) and standard.layer_transfer == ("resnet18", "q2", "gap")
     assert len(standard.scenarios()) == len(standard.archs) * 4 * 4 * 3 * 3 + 6 * 3  # + resnet18 cut at 0 … 5
@@ -106,7 +107,7 @@ def test_extends_merges_tables_key_by_key_and_never_inherits_the_name(tmp_path, 
     (tmp_path / "base.toml").write_text(tiny_suite_text)
     child = tmp_path / "child.toml"
     child.write_text('extends = "base.toml"\nseeds = [1, 2]\n[train]\nlearning_rate = 0.05\n[quadrants.q4]\nsteps = 7\n')
-    base, suite = load_suite(str(tmp_path / "base.toml")), load_suite(str(child))
+    base, suite = load_suite(str(tmp_path / "base.toml"), registry_catalog()), load_suite(str(child), registry_catalog())
     assert suite.name == "child" and base.name == "tiny" and suite.seeds == (1, 2)
     assert suite.train == {**base.train, "learning_rate": 0.05}
     assert suite.quadrants["q4"].steps == 7 and suite.quadrants["q4"].target == "digits"
@@ -125,7 +126,7 @@ def test_bad_extends_is_named(tmp_path, extends: str, message: str) -> None:
     child = tmp_path / "child.toml"
     child.write_text(f"extends = {extends}\n")
     with pytest.raises(SuiteError, match="suite .*child.toml") as info:
-        load_suite(str(child))
+        load_suite(str(child), registry_catalog())
     assert message in str(info.value)
 
 
@@ -134,9 +135,9 @@ def test_a_quadrant_binds_a_users_dataset_by_path_relative_to_the_suite(tmp_path
     (tmp_path / "data" / "leaves.npz").write_bytes(b"")  # the suite checks it exists; loading is the run's job
     suite_file = tmp_path / "mine.toml"
     suite_file.write_text(tiny_suite_text.replace('target = "digits"\nn_train = 40', 'target = "data/leaves.npz"'))
-    binding = load_suite(str(suite_file)).quadrants["q4"]
+    binding = load_suite(str(suite_file), registry_catalog()).quadrants["q4"]
     assert binding.path == tmp_path / "data" / "leaves.npz" and binding.name == "leaves" and binding.n_train is None
     suite_file.write_text(tiny_suite_text.replace('target = "digits"', 'target = "data/oak"'))
     with pytest.raises(SuiteError, match=r"key 'quadrants.q4.target': 'data/oak' is neither a built-in target .*"
                                          r"looked for .*data/oak"):
-        load_suite(str(suite_file))
+        load_suite(str(suite_file), registry_catalog())

@@ -8,7 +8,7 @@ import pytest
 STEP_TEST = """
 import time
 
-from cnnbench.timing import ROUNDS, BenchmarkTimer
+from cnnbench.engine.timing import ROUNDS, BenchmarkTimer
 
 calls = []
 

@@ -9,9 +9,9 @@ import optax
 import pytest
 from flax import nnx
 
-from cnnbench.heads import HEADS, create_head, squared_hinge
-from cnnbench.strategies import STRATEGIES, frozen_stages
-from cnnbench.train import AUX_LOSS_WEIGHT, TrainConfig, TransferModel, Watch, epoch_batches, fit, lr_multipliers
+from cnnbench.engine.heads import HEADS, create_head, squared_hinge
+from cnnbench.config.strategies import STRATEGIES, frozen_stages
+from cnnbench.engine.train import AUX_LOSS_WEIGHT, TrainConfig, TransferModel, Watch, epoch_batches, fit, lr_multipliers
 from cnnbench.zoo import create_model
 
 RESNET_STAGES = ("stem", "layer1", "layer2", "layer3", "layer4")
@@ -196,7 +196,7 @@ def _watched(watch: Watch, steps: int = 40):
 
 
 def test_early_stopping_stops_and_keeps_the_best_evaluation() -> None:
-    from cnnbench.train import accuracy, predict
+    from cnnbench.engine.train import accuracy, predict
 
     result = _watched(Watch(early_stopping=2))
     accs = [p["val_accuracy"] for p in result.curve]

@@ -13,11 +13,12 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from cnnbench.heads import create_head, softmax_cross_entropy
+from cnnbench.engine.catalog import registry_catalog
+from cnnbench.engine.heads import create_head, softmax_cross_entropy
 from cnnbench.registry import UnknownNameError
-from cnnbench.strategies import STRATEGIES, frozen_stages
-from cnnbench.suite import builtin_suites, load_suite
-from cnnbench.train import TrainConfig, TransferModel, fit
+from cnnbench.config.strategies import STRATEGIES, frozen_stages
+from cnnbench.config.suite import builtin_suites, load_suite
+from cnnbench.engine.train import TrainConfig, TransferModel, fit
 from cnnbench.zoo import code_digest, count_params, create_model, get_spec, list_models
 
 NAMES = list_models()
@@ -60,7 +61,7 @@ def test_code_digest_follows_the_family_module() -> None:
     assert len({code_digest(name) for name in ("lenet5", "resnet18", "xception", "densenet121")}) == 4
 
 
-SHORTEST_BUDGET = min(b.steps for suite in builtin_suites() for b in load_suite(suite).quadrants.values())
+SHORTEST_BUDGET = min(b.steps for suite in builtin_suites() for b in load_suite(suite, registry_catalog()).quadrants.values())
 
 
 @pytest.mark.parametrize("name", NAMES)

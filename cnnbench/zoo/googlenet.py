@@ -15,7 +15,7 @@ Auxiliary classifiers (``aux_logits=True``, registry entry ``googlenet_aux``): a
 adaptive avg-pool to 4×4 → 1×1 BasicConv2d 128 → fc 1024 → ReLU → dropout 0.7 → fc n, as torchvision. They
 belong to the classifier side (``classifier.aux.aux1``, ``classifier.aux.aux2``), so ``num_classes=0`` has none;
 a base built that way still knows it had them: ``new_aux_classifiers(n)`` makes fresh ones for a new head, which
-``cnnbench.train.TransferModel`` trains with the same 0.3-weighted loss.
+``cnnbench.engine.train.TransferModel`` trains with the same 0.3-weighted loss.
 ``model(x)`` always returns the main logits only; training code that wants the auxiliary losses calls
 ``logits, aux = model.forward_train(x)``: ``aux`` is ``(aux1_logits, aux2_logits)`` when the model has aux heads
 and is in train mode (``model.train()``), else ``()``, so ``loss = ce(logits) + 0.3 * sum(ce(a) for a in aux)``

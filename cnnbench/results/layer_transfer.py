@@ -13,7 +13,7 @@ import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from cnnbench import recommend
+from cnnbench.results import recommend
 
 PLOT = "layer_transfer.png"
 

@@ -20,13 +20,15 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from cnnbench import fmt, layer_transfer, recommend
+from cnnbench.config.quadrants import QUADRANT_LABELS, RECOMMENDED
+from cnnbench.report import fmt
+from cnnbench.results import layer_transfer, recommend
 
 
 DPI = 100
 SHORT_CURVE = 5  # a curve of at most this many evaluations also gets point markers (a single one has no line)
 GAIN_CLIP = 25.0  # points: the heatmap's colour saturates beyond, so that gains of a few points still show a hue
-QUADRANT_ORDER = tuple(recommend.RECOMMENDED)
+QUADRANT_ORDER = tuple(RECOMMENDED)
 STRATEGY_COLOURS = {"s1": "#1f77b4", "s2": "#ff7f0e", "s3": "#2ca02c", "scratch": "#7f7f7f"}
 EXTRA_COLOURS = ("#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
 STRATEGY_MARKERS = {"s1": "o", "s2": "s", "s3": "^", "scratch": "X"}
@@ -54,7 +56,7 @@ def accuracy_bars(arch: str, stats: Stats) -> bytes:
                 if entry is None:
                     continue
                 mean, std = 100 * entry["mean"], 100 * entry["std"]
-                recommended = recommend.RECOMMENDED.get(quadrant) == strategy
+                recommended = RECOMMENDED.get(quadrant) == strategy
                 position = x - 0.4 + width * (i + 0.5)
                 ax.bar(position, mean, width, yerr=std or None, capsize=2, color=_colour(strategy),
                        edgecolor="black" if recommended else "none", linewidth=1.4 if recommended else 0,
@@ -128,7 +130,7 @@ def accuracy_vs_throughput(points: Sequence[Mapping[str, Any]]) -> bytes:
                     marker=_marker(point["strategy"]), color=ARCH_COLOURS[archs.index(point["arch"]) % 10],
                     fillstyle=HEAD_FILLS[heads.index(point["head"]) % len(HEAD_FILLS)], alpha=0.85)  # fmt: skip
         ax.set_xscale("log")
-        ax.set_title(f"{quadrant} ({recommend.QUADRANT_LABELS.get(quadrant, '?')})", fontsize=10)
+        ax.set_title(f"{quadrant} ({QUADRANT_LABELS.get(quadrant, '?')})", fontsize=10)
         ax.set_xlabel("train images/s (log)")
         ax.set_ylabel("test accuracy (%)")
         ax.grid(alpha=0.3, which="both")

@@ -10,74 +10,19 @@ from __future__ import annotations
 
 import hashlib
 import tomllib
-from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from cnnbench.data.augment import AUGMENTATIONS
-from cnnbench.strategies import STRATEGIES
-
-QUADRANTS = ("q1", "q2", "q3", "q4")
-SMALL_MAX = 1000  # SPEC §4: a small target has at most 1,000 training images (seed note 001)
-
-
-def size_class(n_train: int) -> str:
-    """"small" (at most SMALL_MAX training images) or "large"."""
-    return "small" if n_train <= SMALL_MAX else "large"
-
-
-def group_id(record: Mapping[str, Any]) -> str:
-    """A scenario's id without its seed, from its record or ``coordinates``: the unit results are aggregated and
-    accuracy is gated over (layer-transfer points keep ``-freezeK``)."""
-    return _unit_id(record, ("arch", "strategy", "quadrant", "head"))
-
-
-def program_id(record: Mapping[str, Any]) -> str:
-    """A scenario's arch × strategy × head (layer-transfer points keep ``-freezeK``): the unit throughput is gated
-    over, since every quadrant and seed of it times the same work."""
-    return _unit_id(record, ("arch", "strategy", "head"))
-
-
-def _unit_id(record: Mapping[str, Any], keys: tuple[str, ...]) -> str:
-    base = "-".join(str(record[k]) for k in keys)
-    freeze = record.get("layer_transfer")
-    return base if freeze is None else f"{base}-freeze{freeze}"
-
+from cnnbench.config.catalog import Catalog
+from cnnbench.config.gate import Tolerances
+from cnnbench.config.quadrants import QUADRANTS, SMALL_MAX
+from cnnbench.config.scenario import Scenario
+from cnnbench.config.strategies import STRATEGIES
+from cnnbench.config.training import OPTIMIZERS
 
 class SuiteError(ValueError):
     """A suite file that cannot be run; the message names the file, the key and the fix."""
-
-
-@dataclass(frozen=True)
-class Scenario:
-    """One training + evaluation run: the five coordinates of SPEC §1."""
-
-    arch: str
-    strategy: str
-    quadrant: str
-    head: str
-    seed: int
-    multi_seed: bool = False
-    freeze: int | None = None  # a layer-transfer point: s2 with exactly this many stages frozen
-
-    @property
-    def coordinates(self) -> dict[str, Any]:
-        """Where the scenario sits in the matrix, under its report record's field names."""
-        return {"arch": self.arch, "strategy": self.strategy, "quadrant": self.quadrant, "head": self.head,
-                "seed": self.seed, "layer_transfer": self.freeze}  # fmt: skip
-
-    @property
-    def group(self) -> str:
-        return group_id(self.coordinates)
-
-    @property
-    def program(self) -> str:
-        return program_id(self.coordinates)
-
-    @property
-    def id(self) -> str:
-        return f"{self.group}-seed{self.seed}" if self.multi_seed else self.group
 
 
 @dataclass(frozen=True)
@@ -120,8 +65,9 @@ class Suite:
     watch: dict[str, Any]  # Watch keywords: early stopping, plateau LR cuts
     head_first_steps: int  # two-phase fine-tuning: steps of head-only training before s1/s2 unfreeze (0: off)
     layer_transfer: tuple[str, str, str] | None  # (arch, quadrant, head) of the layer-transfer curve, if any
-    gate: dict[str, float]  # cnnbench.gate.Tolerances keywords: what the quality gate tolerates
+    gate: dict[str, float]  # cnnbench.results.gate.Tolerances keywords: what the quality gate tolerates
     digest: str
+    catalog: Catalog = field(repr=False, compare=False)  # what the suite was checked against
     raw: dict = field(repr=False, default_factory=dict)
 
     def scenarios(self) -> list[Scenario]:
@@ -137,20 +83,16 @@ class Suite:
         ]
         if self.layer_transfer is None:
             return matrix
-        from cnnbench.zoo import get_spec
-
         arch, quadrant, head = self.layer_transfer
         return matrix + [
             Scenario(arch, "s2", quadrant, head, seed, multi, freeze=k)
-            for k in range(len(get_spec(arch).stages) + 1)
+            for k in range(len(self.catalog.archs[arch].stages) + 1)
             for seed in self.seeds
         ]
 
     def width(self, arch: str) -> float:
         """The suite's width multiplier for ``arch``; by default the zoo's benchmark-scale width."""
-        from cnnbench.zoo import get_spec
-
-        return self.widths.get(arch, get_spec(arch).bench_config.get("width", 1.0))
+        return self.widths.get(arch, self.catalog.archs[arch].bench_width)
 
 
 # ----------------------------------------------------------------------------------------------- parsing
@@ -233,7 +175,7 @@ def _positive(reader: _Reader, values: dict[str, Any]) -> None:
             raise reader.fail(key, f"must be at least 1, got {value}")
 
 
-BUILTIN_DIR = Path(__file__).parent / "suites"  # a link to the top-level suites/ folder, shipped in the wheel
+BUILTIN_DIR = Path(__file__).parent.parent / "suites"  # a link to the top-level suites/ folder, shipped in the wheel
 
 
 def builtin_suites() -> list[str]:
@@ -253,11 +195,12 @@ def resolve(name_or_path: str) -> Path:
     raise SuiteError(f"unknown suite {name_or_path!r}; built-in: {', '.join(builtin_suites())}, or a path to a .toml")
 
 
-def load_suite(name_or_path: str) -> Suite:
-    """Parse and validate a suite by built-in name or path, after resolving its ``extends`` chain."""
+def load_suite(name_or_path: str, catalog: Catalog) -> Suite:
+    """Parse and validate a suite by built-in name or path, after resolving its ``extends`` chain; names are
+    checked against ``catalog``."""
     path = resolve(name_or_path)
     raw, texts = _read_chain(path, ())
-    return parse_suite(raw, str(path), hashlib.sha256(b"\0".join(texts)).hexdigest()[:16])
+    return parse_suite(raw, catalog, str(path), hashlib.sha256(b"\0".join(texts)).hexdigest()[:16])
 
 
 def _read_chain(path: Path, seen: tuple[Path, ...]) -> tuple[dict, list[bytes]]:
@@ -293,11 +236,9 @@ def _merge(base: dict, override: dict) -> dict:
     return merged
 
 
-def _s2_freeze(t: _Reader, archs: tuple[str, ...], default: Any) -> int | float | str | None:
+def _s2_freeze(t: _Reader, archs: tuple[str, ...], catalog: Catalog, default: Any) -> int | float | str | None:
     """The table's ``s2_freeze`` (``"half"``: None, a stage count, a fraction of the stages or the last frozen
     stage's name), checked against every arch's stages; ``default`` where the table has none."""
-    from cnnbench.zoo import get_spec
-
     value = t.table.get("s2_freeze", default)
     t.seen.add("s2_freeze")
     if value == "half":
@@ -308,39 +249,35 @@ def _s2_freeze(t: _Reader, archs: tuple[str, ...], default: Any) -> int | float 
         raise t.fail("s2_freeze", f"expected \"half\", a stage count, a fraction in (0, 1) or a stage name, "
                                   f"got {value!r}")
     for arch in archs:
-        stages = get_spec(arch).stages
+        stages = catalog.archs[arch].stages
         if (isinstance(value, str) and value not in stages) or (isinstance(value, int) and not 0 <= value <= len(stages)):
             raise t.fail("s2_freeze", f"{value!r} does not fit {arch}, whose stages are: {', '.join(stages)}")
     return value
 
 
-def _check_builtin_size(t: _Reader, quadrant: str, binding: QuadrantBinding) -> None:
+def _check_builtin_size(t: _Reader, quadrant: str, binding: QuadrantBinding, catalog: Catalog) -> None:
     """A built-in target's n_train fits both the quadrant's size class and what the target can provide."""
-    from cnnbench.data.targets import TARGETS
-
     _positive(t, {"steps": binding.steps, "n_train": binding.n_train})
     small = quadrant in ("q3", "q4")
     if small != (binding.n_train <= SMALL_MAX):
         size = f"at most {SMALL_MAX}" if small else f"more than {SMALL_MAX}"
         raise t.fail("n_train", f"{quadrant} is a {'small' if small else 'large'} quadrant: n_train must be {size}, "
                                 f"got {binding.n_train}")
-    spec = TARGETS.get(binding.target)
+    spec = catalog.targets[binding.target]
     if not spec.n_classes <= binding.n_train <= spec.max_train:
         raise t.fail("n_train", f"target {binding.target!r} takes {spec.n_classes}..{spec.max_train} training "
                                 f"images, got {binding.n_train}")
 
 
-def _user_dataset_path(t: _Reader, suite_path: str, target: str) -> Path:
+def _user_dataset_path(t: _Reader, suite_path: str, target: str, catalog: Catalog) -> Path:
     """A target that no registry knows must be a folder of class sub-folders or an .npz file; a relative path is
     taken from the suite file's folder."""
-    from cnnbench.data.targets import TARGETS
-
     path = Path(target).expanduser()
     if not path.is_absolute() and Path(suite_path).is_file():
         path = Path(suite_path).parent / path
     path = path.resolve()
     if not (path.is_dir() or (path.is_file() and path.suffix.lower() == ".npz")):
-        raise t.fail("target", f"{target!r} is neither a built-in target ({', '.join(TARGETS.names())}) nor an "
+        raise t.fail("target", f"{target!r} is neither a built-in target ({', '.join(catalog.targets)}) nor an "
                                f"existing folder of class sub-folders or .npz file (looked for {path}; relative "
                                "paths start at the suite file's folder)")
     return path
@@ -349,8 +286,6 @@ def _user_dataset_path(t: _Reader, suite_path: str, target: str) -> Path:
 def _gate(t: _Reader) -> dict[str, float]:
     """The ``[gate]`` tolerances: ``accuracy_drop`` (a fraction: 0.02 is 2 points) and ``throughput_drop`` (a
     share of images/s) in [0, 1), ``noise_sigmas`` at least 0."""
-    from cnnbench.gate import Tolerances
-
     values = t.typed({key: float for key in Tolerances.keys()})
     _positive(t, values)
     for key in ("accuracy_drop", "throughput_drop"):
@@ -360,17 +295,12 @@ def _gate(t: _Reader) -> dict[str, float]:
     return values
 
 
-def parse_suite(raw: dict, path: str = "<suite>", digest: str = "") -> Suite:
-    """Validate a suite already read from TOML; names are checked against the registries."""
-    from cnnbench.data.targets import TARGETS
-    from cnnbench.heads import HEADS
-    from cnnbench.train import OPTIMIZERS
-    from cnnbench.zoo import list_models
-
+def parse_suite(raw: dict, catalog: Catalog, path: str = "<suite>", digest: str = "") -> Suite:
+    """Validate a suite already read from TOML; names are checked against ``catalog``."""
     r = _Reader(path, raw)
-    archs = r.names("archs", list_models(), "arch")
+    archs = r.names("archs", list(catalog.archs), "arch")
     strategies = r.names("strategies", STRATEGIES.names(), "strategy")
-    heads = r.names("heads", HEADS.names(), "head")
+    heads = r.names("heads", list(catalog.heads), "head")
     seeds = tuple(r.get("seeds", list, [0]))
     if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
         raise r.fail("seeds", f"expected a non-empty list of integers, got {seeds!r}")
@@ -409,7 +339,7 @@ def parse_suite(raw: dict, path: str = "<suite>", digest: str = "") -> Suite:
     _positive(tr, {**watch, "head_first_steps": head_first_steps})
     if not 0 < watch.get("plateau_factor", 0.5) < 1:
         raise tr.fail("plateau_factor", f"expected a factor in (0, 1), got {watch['plateau_factor']}")
-    s2_freeze = _s2_freeze(tr, archs, "half")
+    s2_freeze = _s2_freeze(tr, archs, catalog, "half")
     tr.done()
 
     quadrants: dict[str, QuadrantBinding] = {}
@@ -421,17 +351,18 @@ def parse_suite(raw: dict, path: str = "<suite>", digest: str = "") -> Suite:
             raise qs.fail(q, f"unknown quadrant {q!r}; known: {', '.join(QUADRANTS)}")
         t = qs.sub(q)
         target = t.get("target", str)
-        if target in TARGETS.names():
+        if target in catalog.targets:
             binding = QuadrantBinding(target, t.get("n_train", int), t.get("steps", int))
-            _check_builtin_size(t, q, binding)
+            _check_builtin_size(t, q, binding, catalog)
         else:
-            data_path = _user_dataset_path(t, path, target)
+            data_path = _user_dataset_path(t, path, target, catalog)
             binding = QuadrantBinding(str(data_path), t.get("n_train", int, None), t.get("steps", int), data_path)
             _positive(t, {"steps": binding.steps, "n_train": binding.n_train or 1})
         augmentations = tuple(t.get("augment", list, []))
-        if not all(isinstance(a, str) and a in AUGMENTATIONS for a in augmentations):
-            raise t.fail("augment", f"expected a list of {', '.join(AUGMENTATIONS)}, got {list(augmentations)!r}")
-        binding = replace(binding, augment=augmentations, s2_freeze=_s2_freeze(t, archs, s2_freeze))
+        if not all(isinstance(a, str) and a in catalog.augmentations for a in augmentations):
+            raise t.fail("augment", f"expected a list of {', '.join(catalog.augmentations)}, "
+                                    f"got {list(augmentations)!r}")
+        binding = replace(binding, augment=augmentations, s2_freeze=_s2_freeze(t, archs, catalog, s2_freeze))
         t.done()
         quadrants[q] = binding
     qs.done()
@@ -469,6 +400,7 @@ def parse_suite(raw: dict, path: str = "<suite>", digest: str = "") -> Suite:
         layer_transfer=layer_transfer,
         gate=gate,
         digest=digest,
+        catalog=catalog,
         raw=raw,
     )
     r.done()

@@ -26,8 +26,9 @@ from flax import nnx
 
 import cnnbench
 from cnnbench.data.source import SourceConfig, SourceDomain
-from cnnbench.heads import GAPHead, softmax_cross_entropy
-from cnnbench.train import TrainConfig, TransferModel, accuracy, fit, predict
+from cnnbench.engine.heads import GAPHead, softmax_cross_entropy
+from cnnbench.config.training import PretrainConfig, TrainConfig
+from cnnbench.engine.train import TransferModel, accuracy, fit, predict
 from cnnbench.zoo import code_digest, create_model
 
 
@@ -46,15 +47,6 @@ class ModelConfig:
             self.arch, num_classes=0, in_chans=self.in_chans, img_size=self.img_size, width=self.width,
             rngs=nnx.Rngs(seed),
         )
-
-
-@dataclass(frozen=True)
-class PretrainConfig:
-    """The pretraining budget and recipe; part of the cache key."""
-
-    train: TrainConfig
-    seed: int = 0
-    eval_size: int = 2000
 
 
 @dataclass

@@ -10,10 +10,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cnnbench.data.user import load_user_dataset
-from cnnbench.recommend import QUADRANT_LABELS
-from cnnbench.scenario import DATA_SEED, Runner
-from cnnbench.similarity import THRESHOLD, Similarity, placement
-from cnnbench.suite import SMALL_MAX, QuadrantBinding, Suite, size_class
+from cnnbench.engine.runner import DATA_SEED, Runner
+from cnnbench.engine.similarity import THRESHOLD, Similarity
+from cnnbench.config.quadrants import QUADRANT_LABELS, SMALL_MAX, placement, size_class
+from cnnbench.config.suite import QuadrantBinding, Suite
 
 _UNPLACED = "q1"  # the key the dataset is bound under while it is measured; the Runner gives keys no meaning
 

@@ -1,5 +1,5 @@
 """The run report as one self-contained HTML page (``report.html``): the tables of ``report.md`` plus the figures
-of :mod:`cnnbench.plots`, with inline CSS and every plot embedded as a ``data:`` PNG, so the file can be mailed,
+of :mod:`cnnbench.report.plots`, with inline CSS and every plot embedded as a ``data:`` PNG, so the file can be mailed,
 attached to a CI run or opened offline, and needs no JavaScript.
 
 :func:`escape`, :func:`table`, :func:`figure` and :func:`page` are the building blocks, public so that other pages
@@ -15,8 +15,10 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from cnnbench import fmt, plots, recommend
-from cnnbench.report import (
+from cnnbench.config.quadrants import QUADRANT_LABELS, REASONS, RECOMMENDED
+from cnnbench.report import fmt, plots
+from cnnbench.results import recommend
+from cnnbench.report.run import (
     THROUGHPUT_NOTE,
     TIE_RULE,
     View,
@@ -178,7 +180,7 @@ def _targets(targets: Sequence[Mapping[str, Any]]) -> str:
     for t in targets:
         measured = t.get("measured_quadrant")
         rows.append([
-            t["name"], f"{t['quadrant']} ({recommend.QUADRANT_LABELS.get(t['quadrant'], '?')})",
+            t["name"], f"{t['quadrant']} ({QUADRANT_LABELS.get(t['quadrant'], '?')})",
             *(fmt.integer(t.get(k)) for k in ("n_train", "n_val", "n_test", "n_classes")),
             fmt.num(t["similarity"], "+.2f"), measured or "—", t.get("warning") or "",
         ])  # fmt: skip
@@ -193,7 +195,7 @@ def _targets(targets: Sequence[Mapping[str, Any]]) -> str:
 
 
 def _recommendation(report: Mapping[str, Any], view: View) -> str:
-    advice = [[q, recommend.QUADRANT_LABELS[q], s, recommend.REASONS[q]] for q, s in recommend.RECOMMENDED.items()]
+    advice = [[q, QUADRANT_LABELS[q], s, REASONS[q]] for q, s in RECOMMENDED.items()]
     header, rows = check_table(view.check)
     classes = [[None] * 8 + [VERDICT_CLASSES.get(r["verdict"])] for r in view.check]
     held = verdict_lines(view.check)[0]
@@ -220,7 +222,7 @@ def _verdict_matrix(view: View) -> str:
         cells = [checks.get((arch, head, q)) for q in quadrants]
         rows.append([arch, head, *("-" if r is None else _verdict_cell(r) for r in cells)])
         classes.append([None, None, *(None if r is None else VERDICT_CLASSES.get(r["verdict"]) for r in cells)])
-    header = ["arch", "head", *(f"{q} (rec. {recommend.RECOMMENDED.get(q, '-')})" for q in quadrants)]
+    header = ["arch", "head", *(f"{q} (rec. {RECOMMENDED.get(q, '-')})" for q in quadrants)]
     return table(header, rows, cell_classes=classes)
 
 
@@ -261,7 +263,7 @@ def _accuracy(view: View, archs: Sequence[str]) -> str:
                 keys = [(arch, strategy, q, head) for q in quadrants]
                 rows.append([head, strategy, *(view.accuracy_cell(k, mark="{}") for k in keys)])
                 classes.append([None, None, *(_accuracy_class(view, k) for k in keys)])
-        header = ["head", "strategy", *(f"{q} (rec. {recommend.RECOMMENDED.get(q, '-')})" for q in quadrants)]
+        header = ["head", "strategy", *(f"{q} (rec. {RECOMMENDED.get(q, '-')})" for q in quadrants)]
         parts.append(f"<h3>{escape(arch)}</h3>")
         if any(key[0] == arch for key in view.stats):
             parts.append(figure(plots.accuracy_bars(arch, view.stats), f"test accuracy of {arch}"))

@@ -21,7 +21,6 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from cnnbench.suite import size_class
 
 METHOD = "ncm-transfer-ratio"
 THRESHOLD = 0.4  # measured on all 17 archs: similar targets 0.72..2.85, dissimilar -0.67..0.13 (docs/quadrants.md)
@@ -107,10 +106,3 @@ def summarize(measurements: list[Similarity]) -> dict:
         "similar": score >= THRESHOLD,
         "by_arch": [m.to_dict() for m in measurements],
     }
-
-
-def placement(n_train: int, similar: bool) -> str:
-    """The quadrant a target of ``n_train`` training images and this measured similarity belongs in (SPEC §4)."""
-    return {("large", False): "q1", ("large", True): "q2", ("small", False): "q3", ("small", True): "q4"}[
-        (size_class(n_train), similar)
-    ]

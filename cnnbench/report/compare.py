@@ -29,9 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from cnnbench import fmt, recommend
-from cnnbench.environment import FINGERPRINT_KEYS, fingerprint
-from cnnbench.report import load_report
+from cnnbench.report import fmt
+from cnnbench.results import recommend
+from cnnbench.engine.environment import FINGERPRINT_KEYS, fingerprint
+from cnnbench.report.run import load_report
 
 REPORT = "report.json"
 TOP = 5  # entries in each "biggest differences" list
@@ -116,7 +117,7 @@ class Accuracy:
 @dataclass(frozen=True)
 class AccuracyRow:
     """A group's accuracy per report (None: not run there) and, per later report, its mean minus A's (a
-    fraction) and the noise that difference is judged against (the tie rule of :mod:`cnnbench.recommend`)."""
+    fraction) and the noise that difference is judged against (the tie rule of :mod:`cnnbench.results.recommend`)."""
 
     key: Key
     cells: list[Accuracy | None]
@@ -560,9 +561,9 @@ def render_markdown(comparison: Comparison) -> str:
 
 
 def render_html(comparison: Comparison) -> str:
-    """The comparison as one self-contained HTML page built from :mod:`cnnbench.html`'s blocks: the markdown's
+    """The comparison as one self-contained HTML page built from :mod:`cnnbench.report.html`'s blocks: the markdown's
     sections, with differences and ratios coloured and the throughput drawn as a dot plot."""
-    from cnnbench import html
+    from cnnbench.report import html
 
     parts = []
     for i, section in enumerate(sections(comparison)):
@@ -584,7 +585,7 @@ def throughput_png(comparison: Comparison) -> bytes:
     each group's spread, as PNG bytes; dots rather than bars, whose lengths a log axis would distort."""
     from matplotlib.figure import Figure
 
-    from cnnbench.plots import ARCH_COLOURS, DPI, to_png
+    from cnnbench.report.plots import ARCH_COLOURS, DPI, to_png
 
     tables = comparison.throughput[:2]
     labels = [row.key.label() for row in tables[0][1]]

@@ -3,7 +3,7 @@
 ``report.json`` (schema ``cnnbench/1``, documented in ``docs/report-schema.md``) is the machine-readable log;
 ``report.md`` holds the tables a person reads in a CI log or a PR; :func:`terminal_summary` is the compact
 version printed at the end of a pytest run. Both files are rewritten after every scenario, so a failed,
-diverged or interrupted scenario never costs the results before it; ``report.html`` (``cnnbench.html``), whose
+diverged or interrupted scenario never costs the results before it; ``report.html`` (``cnnbench.report.html``), whose
 plots take seconds, is written when the run finishes.
 """
 
@@ -21,7 +21,9 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from cnnbench import fmt, layer_transfer, recommend
+from cnnbench.config.quadrants import QUADRANT_LABELS, REASONS, RECOMMENDED
+from cnnbench.report import fmt
+from cnnbench.results import layer_transfer, recommend
 
 SCHEMA = "cnnbench/1"
 STATUSES = ("passed", "regressed", "diverged", "error")
@@ -40,7 +42,7 @@ REQUIRED_KEYS = {
         "params_trainable", "params_total", "gflops",
     ),
     "recommendation": ("arch", "quadrant", "head", "recommended", "winner", "recommended_won"),
-    # the optional ``gate`` section (cnnbench.gate.summarize), complete whenever it is present
+    # the optional ``gate`` section (cnnbench.results.gate.summarize), complete whenever it is present
     "gate": ("baseline", "same_suite", "tolerances", "throughput_comparable", "throughput_note", "counts", "groups",
              "throughput", "regressed", "throughput_regressed", "new", "missing", "not_run", "not_selected"),
     "gate_group": ("group", "arch", "strategy", "quadrant", "head", "verdict", "message", "accuracy"),
@@ -67,7 +69,7 @@ def build_report(
 ) -> dict[str, Any]:
     """The ``cnnbench/1`` report of a run so far: copies of the inputs with every metric key present,
     ``transfer_gain`` filled, per-seed aggregates, the recommendation check, counts by status and, when the run
-    is gated against a baseline, the gate's verdicts (``cnnbench.gate.summarize``).
+    is gated against a baseline, the gate's verdicts (``cnnbench.results.gate.summarize``).
 
     Raises ValueError when a record lacks a required key or has an unknown status, so a bad report is caught
     where it is made rather than when a baseline is loaded.
@@ -264,8 +266,8 @@ def write_report(report: Mapping[str, Any], root: str | os.PathLike[str], plots:
         "report.md": render_markdown(report),
     }
     if plots:  # html and plots build on this module's views and load matplotlib: imported when used
-        from cnnbench.html import render_html
-        from cnnbench.plots import layer_transfer_curve
+        from cnnbench.report.html import render_html
+        from cnnbench.report.plots import layer_transfer_curve
 
         contents["report.html"] = render_html(report)
         if report.get("layer_transfer"):
@@ -346,7 +348,7 @@ class View:
         return fmt.ordered((s for a, s, _, h in self.records if (a, h) == (arch, head)), recommend.STRATEGY_ORDER)
 
     def quadrants(self, arch: str, head: str) -> list[str]:
-        return fmt.ordered((q for a, _, q, h in self.records if (a, h) == (arch, head)), tuple(recommend.RECOMMENDED))
+        return fmt.ordered((q for a, _, q, h in self.records if (a, h) == (arch, head)), tuple(RECOMMENDED))
 
     def accuracy_cell(self, key: recommend.Key, std_sep: str = " ± ", mark: str = "**{}**") -> str:
         """Mean ± std in % (std only over >1 seed; ``(k/n)`` when some seeds failed), ``mark``-ed for the winner;
@@ -411,7 +413,7 @@ def _md_targets(targets: list[dict[str, Any]]) -> list[str]:
     rows = [
         [
             f"`{t['name']}`",
-            f"{t['quadrant']} ({recommend.QUADRANT_LABELS.get(t['quadrant'], '?')})",
+            f"{t['quadrant']} ({QUADRANT_LABELS.get(t['quadrant'], '?')})",
             *(fmt.integer(t.get(k)) for k in ("n_train", "n_val", "n_test", "n_classes")),
             fmt.num(t["similarity"], "+.2f"),
             t.get("measured_quadrant") or "—",
@@ -437,7 +439,7 @@ def _md_accuracy(view: View) -> list[str]:
     ]
     for arch, head in view.groups:
         quadrants = view.quadrants(arch, head)
-        header = ["strategy", *(f"{q} (rec. {recommend.RECOMMENDED.get(q, '-')})" for q in quadrants)]
+        header = ["strategy", *(f"{q} (rec. {RECOMMENDED.get(q, '-')})" for q in quadrants)]
         rows = [[s, *(view.accuracy_cell((arch, s, q, head)) for q in quadrants)] for s in view.strategies(arch, head)]
         lines += ["", f"### `{arch}` · `{head}` head", "", *fmt.md_table(header, rows, right=range(1, len(header)))]
     return lines
@@ -465,8 +467,8 @@ def _md_recommendation(view: View) -> list[str]:
         "",
         "What the seed notes recommend, and why:",
         "",
-        *(f"- **{q}** ({recommend.QUADRANT_LABELS[q]}) → `{recommend.RECOMMENDED[q]}`: {reason}"
-          for q, reason in recommend.REASONS.items()),  # fmt: skip
+        *(f"- **{q}** ({QUADRANT_LABELS[q]}) → `{RECOMMENDED[q]}`: {reason}"
+          for q, reason in REASONS.items()),  # fmt: skip
         "",
         TIE_RULE,
         "",

@@ -24,14 +24,16 @@ from cnnbench.data.dataset import Dataset
 from cnnbench.data.source import SourceConfig, SourceDomain
 from cnnbench.data.targets import build_target
 from cnnbench.data.user import load_user_dataset
-from cnnbench.heads import create_head
-from cnnbench.pretrain import ModelConfig, Pretrained, PretrainConfig, describe, load_into, load_or_pretrain
-from cnnbench.similarity import THRESHOLD, Separability, Similarity, placement, pooled, separability
-from cnnbench.similarity import summarize as summarize_similarity
-from cnnbench.strategies import STRATEGIES, frozen_stages
-from cnnbench.suite import Scenario, Suite, size_class
-from cnnbench.timing import Timer, summarize
-from cnnbench.train import (
+from cnnbench.engine.heads import create_head
+from cnnbench.engine.pretrain import ModelConfig, Pretrained, PretrainConfig, describe, load_into, load_or_pretrain
+from cnnbench.engine.similarity import THRESHOLD, Separability, Similarity, pooled, separability
+from cnnbench.engine.similarity import summarize as summarize_similarity
+from cnnbench.config.strategies import STRATEGIES, frozen_stages
+from cnnbench.config.quadrants import placement, size_class
+from cnnbench.config.scenario import Scenario
+from cnnbench.config.suite import Suite
+from cnnbench.engine.timing import Timer, summarize
+from cnnbench.engine.train import (
     PROGRAMS,
     Diverged,
     HeadOnly,
@@ -141,7 +143,7 @@ class Runner:
 
     def similarity(self, arch: str, quadrant: str) -> Similarity:
         """What share of its source-domain separability the pretrained ``arch`` base keeps on ``quadrant``'s
-        target (``cnnbench.similarity``)."""
+        target (``cnnbench.engine.similarity``)."""
         key = (arch, quadrant)
         if key not in self._similarity:
             ds = self.dataset(quadrant)

@@ -24,22 +24,7 @@ import statistics
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-RECOMMENDED = {"q1": "s1", "q2": "s2", "q3": "s2", "q4": "s3"}
-
-QUADRANT_LABELS = {
-    "q1": "large, dissimilar",
-    "q2": "large, similar",
-    "q3": "small, dissimilar",
-    "q4": "small, similar",
-}
-
-REASONS = {
-    "q1": "plenty of data, but far from the source: fine-tune the whole pretrained network.",
-    "q2": "plenty of data close to the source: keep the generic lower stages frozen, retrain the upper ones.",
-    "q3": "little data far from the source: freeze only the lowest stages (deeper unfreezing than in q2) and "
-    "augment the data.",
-    "q4": "little data close to the source: the pretrained features already fit, so train the head only.",
-}
+from cnnbench.config.quadrants import QUADRANT_LABELS, RECOMMENDED
 
 STRATEGY_ORDER = ("s1", "s2", "s3", "scratch")
 

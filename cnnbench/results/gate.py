@@ -28,25 +28,13 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from cnnbench import recommend, report
-from cnnbench.suite import group_id, program_id
+from cnnbench.report import run as report
+from cnnbench.results import recommend
+from cnnbench.config.gate import Tolerances
+from cnnbench.config.scenario import group_id, program_id
 
 VERDICTS = ("passed", "regressed", "new", "no result")
 RATES = ("train", "infer")
-
-
-@dataclass(frozen=True)
-class Tolerances:
-    """What a suite's ``[gate]`` table allows: accuracy points (as a fraction), a noise multiple, a share of
-    images/s."""
-
-    accuracy_drop: float = 0.02
-    noise_sigmas: float = 2.0
-    throughput_drop: float = 0.3
-
-    @classmethod
-    def keys(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in fields(cls))
 
 
 class BaselineError(ValueError):
