@@ -1,8 +1,12 @@
-"""Fixtures shared by cnnbench's own tests: a tiny suite and one pretraining cache for the whole session."""
+"""Fixtures shared by cnnbench's own tests: a tiny suite, one pretraining cache for the whole session, and the zoo
+tests' abstract models and quick compiles."""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,3 +49,32 @@ def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def tiny_suite_text() -> str:
     return TINY_SUITE
+
+
+@pytest.fixture(scope="module")
+def quick_compiles() -> Iterator[None]:
+    """XLA without its expensive optimisations while a module runs (``jax_disable_most_optimizations``): zoo tests
+    check what the models compute, not how fast, and the optimisations cost about half of building and compiling
+    each benchmark-scale model. Modules opt in with ``pytestmark = pytest.mark.usefixtures("quick_compiles")``."""
+    import jax  # here, not at the top: the plugin tests check that a run without --cnnbench loads no JAX
+
+    previous = jax.config.read("jax_disable_most_optimizations")
+    jax.config.update("jax_disable_most_optimizations", True)
+    yield
+    jax.config.update("jax_disable_most_optimizations", previous)
+
+
+@functools.cache
+def _abstract(name: str, **kwargs: object) -> Any:
+    from flax import nnx  # here, not at the top: the plugin tests check that a run without --cnnbench loads no JAX
+
+    from cnnbench.zoo import create_model
+
+    return nnx.eval_shape(lambda: create_model(name, **kwargs))
+
+
+@pytest.fixture(scope="session")
+def abstract() -> Callable[..., Any]:
+    """``abstract(name, **config)``: the zoo model with shapes only (no memory, no compile), built once per
+    session and shared by every test that only reads it."""
+    return _abstract

@@ -1,5 +1,9 @@
 """The ``cnnbench`` command: look at the zoo and the built-in suites, pretrain bases, measure similarity and compare
-reports, without running pytest."""
+reports, without running pytest.
+
+Only the config layer is imported at the top: each command imports the engine (and with it JAX), the zoo or the
+report layer when it runs, so ``cnnbench --help``, ``cnnbench suites`` and ``cnnbench compare`` never load JAX.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,19 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
+
+from cnnbench.config.schema import suite_json_schema
+from cnnbench.config.suite import SuiteError, builtin_suites, load_suite
+from cnnbench.fileio import atomic_write
+from cnnbench.registry import UnknownNameError
 
 
 def _zoo_rows(names: list[str]) -> list[dict]:
     """One row per model: canonical params and, at benchmark scale, params and GFLOPs (from XLA cost analysis)."""
-    import jax
+    import jax  # the zoo commands load JAX when they run (see the module docstring)
     from flax import nnx
 
     from cnnbench.engine.train import flops
@@ -23,28 +33,35 @@ def _zoo_rows(names: list[str]) -> list[dict]:
     for name in names:
         spec = get_spec(name)
         bench = dict(spec.bench_config)
-        model = nnx.eval_shape(lambda: create_model(name, **bench))  # abstract: nothing is allocated
+        model = nnx.eval_shape(partial(create_model, name, **bench))  # abstract: nothing is allocated
         model.eval()
         graphdef, state = nnx.split(model)
         x = jax.ShapeDtypeStruct((1, bench["img_size"], bench["img_size"], bench["in_chans"]), "float32")
-        compiled = jax.jit(lambda s, x: nnx.merge(graphdef, s)(x)).lower(state, x).compile()
-        rows.append({
-            "name": name,
-            "family": spec.family,
-            "paper": spec.paper,
-            "year": spec.year,
-            "params": spec.params,
-            "bench_config": bench,
-            "bench_params": count_params(model)[0],
-            "bench_gflops": (flops(compiled) or 0.0) / 1e9,
-            "stages": list(spec.stages),
-        })
+        compiled = jax.jit(partial(_apply, graphdef)).lower(state, x).compile()
+        rows.append(
+            {
+                "name": name,
+                "family": spec.family,
+                "paper": spec.paper,
+                "year": spec.year,
+                "params": spec.params,
+                "bench_config": bench,
+                "bench_params": count_params(model)[0],
+                "bench_gflops": (flops(compiled) or 0.0) / 1e9,
+                "stages": list(spec.stages),
+            }
+        )
     return rows
 
 
+def _apply(graphdef: Any, state: Any, x: Any) -> Any:
+    from flax import nnx  # loaded already by _zoo_rows, its only caller
+
+    return nnx.merge(graphdef, state)(x)
+
+
 def _zoo(args: argparse.Namespace) -> int:
-    from cnnbench.registry import UnknownNameError
-    from cnnbench.zoo import get_spec, list_models
+    from cnnbench.zoo import get_spec, list_models  # the zoo loads JAX (see the module docstring)
 
     names = args.names or list_models()
     try:
@@ -57,20 +74,23 @@ def _zoo(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0
-    print(f"{'name':<13} {'family':<11} {'year':>4} {'canonical params':>16} {'bench params':>12} "
-          f"{'bench GFLOPs':>12}  stages")
+    print(
+        f"{'name':<13} {'family':<11} {'year':>4} {'canonical params':>16} {'bench params':>12} "
+        f"{'bench GFLOPs':>12}  stages"
+    )
     for r in rows:
-        print(f"{r['name']:<13} {r['family']:<11} {r['year']:>4} {r['params']:>16,} {r['bench_params']:>12,} "
-              f"{r['bench_gflops']:>12.4f}  {', '.join(r['stages'])}")
+        print(
+            f"{r['name']:<13} {r['family']:<11} {r['year']:>4} {r['params']:>16,} {r['bench_params']:>12,} "
+            f"{r['bench_gflops']:>12.4f}  {', '.join(r['stages'])}"
+        )
     return 0
 
 
 def _suite_runner(args: argparse.Namespace) -> tuple[Any, list[str]] | None:
     """The Runner of ``--suite`` and the archs to run (default: the suite's); None after printing what is wrong."""
-    from cnnbench.registry import UnknownNameError
-    from cnnbench.engine.runner import Runner
-    from cnnbench.config.suite import SuiteError, load_suite
+    # the engine and the zoo load JAX: imported by the commands that need them (see the module docstring)
     from cnnbench.engine.catalog import registry_catalog
+    from cnnbench.engine.runner import Runner
     from cnnbench.zoo import get_spec
 
     try:
@@ -88,52 +108,66 @@ def _pretrain_rows(runner: Any, archs: list[str]) -> list[dict]:
     rows = []
     for arch in archs:
         result = runner.pretrained(arch)
-        rows.append({
-            "arch": arch,
-            "width": runner.suite.width(arch),
-            "source_accuracy": result.source_accuracy,
-            "seconds": result.seconds,
-            "cache_hit": result.cache_hit,
-            "path": str(result.path),
-        })
+        rows.append(
+            {
+                "arch": arch,
+                "width": runner.suite.width(arch),
+                "source_accuracy": result.source_accuracy,
+                "seconds": result.seconds,
+                "cache_hit": result.cache_hit,
+                "path": str(result.path),
+            }
+        )
     return rows
 
 
 def _print_pretrain(rows: list[dict]) -> None:
     print(f"{'arch':<13} {'width':>5} {'source accuracy':>15} {'pretrain s':>10}  cache")
     for r in rows:
-        print(f"{r['arch']:<13} {r['width']:>5g} {r['source_accuracy']:>15.1%} {r['seconds']:>10.0f}  "
-              f"{'hit' if r['cache_hit'] else 'built'} {r['path']}")
+        print(
+            f"{r['arch']:<13} {r['width']:>5g} {r['source_accuracy']:>15.1%} {r['seconds']:>10.0f}  "
+            f"{'hit' if r['cache_hit'] else 'built'} {r['path']}"
+        )
 
 
 def _similarity_rows(runner: Any, archs: list[str]) -> list[dict]:
     return [
-        {"target_name": binding.name, "quadrant": quadrant, "n_train": binding.n_train,
-         **runner.similarity(arch, quadrant).to_dict()}
+        {
+            "target_name": binding.name,
+            "quadrant": quadrant,
+            "n_train": binding.n_train,
+            **runner.similarity(arch, quadrant).to_dict(),
+        }
         for quadrant, binding in runner.suite.quadrants.items()
         for arch in archs
     ]
 
 
 def _print_similarity(rows: list[dict]) -> None:
-    from cnnbench.engine.similarity import METHOD, THRESHOLD
+    from cnnbench.engine.similarity import METHOD, THRESHOLD  # loaded already by the command's runner
 
-    print(f"{METHOD}: the share of the pretrained base's NCM accuracy gain over a random-init base on source "
-          f"images that it keeps on the target; similar at >= {THRESHOLD:g}")
-    print(f"{'target':<12} {'quadrant':<8} {'n_train':>7} {'arch':<13} {'target NCM':>14} {'source NCM':>14} "
-          f"{'score':>6}  similar")
+    print(
+        f"{METHOD}: the share of the pretrained base's NCM accuracy gain over a random-init base on source "
+        f"images that it keeps on the target; similar at >= {THRESHOLD:g}"
+    )
+    print(
+        f"{'target':<12} {'quadrant':<8} {'n_train':>7} {'arch':<13} {'target NCM':>14} {'source NCM':>14} "
+        f"{'score':>6}  similar"
+    )
     for r in rows:
         t, s = r["target"], r["source"]
-        print(f"{r['target_name']:<12} {r['quadrant']:<8} {r['n_train']:>7} {r['arch']:<13} "
-              f"{t['pretrained']:>6.1%}/{t['random']:>6.1%} {s['pretrained']:>6.1%}/{s['random']:>6.1%} "
-              f"{r['score']:>+6.2f}  {'yes' if r['similar'] else 'no'}")
+        print(
+            f"{r['target_name']:<12} {r['quadrant']:<8} {r['n_train']:>7} {r['arch']:<13} "
+            f"{t['pretrained']:>6.1%}/{t['random']:>6.1%} {s['pretrained']:>6.1%}/{s['random']:>6.1%} "
+            f"{r['score']:>+6.2f}  {'yes' if r['similar'] else 'no'}"
+        )
 
 
 def _suite_command(rows: Callable[[Any, list[str]], list[dict]], show: Callable[[list[dict]], None]):
     """A command over a suite's archs: rows as JSON with ``--json``, else as a table."""
 
     def run(args: argparse.Namespace) -> int:
-        from cnnbench.data.user import UserDataError
+        from cnnbench.data.user import UserDataError  # the data layer: loaded with the command's runner
 
         loaded = _suite_runner(args)
         if loaded is None:
@@ -152,10 +186,13 @@ def _suite_command(rows: Callable[[Any, list[str]], list[dict]], show: Callable[
     return run
 
 
-def _suites(_: argparse.Namespace) -> int:
-    from cnnbench.config.suite import builtin_suites, load_suite
+def _suites(args: argparse.Namespace) -> int:
+    # the catalog of archs, targets and heads comes from the registries, which load JAX
     from cnnbench.engine.catalog import registry_catalog
 
+    if args.schema:
+        print(json.dumps(suite_json_schema(registry_catalog()), indent=2))
+        return 0
     for name in builtin_suites():
         suite = load_suite(name, registry_catalog())
         print(f"{name:<10} {len(suite.scenarios()):>4} scenarios  {suite.description}")
@@ -163,6 +200,7 @@ def _suites(_: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
+    # the report layer is imported when the command runs, so `cnnbench --help` stays light
     from cnnbench.report.compare import compare, load_runs, render_html, render_markdown
 
     try:
@@ -176,8 +214,7 @@ def _compare(args: argparse.Namespace) -> int:
         if not path:
             continue
         try:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            Path(path).write_text(render(), encoding="utf-8")
+            atomic_write(Path(path), render())
         except OSError as exc:
             print(f"cnnbench compare: cannot write {path}: {exc}", file=sys.stderr)
             return 2
@@ -192,16 +229,22 @@ def main(argv: list[str] | None = None) -> int:
     zoo.add_argument("--json", action="store_true", help="one JSON object per model")
     zoo.set_defaults(run=_zoo)
     for name, run, summary in (
-        ("pretrain", _suite_command(_pretrain_rows, _print_pretrain), "pretrain bases on the source domain with a suite's recipe (fills the cache pytest uses)"),
-        ("similarity", _suite_command(_similarity_rows, _print_similarity), "measured similarity of a suite's targets to the source domain, per arch"),
-    ):
+        ("pretrain", _suite_command(_pretrain_rows, _print_pretrain),
+         "pretrain bases on the source domain with a suite's recipe (fills the cache pytest uses)"),
+        ("similarity", _suite_command(_similarity_rows, _print_similarity),
+         "measured similarity of a suite's targets to the source domain, per arch"),
+    ):  # fmt: skip
         command = commands.add_parser(name, help=summary)
         command.add_argument("archs", nargs="*", help="zoo names (default: the suite's archs)")
         command.add_argument("--suite", default="smoke", help="built-in suite name or TOML path (default: smoke)")
         command.add_argument("--cache", default=".cnnbench-cache", help="cache directory (default: .cnnbench-cache)")
         command.add_argument("--json", action="store_true", help="print JSON rows instead of a table")
         command.set_defaults(run=run)
-    commands.add_parser("suites", help="the built-in suites").set_defaults(run=_suites)
+    suites = commands.add_parser("suites", help="the built-in suites (or --schema)")
+    suites.add_argument("--schema", action="store_true",
+                        help="print the JSON Schema of the suite format instead, for editors to check and complete "
+                             "suite files")  # fmt: skip
+    suites.set_defaults(run=_suites)
     compare = commands.add_parser("compare", help="run reports side by side against the first (markdown; --html)")
     compare.add_argument("reference", metavar="A", help="the reference: a report.json or a run directory holding one")
     compare.add_argument("others", metavar="B", nargs="+", help="the reports to compare with A (files or run dirs)")

@@ -24,12 +24,20 @@ OPTIONS = (
     ("strategy", "run only these strategies: s1, s2, s3, scratch (comma-separated)", ""),
     ("quadrant", "run only these quadrants: q1..q4 (comma-separated)", ""),
     ("head", "run only these heads: fc, gap, svm (comma-separated)", ""),
-    ("target", "a dataset of your own (a folder of class sub-folders of images, or an .npz): run the suite on it "
-               "alone, in the quadrant its size and measured similarity put it", ""),
+    (
+        "target",
+        "a dataset of your own (a folder of class sub-folders of images, or an .npz): run the suite on it "
+        "alone, in the quadrant its size and measured similarity put it",
+        "",
+    ),
     ("report", "directory the reports are written to (a run writes <dir>/<run-id>/ and <dir>/latest/)", "reports"),
     ("cache", "directory of the pretrained-base and compilation cache", ".cnnbench-cache"),
-    ("baseline", "a stored report.json to gate against: a scenario whose accuracy (or, on the same hardware, "
-                 "throughput) regressed beyond the suite's [gate] tolerances fails", ""),
+    (
+        "baseline",
+        "a stored report.json to gate against: a scenario whose accuracy (or, on the same hardware, "
+        "throughput) regressed beyond the suite's [gate] tolerances fails",
+        "",
+    ),
     ("save-baseline", "store this run's report at this path, for later runs' --cnnbench-baseline", ""),
 )
 
@@ -40,8 +48,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("cnnbench", "run the cnnbench suite's scenarios (as --cnnbench)", type="bool", default=False)
     for name, text, default in OPTIONS:
         key = name.replace("-", "_")
-        group.addoption(f"--cnnbench-{name}", dest=f"cnnbench_{key}", default=None, metavar="VALUE",
-                        help=f"{text} (default: {default or 'none'})")
+        group.addoption(
+            f"--cnnbench-{name}",
+            dest=f"cnnbench_{key}",
+            default=None,
+            metavar="VALUE",
+            help=f"{text} (default: {default or 'none'})",
+        )
         parser.addini(f"cnnbench_{key}", f"{text} (as --cnnbench-{name})", default=default)
 
 
@@ -79,10 +92,12 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "xdist_group(name): pytest-xdist --dist loadgroup runs a group on one worker")
     if not _enabled(config):
         return
-    from cnnbench.results.gate import load_baseline
-    from cnnbench.session import COORDINATES, Filters, Session
+    # imported only with --cnnbench: without it the plugin adds its options and loads nothing of the package
+    # only with --cnnbench: without it the plugin imports nothing of cnnbench, and so no JAX (SPEC §7)
     from cnnbench.config.suite import SuiteError, load_suite
     from cnnbench.engine.catalog import registry_catalog
+    from cnnbench.results.gate import load_baseline
+    from cnnbench.session import COORDINATES, Filters, Session
 
     log = _logger(config)
     try:
@@ -96,8 +111,13 @@ def pytest_configure(config: pytest.Config) -> None:
     except (SuiteError, OSError, ValueError) as exc:  # ValueError: a UserDataError, BaselineError, bad filter
         raise pytest.UsageError(f"cnnbench: {exc}") from None
     session = Session(
-        suite, filters, _path_option(config, "report"), _path_option(config, "cache"), log=log,
-        writes_reports=not _is_xdist_worker(config), baseline=baseline,
+        suite,
+        filters,
+        _path_option(config, "report"),
+        _path_option(config, "cache"),
+        log=log,
+        writes_reports=not _is_xdist_worker(config),
+        baseline=baseline,
     )
     if not session.scenarios():
         raise pytest.UsageError(f"cnnbench: the filters select no scenario of suite {suite.name!r}")
@@ -109,7 +129,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def _placed(config: pytest.Config, suite: Any, filters: Any, log: Any) -> Any:
     """The suite run on ``--cnnbench-target`` alone, in the quadrant the dataset's size and measured similarity
     put it in (pretraining the suite's archs first if they are not cached)."""
-    from cnnbench.engine.placement import place_user_target
+    from cnnbench.engine.placement import place_user_target  # loads JAX: only with --cnnbench-target
 
     archs = [a for a in suite.archs if not filters.arch or a in filters.arch]
     placed, where = place_user_target(suite, _path_option(config, "target"), archs, _path_option(config, "cache"), log)
@@ -140,10 +160,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     # `-n N --dist loadgroup`, so the gate can judge them there
     metafunc.parametrize(
         "cnnbench_scenario",
-        [
-            pytest.param(s, id=s.id, marks=[pytest.mark.cnnbench, pytest.mark.xdist_group(s.program)])
-            for s in scenarios
-        ],
+        [pytest.param(s, id=s.id, marks=[pytest.mark.cnnbench, pytest.mark.xdist_group(s.program)]) for s in scenarios],
     )
 
 
@@ -165,7 +182,7 @@ def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
 def _scenario_ids(nodeids: Any) -> list[str]:
     prefix = "test_scenario["
     names = (nodeid.rpartition("::")[2] for nodeid in nodeids)
-    return [name[len(prefix):-1] for name in names if name.startswith(prefix)]
+    return [name[len(prefix) : -1] for name in names if name.startswith(prefix)]
 
 
 @pytest.fixture(scope="session")
@@ -186,7 +203,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if state is None:
         return
     if _is_xdist_worker(session.config):
-        session.config.workeroutput["cnnbench"] = json.dumps(state.export())
+        workeroutput = session.config.workeroutput  # type: ignore[attr-defined]  # set by pytest-xdist on workers
+        workeroutput["cnnbench"] = json.dumps(state.export())
         return
     if state.write(finished=True) is None:
         return
@@ -210,15 +228,19 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     state = config.stash.get(SESSION, None)
     if state is None or state.report is None:
         return
-    from cnnbench.report.run import terminal_summary
+    from cnnbench.report.run import terminal_summary  # only a cnnbench run needs the report layer
 
     terminalreporter.section("cnnbench")
     for line in terminal_summary(state.report, width=100):
         terminalreporter.write_line(line)
     for name in state.unflagged_regressions():
-        terminalreporter.write_line(f"FAILED gate: {name} regressed over scenarios that ran on different xdist "
-                                    "workers (use --dist loadgroup to fail its own item)", red=True)
-    terminalreporter.write_line(f"report: {state.run_dir / 'report.md'} (and report.json, report.html; "
-                                "latest/ refreshed)")
+        terminalreporter.write_line(
+            f"FAILED gate: {name} regressed over scenarios that ran on different xdist "
+            "workers (use --dist loadgroup to fail its own item)",
+            red=True,
+        )
+    terminalreporter.write_line(
+        f"report: {state.run_dir / 'report.md'} (and report.json, report.html; latest/ refreshed)"
+    )
     if _option(config, "save_baseline"):
         terminalreporter.write_line(f"baseline saved: {_path_option(config, 'save_baseline')}")

@@ -11,21 +11,19 @@ from typing import Any
 
 import pytest
 
-from cnnbench.session import Session
 from cnnbench.config.scenario import Scenario
 from cnnbench.engine.timing import BenchmarkTimer
+from cnnbench.session import Session
 
 
 def test_scenario(cnnbench_scenario: Scenario, cnnbench_session: Session, benchmark: Any) -> None:
     record = cnnbench_session.run(cnnbench_scenario, BenchmarkTimer(benchmark))
-    benchmark.extra_info.update(
-        {"cnnbench_id": record["id"], "status": record["status"], **(record["metrics"] or {})}
-    )
-    if record["status"] in ("diverged", "error"):
+    benchmark.extra_info.update({"cnnbench_id": record.id, "status": record.status, **record.metrics.to_json()})
+    if record.status in ("diverged", "error"):
         benchmark.skipped = True  # nothing steady to time; spares pytest-benchmark's "fixture not used" warning
-    if record["status"] == "regressed":
-        pytest.fail(record["error"], pytrace=False)
-    if record["status"] == "diverged":
-        pytest.fail(f"{record['id']} diverged: {record['error']}", pytrace=False)
-    if record["status"] == "error":
-        pytest.fail(f"{record['id']} error: {record['error']}\n{record.get('traceback', '')}", pytrace=False)
+    if record.status == "regressed":
+        pytest.fail(record.error or f"{record.id} regressed", pytrace=False)
+    if record.status == "diverged":
+        pytest.fail(f"{record.id} diverged: {record.error}", pytrace=False)
+    if record.status == "error":
+        pytest.fail(f"{record.id} error: {record.error}\n{record.traceback or ''}", pytrace=False)

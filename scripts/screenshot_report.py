@@ -2,8 +2,8 @@
 
     python scripts/screenshot_report.py reports/latest/report.json --out /tmp/report.png --width 1400 --height 6000
 
-A ``report.json`` is rendered with :func:`cnnbench.report.html.render_html` into a temporary file first; a ``.html`` file is
-shot as it is. Exits non-zero with a message when Chromium is missing or writes no screenshot.
+A ``report.json`` is rendered with :func:`cnnbench.report.html.render_html` into a temporary file first; a
+``.html`` file is shot as it is. Exits non-zero with a message when Chromium is missing or writes no screenshot.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def html_file(source: Path, workdir: Path) -> Path:
     ``workdir``."""
     if source.suffix.lower() in (".html", ".htm"):
         return source
-    from cnnbench.report.html import render_html
+    from cnnbench.report.html import render_html  # cnnbench loads only when a report.json needs rendering
     from cnnbench.report.run import load_report
 
     page = workdir / "report.html"

@@ -15,9 +15,9 @@ def _batch(n: int = 16) -> np.ndarray:
 def test_flip_mirrors_some_images_left_right_and_leaves_the_others() -> None:
     x = _batch()
     y = augment(x, ["flip"], np.random.default_rng(1))
-    flipped = [np.array_equal(b, a[:, ::-1]) for a, b in zip(x, y)]
-    kept = [np.array_equal(b, a) for a, b in zip(x, y)]
-    assert all(f or k for f, k in zip(flipped, kept)) and any(flipped) and any(kept)
+    flipped = [np.array_equal(b, a[:, ::-1]) for a, b in zip(x, y, strict=False)]
+    kept = [np.array_equal(b, a) for a, b in zip(x, y, strict=False)]
+    assert all(f or k for f, k in zip(flipped, kept, strict=False)) and any(flipped) and any(kept)
 
 
 def test_crop_is_a_window_of_the_reflect_padded_image() -> None:
@@ -25,7 +25,7 @@ def test_crop_is_a_window_of_the_reflect_padded_image() -> None:
     y = augment(x, ["crop"], np.random.default_rng(2))
     padded = np.pad(x, ((0, 0), (4, 4), (4, 4), (0, 0)), mode="reflect")
     shifts = []
-    for a, b in zip(padded, y):
+    for a, b in zip(padded, y, strict=False):
         match = [(dy, dx) for dy in range(9) for dx in range(9) if np.array_equal(a[dy : dy + 32, dx : dx + 32], b)]
         assert len(match) == 1
         shifts.append(match[0])
@@ -39,7 +39,7 @@ def test_affine_jitter_is_small_keeps_constants_and_moves_pixels() -> None:
     x[:, 12:20, 12:20] = 1.0  # a centred square: rotation ≤ 10°, scale 0.9–1.1, shift ≤ 2 px keep it near the centre
     y = augment(x, ["affine"], np.random.default_rng(4))
     assert not np.array_equal(x, y) and y.min() >= 0 and y.max() <= 1
-    assert all(0.7 < b.sum() / a.sum() < 1.3 for a, b in zip(x, y))  # area changes by at most the scale²
+    assert all(0.7 < b.sum() / a.sum() < 1.3 for a, b in zip(x, y, strict=False))  # area changes by at most the scale²
     assert np.all(y[:, 15:17, 15:17] > 0.5)  # the centre stays inside the square
 
 

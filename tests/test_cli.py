@@ -1,8 +1,13 @@
-"""The ``cnnbench`` command: the zoo table and JSON, pretraining into the cache, and unknown names."""
+"""The ``cnnbench`` command: the zoo table and JSON, pretraining into the cache, unknown names, the suites and their
+JSON Schema."""
 
 from __future__ import annotations
 
 import json
+import tomllib
+from pathlib import Path
+
+import pytest
 
 from cnnbench.cli import main
 
@@ -48,7 +53,9 @@ def test_similarity_json_rows_per_target_and_arch(tmp_path, tiny_suite_text: str
     rows = {r["quadrant"]: r for r in json.loads(capsys.readouterr().out)}
     assert rows["q3"]["target_name"] == "textures" and rows["q4"]["target_name"] == "font-digits"
     assert rows["q4"]["similar"] and not rows["q3"]["similar"] and rows["q4"]["arch"] == "lenet5"
-    assert 0 <= rows["q4"]["target"]["random"] <= 1 and rows["q4"]["source"]["pretrained"] > rows["q4"]["source"]["random"]
+    assert (
+        0 <= rows["q4"]["target"]["random"] <= 1 and rows["q4"]["source"]["pretrained"] > rows["q4"]["source"]["random"]
+    )
 
 
 def test_similarity_of_a_broken_user_dataset_is_an_error_naming_it(tmp_path, tiny_suite_text: str, capsys) -> None:
@@ -57,3 +64,18 @@ def test_similarity_of_a_broken_user_dataset_is_an_error_naming_it(tmp_path, tin
     suite.write_text(tiny_suite_text.replace('target = "textures"', 'target = "broken.npz"'))
     assert main(["similarity", "--suite", str(suite), "--cache", str(tmp_path / "cache")]) == 2
     assert "cnnbench similarity: " in (err := capsys.readouterr().err) and "broken.npz is not a valid .npz" in err
+
+
+def test_suites_lists_the_builtins_and_prints_the_suite_schema(capsys) -> None:
+    assert main(["suites"]) == 0
+    listing = capsys.readouterr().out
+    assert "smoke" in listing and "96 scenarios" in listing and "1314 scenarios" in listing
+    assert main(["suites", "--schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    jsonschema = pytest.importorskip("jsonschema")
+    jsonschema.Draft202012Validator.check_schema(schema)
+    smoke = tomllib.loads((Path(__file__).parents[1] / "suites" / "smoke.toml").read_text())
+    jsonschema.validate(smoke, schema)
+    assert "resnet18" in schema["properties"]["archs"]["items"]["enum"]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**smoke, "archs": ["resnet19"]}, schema)

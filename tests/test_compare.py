@@ -11,7 +11,7 @@ import pytest
 
 from cnnbench.cli import main
 from cnnbench.report.compare import compare, load_runs, render_html, render_markdown
-from cnnbench.report.run import build_report
+from cnnbench.results.build import build_report
 
 ENVIRONMENT = {
     "cnnbench": "0.1.0", "jax": "0.10.2", "flax": "0.12.8", "optax": "0.2.8", "backend": "cpu", "device_kind": "cpu",
@@ -58,7 +58,7 @@ def records(arch: str, delta: dict | None = None, speed: float = 1.0, skip: tupl
 
 def write(path: Path, scenarios: list[dict], run_id: str, **env: object) -> Path:
     report = build_report(run_id, "2025-01-01T12:00:00+00:00", "2025-01-01T12:08:00+00:00", ENVIRONMENT | env,
-                          TARGETS, scenarios, suite={"name": "smoke"})  # fmt: skip
+                          TARGETS, scenarios, suite={"name": "smoke"}).to_json()  # fmt: skip
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report))
     return path

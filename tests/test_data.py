@@ -9,8 +9,16 @@ import numpy as np
 import pytest
 from skimage.transform import resize
 
-from cnnbench.data import TARGETS, Dataset, SourceConfig, SourceDomain, build_target, stratified_split
-from cnnbench.data import glyphs, to_input_format
+from cnnbench.data import (
+    TARGETS,
+    Dataset,
+    SourceConfig,
+    SourceDomain,
+    build_target,
+    glyphs,
+    stratified_split,
+    to_input_format,
+)
 from cnnbench.data.targets import TEXTURE_IMAGES, texture_layout, texture_patches
 from cnnbench.registry import UnknownNameError
 
@@ -230,7 +238,7 @@ def test_registry_lists_the_builtin_targets_with_metadata():
     assert TARGETS.get("digits").max_train == 1000
     with pytest.raises(UnknownNameError, match="unknown target 'mnist'; known: digits, font-digits, textures"):
         build_target("mnist", 100, 0)
-    with pytest.raises(ValueError, match="n_train=5000 is out of range; use 10..1000"):
+    with pytest.raises(ValueError, match=r"n_train=5000 is out of range; use 10\.\.1000"):
         build_target("digits", 5000, 0)
 
 
@@ -241,7 +249,7 @@ def test_targets_are_balanced_seeded_and_in_range(name):
     assert ds.n_train == 200 and ds.n_val == 50 and ds.n_test >= 540
     np.testing.assert_array_equal(np.bincount(ds.y_train, minlength=10), np.full(10, 20))
     assert np.bincount(ds.y_test).min() >= 54
-    assert 0 <= ds.x_train.min() and ds.x_train.max() <= 1 and ds.x_train.std() > 0.1
+    assert ds.x_train.min() >= 0 and ds.x_train.max() <= 1 and ds.x_train.std() > 0.1
     json.dumps(ds.provenance)
     again = build_target.__wrapped__(name, 200, 0)  # rebuilt, not the cached object
     np.testing.assert_array_equal(ds.x_train, again.x_train)
@@ -291,9 +299,9 @@ def test_texture_regions_are_disjoint_and_patches_stay_inside():
             assert not any(_intersects(a, b) for a in boxes[s] for b in boxes[t])
     ds = build_target("textures", 300, 0)
     for split in ("train", "val", "test"):
-        x, y, where = texture_patches(split, len(getattr(ds, f"y_{split}")), 0, 32)
+        x, _y, where = texture_patches(split, len(getattr(ds, f"y_{split}")), 0, 32)
         np.testing.assert_array_equal(x, getattr(ds, f"x_{split}")[..., 0])
-        for (c, top, left, flip), patch in zip(where, x):
+        for (c, top, left, flip), patch in zip(where, x, strict=False):
             assert any(b[0] <= top and top + 32 <= b[2] and b[1] <= left and left + 32 <= b[3]
                        for b in layout.boxes[split][c])  # fmt: skip
             crop = layout.images[c][top : top + 32, left : left + 32]

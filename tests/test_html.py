@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from cnnbench.report.html import escape, figure, page, render_html, table
-from cnnbench.report.run import build_report
+from cnnbench.results.build import build_report
 
 PNG = b"\x89PNG\r\n\x1a\n"
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,7 +56,7 @@ def record(arch: str, strategy: str, quadrant: str, head: str, seed: int, curve:
 
 def make_report(records: list[dict], run_id: str = "20250101-120000") -> dict:
     return build_report(run_id, "2025-01-01T12:00:00+00:00", "2025-01-01T12:08:00+00:00", ENVIRONMENT, TARGETS,
-                        records, suite={"name": "smoke"})  # fmt: skip
+                        records, suite={"name": "smoke"}).to_json()  # fmt: skip
 
 
 class Page(HTMLParser):

@@ -219,7 +219,8 @@ BAD_INPUT = [
     pytest.param(SUITE, ["--cnnbench-target=leaves.npz"], ["*leaves.npz does not exist; a user dataset is a folder*"],
                  id="target-missing"),
     pytest.param(SUITE, ["--cnnbench-target=mismatched.npz"],
-                 ["*mismatched.npz: split 'train' has 30 images in x_train but 29 labels in y_train*"], id="target-bad"),
+                 ["*mismatched.npz: split 'train' has 30 images in x_train but 29 labels in y_train*"],
+                 id="target-bad"),
     pytest.param(SUITE, ["--cnnbench-baseline=mismatched.npz"],
                  ["*baseline unusable: cannot read report *mismatched.npz*make one with `pytest --cnnbench "
                   "--cnnbench-save-baseline *"], id="baseline-corrupt"),
@@ -317,7 +318,8 @@ def test_run_passes_and_writes_report_and_benchmarks(bench: Bench, tiny_suite_te
 
     result.stdout.fnmatch_lines(["*= cnnbench =*", f"cnnbench {run_dir.name}: 8 scenarios — 8 passed*"])
     result.stdout.fnmatch_lines(
-        [f"report: */reports/{run_dir.name}/report.md (and report.json, report.html; latest/ refreshed)"])
+        [f"report: */reports/{run_dir.name}/report.md (and report.json, report.html; latest/ refreshed)"]
+    )
 
     benchmarks = json.loads((bench.path / "bench.json").read_text())["benchmarks"]
     assert sorted(b["name"] for b in benchmarks) == sorted(f"test_scenario[{sid}]" for sid in expected)
@@ -332,7 +334,9 @@ def test_run_passes_and_writes_report_and_benchmarks(bench: Bench, tiny_suite_te
 def test_diverged_scenario_fails_alone_and_is_reported(bench: Bench) -> None:
     # A huge fine-tuning LR ratio blows up the base only where it is fine-tuned: s1 and s2. s3 (frozen base)
     # and scratch (base at the head's LR) run after them and pass.
-    suite = bench.write_suite("diverge.toml", bench.suite_text.replace("[train]\n", "[train]\nfinetune_lr_ratio = 1e30\n"))
+    suite = bench.write_suite(
+        "diverge.toml", bench.suite_text.replace("[train]\n", "[train]\nfinetune_lr_ratio = 1e30\n")
+    )
     result = bench.run("--cnnbench-quadrant=q4", "--cnnbench-head=gap", suite=suite)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.assert_outcomes(passed=2, failed=2)
@@ -365,7 +369,9 @@ def test_erroring_scenario_fails_alone_and_ini_twins_place_report_and_cache(
             def __init__(self, *args, **kwargs):
                 raise RuntimeError("the boom head cannot be built")
     """)
-    (pytester.path / "broken.toml").write_text(tiny_suite_text.replace('heads = ["gap", "fc"]', 'heads = ["gap", "boom"]'))
+    (pytester.path / "broken.toml").write_text(
+        tiny_suite_text.replace('heads = ["gap", "fc"]', 'heads = ["gap", "boom"]')
+    )
     pytester.makefile(".ini", pytest="\n".join([
         "[pytest]", "cnnbench = true", "cnnbench_suite = broken.toml", "cnnbench_quadrant = q4",
         "cnnbench_strategy = s2,scratch", "cnnbench_report = ini-reports", f"cnnbench_cache = {shared_cache}",
@@ -407,8 +413,10 @@ def test_baseline_saved_then_gated_and_pytest_benchmark_keeps_the_metrics(bench:
     assert saved.ret == 0, saved.stdout.str()
     saved.stdout.fnmatch_lines([f"baseline saved: {bench.path / 'base' / 'smoke.json'}"])
     baseline = json.loads((bench.path / "base" / "smoke.json").read_text())
-    assert baseline["finished"] and {s["id"] for s in baseline["scenarios"]} == {"lenet5-s3-q4-gap",
-                                                                                 "lenet5-scratch-q4-gap"}
+    assert baseline["finished"] and {s["id"] for s in baseline["scenarios"]} == {
+        "lenet5-s3-q4-gap",
+        "lenet5-scratch-q4-gap",
+    }
     (autosaved,) = (bench.path / "bench-store").glob("*/0001_*.json")
     infos = {b["param"]: b["extra_info"] for b in json.loads(autosaved.read_text())["benchmarks"]}
     for scenario in baseline["scenarios"]:
@@ -451,8 +459,12 @@ def test_baseline_saved_then_gated_and_pytest_benchmark_keeps_the_metrics(bench:
         "lenet5-s3-q4-gap regressed against the baseline: test accuracy *% (1 seed) in the baseline -> *% (1 seed) "
         "now: dropped 30.0 pts, tolerance 2.0 pts (accuracy_drop 2.0 pts, 2 x noise 0.0 pts)",
     ])  # fmt: skip
-    gated.stdout.fnmatch_lines(["lenet5-scratch-gap throughput regressed against the baseline (median over 1 -> 1 "
-                                "scenarios): train throughput * -> * images/s (x0.0*; tolerance: at least x0.10)"])
+    gated.stdout.fnmatch_lines(
+        [
+            "lenet5-scratch-gap throughput regressed against the baseline (median over 1 -> 1 "
+            "scenarios): train throughput * -> * images/s (x0.0*; tolerance: at least x0.10)"
+        ]
+    )
     report = load_report(bench.reports / "latest" / "report.json")
     assert len([p for p in bench.reports.iterdir() if p.name != "latest"]) == 3  # the workers wrote no report
     assert [s["id"] for s in report["scenarios"]] == ["lenet5-s3-q4-gap", "lenet5-scratch-q4-gap"]

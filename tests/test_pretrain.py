@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from cnnbench.engine import pretrain
 from cnnbench.data.source import SourceConfig, SourceDomain
+from cnnbench.engine import pretrain
 from cnnbench.engine.pretrain import CacheWarning, ModelConfig, PretrainConfig, Pretrained, load_into, load_or_pretrain
 from cnnbench.engine.train import TrainConfig
 

@@ -12,9 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from cnnbench.results import recommend
 from cnnbench.engine.environment import collect_environment, fingerprint
-from cnnbench.report.run import build_report, load_report, render_markdown, terminal_summary, write_report
+from cnnbench.report.io import write_report
+from cnnbench.report.run import load_report, render_markdown, terminal_summary
+from cnnbench.results import recommend
+from cnnbench.results.build import build_report
+from cnnbench.results.records import ScenarioRecord
 
 ARCHS = ("resnet18", "lenet5")
 STRATEGIES = ("s1", "s2", "s3", "scratch")
@@ -111,7 +114,7 @@ def all_records() -> list[dict]:
 def make_report(records: list[dict] | None = None, run_id: str = "20250101-120000") -> dict:
     records = all_records() if records is None else records
     return build_report(run_id, "2025-01-01T12:00:00+00:00", "2025-01-01T12:08:00+00:00", ENVIRONMENT, TARGETS,
-                        records, suite={"name": "smoke", "path": "suites/smoke.toml"})  # fmt: skip
+                        records, suite={"name": "smoke", "path": "suites/smoke.toml"}).to_json()  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -225,15 +228,17 @@ def test_a_scratch_at_chance_is_flagged_and_its_gains_marked():
     assert flags == {"s1": (0.1, False), "s2": (0.1, False), "s3": (0.1, False), "scratch": (0.1, True)}
     s3_gain = 100 * (MEANS["q4"]["s3"] - 0.02 - 0.115)
     assert f"| s3       | {s3_gain:+.1f}† |" in render_markdown(report)
-    note = ("At chance (1 of 4 cells, mean accuracy within 2 standard errors of 1/classes): lenet5 scratch q4 gap. A "
-            "gain over a scratch at chance (†) measures a baseline that did not learn, not transfer.")
+    note = (
+        "At chance (1 of 4 cells, mean accuracy within 2 standard errors of 1/classes): lenet5 scratch q4 gap. A "
+        "gain over a scratch at chance (†) measures a baseline that did not learn, not transfer."
+    )
     assert note in render_markdown(report) and note.split(":")[0] in " ".join(terminal_summary(report))
 
     learned = make_report([r | {"metrics": r["metrics"] | {"test_accuracy": 0.13}} if r["strategy"] == "scratch"
                            else r for r in records])  # 13% is above 12.7%: it learned a little  # fmt: skip
     assert not any(a["at_chance"] for a in learned["aggregates"]) and "At chance" not in render_markdown(learned)
     unknown = build_report("r", "t0", "t1", ENVIRONMENT, [], records)  # no target: no chance level
-    assert {(a["chance"], a["at_chance"]) for a in unknown["aggregates"]} == {(None, None)}
+    assert {(a.chance, a.at_chance) for a in unknown.aggregates} == {(None, None)}
 
 
 # ------------------------------------------------------------------------------------------ recommendation
@@ -264,15 +269,15 @@ def test_tie_by_spread_of_seeds(report):
 def test_one_point_floor_with_single_seeds(lead, verdict):
     records = [record("resnet18", "s3", "q4", "gap", 1), record("resnet18", "s2", "q4", "gap", 1)]
     records[1]["metrics"]["test_accuracy"] = records[0]["metrics"]["test_accuracy"] + lead
-    [row] = recommend.check(records)
-    assert row["verdict"] == verdict
-    assert row["recommended_won"] is (verdict != "lost")
+    [row] = recommend.check([ScenarioRecord.from_json(r) for r in records])
+    assert row.verdict == verdict
+    assert row.recommended_won is (verdict != "lost")
 
 
 def test_exact_tie_goes_to_the_recommended_strategy():
     records = [record("resnet18", "s1", "q4", "gap", 1), record("resnet18", "s3", "q4", "gap", 1)]
     records[0]["metrics"]["test_accuracy"] = records[1]["metrics"]["test_accuracy"]
-    assert recommend.check(records)[0]["verdict"] == "won"
+    assert recommend.check([ScenarioRecord.from_json(r) for r in records])[0].verdict == "won"
 
 
 def test_recommended_strategy_not_run():
@@ -434,7 +439,8 @@ def test_fingerprint_tracks_hardware_and_software_only():
 
 
 def test_report_modules_do_not_import_jax():
-    code = "import sys, cnnbench.report.run, cnnbench.results.recommend, cnnbench.engine.environment; print('jax' in sys.modules)"
+    modules = "cnnbench.report.run, cnnbench.results.recommend, cnnbench.engine.environment"
+    code = f"import sys, {modules}; print('jax' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
 
@@ -476,7 +482,8 @@ def test_points_stay_out_of_the_strategy_tables(lt_report: dict) -> None:
 def test_report_has_the_table_the_terminal_line_and_the_plot(lt_report: dict, tmp_path: Path) -> None:
     run_dir = write_report(lt_report, tmp_path)
     md = (run_dir / "report.md").read_text()
-    assert "## Layer transfer" in md and "| 3 | layer2 | 91.0 ± 1.4 |" in md and "![layer transfer](layer_transfer.png)" in md
+    assert "## Layer transfer" in md and "| 3 | layer2 | 91.0 ± 1.4 |" in md
+    assert "![layer transfer](layer_transfer.png)" in md
     assert (run_dir / "layer_transfer.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (tmp_path / "latest" / "layer_transfer.png").exists()
     lines = terminal_summary(lt_report)

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cnnbench.engine.catalog import registry_catalog
-from cnnbench.engine.runner import Runner
 from cnnbench.config.scenario import Scenario
 from cnnbench.config.suite import SuiteError, parse_suite
+from cnnbench.engine.catalog import registry_catalog
+from cnnbench.engine.runner import Runner
 from cnnbench.engine.timing import Timer
 
 
@@ -35,11 +35,12 @@ def test_a_scenario_run_twice_gives_the_same_accuracy(tiny_suite_text: str, shar
     other_seed = Runner(suite, shared_cache, log=lambda _: None).run(
         Scenario("lenet5", "s1", "q4", "fc", seed=1), _NoTiming()
     )
-    assert first["status"] == second["status"] == "passed"
-    assert first["metrics"]["test_accuracy"] == second["metrics"]["test_accuracy"]
-    assert [p["val_accuracy"] for p in first["curve"]] == [p["val_accuracy"] for p in second["curve"]]
-    assert [p["train_loss"] for p in first["curve"]] == [p["train_loss"] for p in second["curve"]]
-    assert [p["train_loss"] for p in other_seed["curve"]] != [p["train_loss"] for p in first["curve"]]
+    assert first.status == second.status == "passed"
+    first, second, other_seed = first.measurement, second.measurement, other_seed.measurement
+    assert first.metrics.test_accuracy == second.metrics.test_accuracy
+    assert [p.val_accuracy for p in first.curve] == [p.val_accuracy for p in second.curve]
+    assert [p.train_loss for p in first.curve] == [p.train_loss for p in second.curve]
+    assert [p.train_loss for p in other_seed.curve] != [p.train_loss for p in first.curve]
 
 
 def test_s3_computes_features_once_per_target_and_trains_only_the_head(
@@ -47,14 +48,14 @@ def test_s3_computes_features_once_per_target_and_trains_only_the_head(
 ) -> None:
     suite = parse_suite(tomllib.loads(tiny_suite_text), registry_catalog(), "tiny.toml")
     runner = Runner(suite, shared_cache, log=lambda _: None)
-    gap = runner.run(Scenario("lenet5", "s3", "q4", "gap", seed=0), _NoTiming())
-    fc = runner.run(Scenario("lenet5", "s3", "q4", "fc", seed=0), _NoTiming())
+    gap = runner.run(Scenario("lenet5", "s3", "q4", "gap", seed=0), _NoTiming()).measurement
+    fc = runner.run(Scenario("lenet5", "s3", "q4", "fc", seed=0), _NoTiming()).measurement
     feats, fresh = runner.features("lenet5", "q4")
     assert not fresh and feats.train.shape == (40, 1, 1, 120)  # computed by the first s3 scenario, reused
-    assert gap["frozen_stages"] == fc["frozen_stages"] == ["c1", "c3", "c5"]
-    assert gap["metrics"]["params_trainable"] == 120 * 10 + 10  # the gap head alone
-    assert fc["metrics"]["params_trainable"] == 120 * 256 + 256 + 256 * 10 + 10
-    assert gap["metrics"]["params_total"] == 50_692 + 1_210  # the deployed model is base + head
+    assert gap.frozen_stages == fc.frozen_stages == ("c1", "c3", "c5")
+    assert gap.metrics.params_trainable == 120 * 10 + 10  # the gap head alone
+    assert fc.metrics.params_trainable == 120 * 256 + 256 + 256 * 10 + 10
+    assert gap.metrics.params_total == 50_692 + 1_210  # the deployed model is base + head
 
 
 def test_quadrant_settings_augment_and_cut_s2_where_the_suite_says(tiny_suite_text: str, shared_cache: Path) -> None:
@@ -64,9 +65,10 @@ def test_quadrant_settings_augment_and_cut_s2_where_the_suite_says(tiny_suite_te
     q3 = runner.run(Scenario("lenet5", "s2", "q3", "gap", seed=0), _NoTiming())
     q4 = runner.run(Scenario("lenet5", "s2", "q4", "gap", seed=0), _NoTiming())
     s3 = runner.run(Scenario("lenet5", "s3", "q3", "gap", seed=0), _NoTiming())
-    assert q3["status"] == q4["status"] == s3["status"] == "passed"
-    assert q3["frozen_stages"] == ["c1", "c3"] and q4["frozen_stages"] == ["c1"]  # q4: the default, half
-    assert q3["augment"] == ["flip", "crop"] and q4["augment"] == [] and s3["augment"] == []  # s3: cached features
+    assert q3.status == q4.status == s3.status == "passed"
+    q3, q4, s3 = q3.measurement, q4.measurement, s3.measurement
+    assert q3.frozen_stages == ("c1", "c3") and q4.frozen_stages == ("c1",)  # q4: the default, half
+    assert q3.augment == ("flip", "crop") and q4.augment == () and s3.augment == ()  # s3: cached features
 
 
 def test_two_phase_trains_the_head_first_then_fine_tunes_within_the_budget(
@@ -75,11 +77,14 @@ def test_two_phase_trains_the_head_first_then_fine_tunes_within_the_budget(
     raw = tomllib.loads(tiny_suite_text)
     raw["train"].update(head_first_steps=4, eval_points=2, early_stopping=5)
     runner = Runner(parse_suite(raw, registry_catalog()), shared_cache, log=lambda _: None)
-    s2, s3, scratch = (runner.run(Scenario("lenet5", s, "q4", "gap", seed=0), _NoTiming()) for s in ("s2", "s3", "scratch"))
-    assert s2["status"] == s3["status"] == scratch["status"] == "passed"
-    assert s2["head_first_steps"] == 4 and s3["head_first_steps"] == scratch["head_first_steps"] == 0
-    assert [(p.get("phase"), p["step"]) for p in s2["curve"]] == [("head", 2), ("head", 4), (None, 8), (None, 12)]
-    assert [p["step"] for p in scratch["curve"]] == [6, 12] and s2["stopped_at"] is None
+    s2, s3, scratch = (
+        runner.run(Scenario("lenet5", s, "q4", "gap", seed=0), _NoTiming()) for s in ("s2", "s3", "scratch")
+    )
+    assert s2.status == s3.status == scratch.status == "passed"
+    s2, s3, scratch = s2.measurement, s3.measurement, scratch.measurement
+    assert s2.head_first_steps == 4 and s3.head_first_steps == scratch.head_first_steps == 0
+    assert [(p.phase, p.step) for p in s2.curve] == [("head", 2), ("head", 4), (None, 8), (None, 12)]
+    assert [p.step for p in scratch.curve] == [6, 12] and s2.stopped_at is None
 
 
 def _user_npz(path: Path) -> Path:
@@ -110,8 +115,9 @@ def test_a_users_dataset_runs_beside_a_broken_one(tiny_suite_text: str, shared_c
     runner = Runner(parse_suite(raw, registry_catalog(), str(tmp_path / "mine.toml")), shared_cache, log=lambda _: None)
     good = runner.run(Scenario("lenet5", "s3", "q4", "gap", seed=0), _NoTiming())
     bad = runner.run(Scenario("lenet5", "scratch", "q3", "gap", seed=0), _NoTiming())
-    assert good["status"] == "passed" and good["target"] == "bands" and good["metrics"]["test_accuracy"] > 0.6
-    assert bad["status"] == "error" and "broken.npz is not a valid .npz" in bad["error"] and bad["curve"] == []
+    assert good.status == "passed" and good.measurement.metrics.test_accuracy > 0.6
+    assert runner.suite.quadrants["q4"].name == "bands"  # reported under its own name
+    assert bad.status == "error" and "broken.npz is not a valid .npz" in bad.error and bad.measurement is None
     (bands,) = runner.target_info()
     assert bands["name"] == "bands" and bands["n_train"] == 30 and bands["conversion"]["n_train_available"] == 48
 
@@ -126,7 +132,8 @@ def test_suite_option_adds_one_point_per_cut_and_a_runner_freezes_that_many(
     assert [s.id for s in points] == [f"lenet5-s2-q4-gap-freeze{k}" for k in range(4)]  # lenet5: 3 stages
     assert len(suite.scenarios()) == 16 + 4
     result = Runner(suite, shared_cache, log=lambda _: None).run(points[2], _NoTiming())
-    assert result["status"] == "passed" and result["frozen_stages"] == ["c1", "c3"] and result["layer_transfer"] == 2
+    assert points[2].coordinates["layer_transfer"] == 2
+    assert result.status == "passed" and result.measurement.frozen_stages == ("c1", "c3")
     raw["layer_transfer"]["quadrant"] = "q1"
     with pytest.raises(SuiteError, match=r"key 'layer_transfer.quadrant': unknown value 'q1'; expected one of: q3, q4"):
         parse_suite(raw, registry_catalog())

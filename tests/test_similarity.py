@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cnnbench.config.quadrants import placement
+from cnnbench.config.suite import parse_suite
 from cnnbench.engine.catalog import registry_catalog
 from cnnbench.engine.runner import Runner
-from cnnbench.config.quadrants import placement
 from cnnbench.engine.similarity import THRESHOLD, Separability, Similarity, ncm_accuracy, pooled
-from cnnbench.config.suite import parse_suite
 
 
 def _clusters(n: int, classes: int, spread: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -33,16 +33,19 @@ def test_ncm_separates_clusters_and_ignores_offset_and_scale() -> None:
 
 def test_score_is_the_target_gain_over_the_source_gain() -> None:
     m = Similarity("lenet5", target=Separability(0.8, 0.5), source=Separability(0.9, 0.3))
-    assert m.score == pytest.approx(0.5) and m.similar == (0.5 >= THRESHOLD)
+    assert m.score == pytest.approx(0.5) and m.similar == (THRESHOLD <= 0.5)
     assert Similarity("x", Separability(0.3, 0.5), Separability(0.9, 0.3)).score == pytest.approx(-1 / 3)
     assert m.to_dict()["target"] == {"pretrained": 0.8, "random": 0.5}
-    with pytest.raises(ValueError, match="no better than a random one .*pretrain longer"):
+    with pytest.raises(ValueError, match=r"no better than a random one .*pretrain longer"):
         Similarity("alexnet", Separability(0.8, 0.5), Separability(0.31, 0.30))
 
 
 def test_placement_by_size_and_similarity() -> None:
     assert [placement(2000, False), placement(2000, True), placement(200, False), placement(1000, True)] == [
-        "q1", "q2", "q3", "q4"
+        "q1",
+        "q2",
+        "q3",
+        "q4",
     ]
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -9,8 +11,8 @@ import optax
 import pytest
 from flax import nnx
 
-from cnnbench.engine.heads import HEADS, create_head, squared_hinge
 from cnnbench.config.strategies import STRATEGIES, frozen_stages
+from cnnbench.engine.heads import HEADS, create_head, squared_hinge
 from cnnbench.engine.train import AUX_LOSS_WEIGHT, TrainConfig, TransferModel, Watch, epoch_batches, fit, lr_multipliers
 from cnnbench.zoo import create_model
 
@@ -18,7 +20,9 @@ RESNET_STAGES = ("stem", "layer1", "layer2", "layer3", "layer4")
 
 
 def _flat(module: nnx.Module) -> dict[tuple, np.ndarray]:
-    flat, _ = jax.tree_util.tree_flatten_with_path(nnx.to_pure_dict(nnx.state(module, nnx.Any(nnx.Param, nnx.BatchStat))))
+    flat, _ = jax.tree_util.tree_flatten_with_path(
+        nnx.to_pure_dict(nnx.state(module, nnx.Any(nnx.Param, nnx.BatchStat)))
+    )
     return {tuple(k.key for k in path): np.array(v) for path, v in flat}
 
 
@@ -38,8 +42,17 @@ def _train(arch: str, strategy: str, head: str = "gap", seed: int = 0, steps: in
     x, y = _data()
     idx = epoch_batches(len(x), 16, steps, seed)
     config = TrainConfig(steps=steps, batch_size=16, learning_rate=1e-2, eval_points=1)
-    result = fit(model, frozen, model.head.loss, lambda i: (x[idx[i]], y[idx[i]]), (x, y), config,
-                 lr_base=1e-2, lr_head=1e-2, weight_decay_head=1e-4)
+    result = fit(
+        model,
+        frozen,
+        model.head.loss,
+        lambda i: (x[idx[i]], y[idx[i]]),
+        (x, y),
+        config,
+        lr_base=1e-2,
+        lr_head=1e-2,
+        weight_decay_head=1e-4,
+    )
     return before, _flat(result.model()), frozen, result
 
 
@@ -74,8 +87,15 @@ def test_s1_and_scratch_train_everything_s3_freezes_the_whole_base() -> None:
 
 @pytest.mark.parametrize(
     ("lower", "expected"),
-    [(None, ("stem", "layer1")), (3, ("stem", "layer1", "layer2")), ("layer3", RESNET_STAGES[:4]), (0, ()),
-     (0.25, ("stem",)), (0.8, RESNET_STAGES[:4]), (0.05, ("stem",))],  # fractions round down, at least one stage
+    [
+        (None, ("stem", "layer1")),
+        (3, ("stem", "layer1", "layer2")),
+        ("layer3", RESNET_STAGES[:4]),
+        (0, ()),
+        (0.25, ("stem",)),
+        (0.8, RESNET_STAGES[:4]),
+        (0.05, ("stem",)),
+    ],  # fractions round down, at least one stage
 )
 def test_s2_freeze_point_by_count_fraction_or_stage_name(lower, expected) -> None:
     assert frozen_stages(STRATEGIES.get("s2"), RESNET_STAGES, lower) == expected
@@ -103,7 +123,7 @@ def test_training_is_deterministic_given_the_seed() -> None:
     _, b, _, rb = _train("lenet5", "scratch", head="fc", seed=3, steps=6)
     _, c, _, _ = _train("lenet5", "scratch", head="fc", seed=4, steps=6)
     assert all(np.array_equal(a[p], b[p]) for p in a)
-    assert ra.curve == [dict(p, elapsed_s=q["elapsed_s"]) for p, q in zip(rb.curve, ra.curve)]
+    assert ra.curve == [dict(p, elapsed_s=q["elapsed_s"]) for p, q in zip(rb.curve, ra.curve, strict=True)]
     assert not all(np.array_equal(a[p], c[p]) for p in a)
 
 
@@ -113,10 +133,11 @@ def test_learning_rate_is_data_so_scenarios_share_a_compiled_step() -> None:
     x, y = _data()
     config = TrainConfig(steps=2, batch_size=16, eval_points=1)
     first = fit(model, (), model.head.loss, lambda i: (x[:16], y[:16]), (x, y), config, 1e-3, 1e-3, 1e-4)
-    model2 = TransferModel(create_model("lenet5", num_classes=0, rngs=nnx.Rngs(1)),
-                           create_head("gap", base.feature_shape, 4, seed=1))
+    model2 = TransferModel(
+        create_model("lenet5", num_classes=0, rngs=nnx.Rngs(1)), create_head("gap", base.feature_shape, 4, seed=1)
+    )
     second = fit(model2, (), model2.head.loss, lambda i: (x[:16], y[:16]), (x, y), config, 5e-2, 1e-1, 1e-2)
-    assert first.step_program is second.step_program and second.compile_s == 0.0
+    assert first.step.program is second.step.program and second.compile_s == 0.0
 
 
 def test_schedule_warms_up_then_decays_to_zero() -> None:
@@ -160,8 +181,17 @@ def test_auxiliary_losses_add_to_the_training_loss_with_weight_0_3() -> None:
     def first_loss(aux: nnx.Module | None) -> float:
         base = create_model("lenet5", num_classes=0, rngs=nnx.Rngs(0))
         model = TransferModel(base, create_head("gap", base.feature_shape, 4, seed=0), aux)
-        result = fit(model, (), model.head.loss, lambda i: (x[:16], y[:16]), (x, y), config,
-                     lr_base=1e-2, lr_head=1e-2, weight_decay_head=0.0)
+        result = fit(
+            model,
+            (),
+            model.head.loss,
+            lambda i: (x[:16], y[:16]),
+            (x, y),
+            config,
+            lr_base=1e-2,
+            lr_head=1e-2,
+            weight_decay_head=0.0,
+        )
         return result.curve[0]["train_loss"]
 
     assert first_loss(ConstantAux()) - first_loss(None) == pytest.approx(AUX_LOSS_WEIGHT * 2 * np.log(4), rel=1e-5)
@@ -191,8 +221,18 @@ def _watched(watch: Watch, steps: int = 40):
     model = TransferModel(base, create_head("gap", base.feature_shape, 4, seed=0))
     idx = epoch_batches(len(x), 16, steps, 0)
     config = TrainConfig(steps=steps, batch_size=16, learning_rate=3e-2, eval_points=10)
-    return fit(model, (), model.head.loss, lambda i: (x[idx[i]], y[idx[i]]), val, config,
-               lr_base=3e-2, lr_head=3e-2, weight_decay_head=1e-4, watch=watch)
+    return fit(
+        model,
+        (),
+        model.head.loss,
+        lambda i: (x[idx[i]], y[idx[i]]),
+        val,
+        config,
+        lr_base=3e-2,
+        lr_head=3e-2,
+        weight_decay_head=1e-4,
+        watch=watch,
+    )
 
 
 def test_early_stopping_stops_and_keeps_the_best_evaluation() -> None:
@@ -211,10 +251,10 @@ def test_early_stopping_stops_and_keeps_the_best_evaluation() -> None:
 def test_plateau_cuts_the_learning_rate_through_optax() -> None:
     curve = _watched(Watch(plateau_patience=1, plateau_factor=0.5)).curve
     scales = [p["lr_scale"] for p in curve]
-    assert scales[0] == 1.0 and scales[-1] < 1.0 and all(a >= b for a, b in zip(scales, scales[1:]))
+    assert scales[0] == 1.0 and scales[-1] < 1.0 and all(a >= b for a, b in itertools.pairwise(scales))
     assert all(s in {0.5**k for k in range(12)} for s in scales)
     best = curve[0]["val_loss"]  # optax's rule with patience 1: every evaluation that does not improve cuts
-    for point, nxt in zip(curve, curve[1:]):
+    for point, nxt in itertools.pairwise(curve):
         improved = point["val_loss"] < best * (1 - 1e-4)
         best = min(best, point["val_loss"]) if improved or point is curve[0] else best
         if point is not curve[0]:

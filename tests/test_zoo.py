@@ -5,7 +5,7 @@ Canonical models are only ever built abstractly (``nnx.eval_shape``), so checkin
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -13,31 +13,17 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from cnnbench.engine.catalog import registry_catalog
-from cnnbench.engine.heads import create_head, softmax_cross_entropy
-from cnnbench.registry import UnknownNameError
 from cnnbench.config.strategies import STRATEGIES, frozen_stages
 from cnnbench.config.suite import builtin_suites, load_suite
+from cnnbench.engine.catalog import registry_catalog
+from cnnbench.engine.heads import create_head, softmax_cross_entropy
 from cnnbench.engine.train import TrainConfig, TransferModel, fit
+from cnnbench.registry import UnknownNameError
 from cnnbench.zoo import code_digest, count_params, create_model, get_spec, list_models
 
+pytestmark = pytest.mark.usefixtures("quick_compiles")  # conftest.py: XLA without its slow optimisations
+
 NAMES = list_models()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _quick_compiles() -> Iterator[None]:
-    """XLA without its expensive optimisations while this module runs (``jax_disable_most_optimizations``): these
-    tests check what the models compute, not how fast, and the optimisations cost about half of building and
-    compiling each benchmark-scale model."""
-    previous = jax.config.read("jax_disable_most_optimizations")
-    jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", previous)
-
-
-def abstract(name: str, **kwargs: object) -> nnx.Module:
-    """The model with shapes only: no memory, no compile."""
-    return nnx.eval_shape(lambda: create_model(name, **kwargs))
 
 
 def abstract_output(model: nnx.Module, method: str, x_shape: tuple[int, ...]) -> jax.ShapeDtypeStruct:
@@ -61,11 +47,13 @@ def test_code_digest_follows_the_family_module() -> None:
     assert len({code_digest(name) for name in ("lenet5", "resnet18", "xception", "densenet121")}) == 4
 
 
-SHORTEST_BUDGET = min(b.steps for suite in builtin_suites() for b in load_suite(suite, registry_catalog()).quadrants.values())
+SHORTEST_BUDGET = min(
+    b.steps for suite in builtin_suites() for b in load_suite(suite, registry_catalog()).quadrants.values()
+)
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_batchnorm_statistics_settle_within_the_shortest_budget(name: str) -> None:
+def test_batchnorm_statistics_settle_within_the_shortest_budget(abstract: Callable[..., nnx.Module], name: str) -> None:
     """Evaluation uses the running statistics, so from scratch they must forget their initial (0, 1) values within
     the shortest target budget: with Keras's momentum 0.99, 55% of it was left after 60 steps and xception's
     ``scratch`` evaluated at chance while its training loss fell."""
@@ -107,15 +95,28 @@ def check_one_s2_train_step(name: str) -> None:
     before = variables(model)
     x, y = bench_input(name, batch=4), np.array([3, 7, 0, 1], np.int32)
     config = TrainConfig(steps=1, batch_size=4, learning_rate=1e-2, eval_points=1)
-    result = fit(model, frozen, softmax_cross_entropy, lambda _: (x, y), (x, y), config,
-                 lr_base=1e-2, lr_head=1e-2, weight_decay_head=0.0)
+    result = fit(
+        model,
+        frozen,
+        softmax_cross_entropy,
+        lambda _: (x, y),
+        (x, y),
+        config,
+        lr_base=1e-2,
+        lr_head=1e-2,
+        weight_decay_head=0.0,
+    )
     after = variables(result.model())
     (point,) = result.curve
     assert after.keys() == before.keys() and np.isfinite(point["train_loss"])
     assert np.isfinite(point["val_loss"]) and 0 <= point["val_accuracy"] <= 1  # the forward pass ran
     changed = {path: not np.array_equal(before[path], after[path]) for path in before}
     owners = {path[:2] if path[0] == "base" else path[:1] for path in changed}
-    assert owners == {*(("base", s) for s in base.stage_names), ("head",), *((("aux",),) if name == "googlenet_aux" else ())}
+    assert owners == {
+        *(("base", s) for s in base.stage_names),
+        ("head",),
+        *((("aux",),) if name == "googlenet_aux" else ()),
+    }
     for owner in owners:
         moved = [changed[p] for p in changed if p[: len(owner)] == owner]
         if owner[-1] in frozen:
@@ -140,7 +141,7 @@ def test_one_s2_train_step_changes_exactly_the_unfrozen_stages(name: str) -> Non
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_canonical_config_matches_reference(name: str) -> None:
+def test_canonical_config_matches_reference(abstract: Callable[..., nnx.Module], name: str) -> None:
     """The canonical config, built abstractly with and without its classifier (one build each): the reference
     trainable count, stages, output shapes, every variable in a stage or the classifier, and ``num_classes=0``
     dropping exactly the classifier."""
@@ -175,11 +176,11 @@ BENCH_PARAMS = {"lenet5": (61_706, 61_706), "resnet18": (701_818, 704_218)}
 
 
 @pytest.mark.parametrize("name", sorted(BENCH_PARAMS))
-def test_benchmark_scale_param_counts(name: str) -> None:
+def test_benchmark_scale_param_counts(abstract: Callable[..., nnx.Module], name: str) -> None:
     assert count_params(abstract(name, num_classes=10, **get_spec(name).bench_config)) == BENCH_PARAMS[name]
 
 
-def test_width_scales_every_stage() -> None:
+def test_width_scales_every_stage(abstract: Callable[..., nnx.Module]) -> None:
     model = abstract("resnet50", width=0.5, num_classes=5, in_chans=1, img_size=64)
     assert model.stem.conv.conv.kernel.shape == (7, 7, 1, 32)
     assert model.layer4.layers[-1].conv3.conv.kernel.shape == (1, 1, 256, 1024)
@@ -187,7 +188,7 @@ def test_width_scales_every_stage() -> None:
     assert abstract("resnet18", width=0.01).num_features == 5  # never below one channel per stage
 
 
-def test_lenet5_flatten_adapts_to_the_input_size() -> None:
+def test_lenet5_flatten_adapts_to_the_input_size(abstract: Callable[..., nnx.Module]) -> None:
     model = abstract("lenet5", img_size=40)
     assert model.feature_shape == (3, 3, 120)
     assert model.classifier.layers[0].kernel.shape == (3 * 3 * 120, 84)

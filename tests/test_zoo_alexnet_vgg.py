@@ -4,7 +4,7 @@ modes, init, and a benchmark-scale train step. Canonical models are only built a
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -14,6 +14,8 @@ from flax import nnx
 
 from cnnbench.zoo import count_params, create_model, get_spec
 from cnnbench.zoo.alexnet import LocalResponseNorm, adaptive_avg_pool, local_response_norm
+
+pytestmark = pytest.mark.usefixtures("quick_compiles")  # conftest.py: XLA without its slow optimisations
 
 CANONICAL = {
     "alexnet": 61_100_840,
@@ -34,23 +36,6 @@ BENCH_BASE = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _quick_compiles() -> Iterator[None]:
-    """XLA without its expensive optimisations while this module runs (``jax_disable_most_optimizations``): these
-    tests check what the models compute, not how fast, and the optimisations cost about half of building and
-    compiling each benchmark-scale model."""
-    previous = jax.config.read("jax_disable_most_optimizations")
-    jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", previous)
-
-
-@functools.cache
-def abstract(name: str, **kwargs: object) -> nnx.Module:
-    """The model with shapes only, built once per session: tests only read it."""
-    return nnx.eval_shape(lambda: create_model(name, **kwargs))
-
-
 @functools.cache
 def bench_model(name: str) -> nnx.Module:
     """The benchmark-scale model with 10 classes, built once per session (building compiles its initialisers)."""
@@ -58,7 +43,7 @@ def bench_model(name: str) -> nnx.Module:
 
 
 @pytest.mark.parametrize("name", sorted(CANONICAL))
-def test_canonical_counts(name: str) -> None:
+def test_canonical_counts(abstract: Callable[..., nnx.Module], name: str) -> None:
     assert get_spec(name).params == CANONICAL[name]
     model = abstract(name)
     trainable, total = count_params(model)
@@ -69,18 +54,22 @@ def test_canonical_counts(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(BENCH_BASE))
-def test_benchmark_scale_base(name: str) -> None:
+def test_benchmark_scale_base(abstract: Callable[..., nnx.Module], name: str) -> None:
     base = abstract(name, num_classes=0, **get_spec(name).bench_config)
     assert count_params(base) == BENCH_BASE[name]
     assert base.feature_shape == (1, 1, 64)  # a small map: heads see the real 1×1 map, not its 6×6/7×7 copies
 
 
-def test_stages() -> None:
+def test_stages(abstract: Callable[..., nnx.Module]) -> None:
     assert get_spec("alexnet").stages == ("conv1", "conv2", "conv3", "conv4", "conv5")
     assert all(get_spec(n).stages == tuple(f"block{i}" for i in range(1, 6)) for n in CANONICAL if n != "alexnet")
     model = abstract("vgg16")
     assert [len([m for m in getattr(model, s).layers if isinstance(m, nnx.Conv)]) for s in model.stage_names] == [
-        2, 2, 3, 3, 3,
+        2,
+        2,
+        3,
+        3,
+        3,
     ]
 
 
@@ -98,7 +87,7 @@ def test_lrn_matches_the_paper_formula() -> None:
     assert not nnx.state(LocalResponseNorm())
 
 
-def test_alexnet_applies_lrn_after_the_first_two_convs() -> None:
+def test_alexnet_applies_lrn_after_the_first_two_convs(abstract: Callable[..., nnx.Module]) -> None:
     model = abstract("alexnet")
     assert isinstance(model.conv1.layers[2], LocalResponseNorm) and isinstance(model.conv2.layers[2], LocalResponseNorm)
     upper = [m for s in ("conv3", "conv4", "conv5") for m in getattr(model, s).layers]
@@ -130,7 +119,7 @@ def test_adaptive_pool_of_a_1x1_map_repeats_it() -> None:
     assert y.shape == (1, 6, 6, 3) and bool((y == x).all())
 
 
-def test_alexnet_small_input_pools_to_1x1() -> None:
+def test_alexnet_small_input_pools_to_1x1(abstract: Callable[..., nnx.Module]) -> None:
     # 32 px: conv1 7×7, pool 3×3, conv2 3×3, pool 1×1, conv5 1×1 -> padded last pool keeps 1×1 (not 0×0).
     assert abstract("alexnet", img_size=32, in_chans=1).feature_shape == (1, 1, 256)
     assert abstract("alexnet").feature_shape == (6, 6, 256)
@@ -138,7 +127,7 @@ def test_alexnet_small_input_pools_to_1x1() -> None:
         create_model("alexnet", img_size=6)
 
 
-def test_vgg_refuses_inputs_below_32() -> None:
+def test_vgg_refuses_inputs_below_32(abstract: Callable[..., nnx.Module]) -> None:
     assert abstract("vgg11", img_size=64).feature_shape == (2, 2, 512)
     with pytest.raises(ValueError, match="img_size >= 32"):
         create_model("vgg11", img_size=31)
@@ -163,7 +152,7 @@ def test_dropout_only_in_train_mode(name: str) -> None:
     np.testing.assert_allclose(c, x, rtol=1e-5, atol=1e-6)
 
 
-def test_head_pool_is_identity_at_canonical_size() -> None:
+def test_head_pool_is_identity_at_canonical_size(abstract: Callable[..., nnx.Module]) -> None:
     assert abstract("alexnet").feature_shape == (6, 6, 256) and abstract("vgg11").feature_shape == (7, 7, 512)
     for name, size in (("alexnet", 6), ("vgg11", 7)):
         base = abstract(name, num_classes=0, width=0.03)  # without a classifier, forward_head reads no variable

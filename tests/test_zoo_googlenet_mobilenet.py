@@ -4,7 +4,7 @@ counts, aux logits only in training, depthwise convs, inverted-residual skips, a
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -16,22 +16,7 @@ from cnnbench.zoo import count_params, create_model, get_spec
 from cnnbench.zoo.googlenet import GoogLeNet, adaptive_avg_pool, ceil_pool_size, max_pool_ceil
 from cnnbench.zoo.mobilenetv2 import InvertedResidual, MobileNetV2, depthwise_conv, make_divisible
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _quick_compiles() -> Iterator[None]:
-    """XLA without its expensive optimisations while this module runs (``jax_disable_most_optimizations``): these
-    tests check what the models compute, not how fast, and the optimisations cost about half of building and
-    compiling each benchmark-scale model."""
-    previous = jax.config.read("jax_disable_most_optimizations")
-    jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", previous)
-
-
-@functools.cache
-def abstract(name: str, **kwargs: object) -> nnx.Module:
-    """The model with shapes only, built once per session: tests only read it."""
-    return nnx.eval_shape(lambda: create_model(name, **kwargs))
+pytestmark = pytest.mark.usefixtures("quick_compiles")  # conftest.py: XLA without its slow optimisations
 
 
 @functools.cache
@@ -49,7 +34,7 @@ def bench_input(batch: int = 2) -> jax.Array:
 @pytest.mark.parametrize(
     ("name", "params"), [("googlenet", 6_624_904), ("googlenet_aux", 13_004_888), ("mobilenetv2", 3_504_872)]
 )
-def test_canonical_trainable_counts(name: str, params: int) -> None:
+def test_canonical_trainable_counts(abstract: Callable[..., nnx.Module], name: str, params: int) -> None:
     assert get_spec(name).params == params
     assert count_params(abstract(name))[0] == params
 
@@ -63,7 +48,7 @@ def test_googlenet_aux_is_also_a_build_option() -> None:
     assert model.classifier.aux.aux2.conv.conv.kernel.shape == (1, 1, 528, 128)  # fed from inception4d
 
 
-def test_stages_and_feature_maps() -> None:
+def test_stages_and_feature_maps(abstract: Callable[..., nnx.Module]) -> None:
     g, m = abstract("googlenet"), abstract("mobilenetv2")
     assert g.stage_names == ("stem", "inception3", "inception4", "inception5")
     assert m.stage_names == ("stem", *(f"stage{i}" for i in range(1, 8)), "head")
@@ -71,7 +56,7 @@ def test_stages_and_feature_maps() -> None:
     assert isinstance(g, GoogLeNet) and isinstance(m, MobileNetV2)
 
 
-def test_aux_heads_belong_to_the_classifier() -> None:
+def test_aux_heads_belong_to_the_classifier(abstract: Callable[..., nnx.Module]) -> None:
     model = abstract("googlenet_aux", num_classes=0)
     assert model.classifier is None and count_params(model)[0] == 6_624_904 - (1024 * 1000 + 1000)
 
@@ -79,7 +64,7 @@ def test_aux_heads_belong_to_the_classifier() -> None:
 # --- GoogLeNet building blocks -------------------------------------------------------------------------------
 
 
-def test_ceil_mode_pooling_matches_pytorch() -> None:
+def test_ceil_mode_pooling_matches_pytorch(abstract: Callable[..., nnx.Module]) -> None:
     # torchvision's pools at 224 px: 112 -> 56 -> 28 -> 14 -> 7; at 32 px: 16 -> 8 -> 4 -> 2 -> 1, never empty.
     assert [ceil_pool_size(n, 3, 2) for n in (112, 56, 28, 16, 8, 4)] == [56, 28, 14, 8, 4, 2]
     assert ceil_pool_size(14, 2, 2) == 7 and ceil_pool_size(2, 2, 2) == 1 and ceil_pool_size(1, 2, 2) == 1
@@ -147,13 +132,13 @@ def blocks(model: MobileNetV2) -> list[InvertedResidual]:
     return [block for i in range(1, 8) for block in getattr(model, f"stage{i}").layers]
 
 
-def test_make_divisible_matches_torchvision() -> None:
+def test_make_divisible_matches_torchvision(abstract: Callable[..., nnx.Module]) -> None:
     assert [make_divisible(32 * w) for w in (1.0, 0.75, 0.5, 0.35)] == [32, 24, 16, 16]
     assert make_divisible(1280 * max(1.0, 0.5)) == 1280 and make_divisible(1280 * 1.4) == 1792
     assert abstract("mobilenetv2", width=0.5).stage6.layers[0].project.conv.kernel.shape == (1, 1, 288, 80)
 
 
-def test_depthwise_convs_are_depthwise() -> None:
+def test_depthwise_convs_are_depthwise(abstract: Callable[..., nnx.Module]) -> None:
     model = abstract("mobilenetv2")
     found = blocks(model)
     assert len(found) == 17
@@ -165,7 +150,7 @@ def test_depthwise_convs_are_depthwise() -> None:
     assert found[0].expand is None and found[1].expand.conv.kernel.shape == (1, 1, 16, 96)  # t = 1, then t = 6
 
 
-def test_mobilenetv2_blocks_and_init_at_benchmark_scale() -> None:
+def test_mobilenetv2_blocks_and_init_at_benchmark_scale(abstract: Callable[..., nnx.Module]) -> None:
     """One benchmark-scale MobileNetV2 (building it compiles every initialiser, so it is built once for all three
     checks): the depthwise conv evaluates as the grouped conv, inverted residuals add the skip where shapes match,
     and the init follows torchvision."""
@@ -176,7 +161,11 @@ def test_mobilenetv2_blocks_and_init_at_benchmark_scale() -> None:
     x = jax.random.normal(jax.random.key(2), (2, 9, 8, conv.in_features))
     for stride in (1, 2):
         reference = jax.lax.conv_general_dilated(
-            x, conv.kernel[...], (stride, stride), ((1, 1), (1, 1)), dimension_numbers=("NHWC", "HWIO", "NHWC"),
+            x,
+            conv.kernel[...],
+            (stride, stride),
+            ((1, 1), (1, 1)),
+            dimension_numbers=("NHWC", "HWIO", "NHWC"),
             feature_group_count=conv.in_features,
         )
         np.testing.assert_allclose(depthwise_conv(x, conv.kernel[...], stride), reference, rtol=1e-5, atol=1e-5)
@@ -210,7 +199,7 @@ BENCH_PARAMS = {"googlenet": (355_490, 359_130), "mobilenetv2": (700_202, 718_74
 
 
 @pytest.mark.parametrize("name", sorted(BENCH_PARAMS))
-def test_benchmark_scale_param_counts_and_base(name: str) -> None:
+def test_benchmark_scale_param_counts_and_base(abstract: Callable[..., nnx.Module], name: str) -> None:
     assert count_params(abstract(name, num_classes=10, **get_spec(name).bench_config)) == BENCH_PARAMS[name]
     base = abstract(name, num_classes=0, **get_spec(name).bench_config)
     assert base.feature_shape[:2] == (1, 1)

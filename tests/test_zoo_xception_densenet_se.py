@@ -6,8 +6,7 @@ Canonical models are only built abstractly (``nnx.eval_shape``).
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Iterator
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -21,35 +20,20 @@ from cnnbench.zoo.densenet import DenseBlock
 from cnnbench.zoo.resnet import SEModule, make_divisible
 from cnnbench.zoo.xception import SeparableConv, depthwise_conv
 
+pytestmark = pytest.mark.usefixtures("quick_compiles")  # conftest.py: XLA without its slow optimisations
+
 NEW = ("xception", "densenet121", "seresnet50")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _quick_compiles() -> Iterator[None]:
-    """XLA without its expensive optimisations while this module runs (``jax_disable_most_optimizations``): these
-    tests check what the models compute, not how fast, and the optimisations cost about half of building and
-    compiling each benchmark-scale model."""
-    previous = jax.config.read("jax_disable_most_optimizations")
-    jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", previous)
-
-
-@functools.cache
-def abstract(name: str, **kwargs: object) -> nnx.Module:
-    """The model with shapes only, built once per session: tests only read it."""
-    return nnx.eval_shape(lambda: create_model(name, **kwargs))
 
 
 @pytest.mark.parametrize(
     ("name", "params"),
     [("xception", 22_855_952), ("densenet121", 7_978_856), ("seresnet50", 28_088_024), ("resnet50", 25_557_032)],
 )
-def test_reference_trainable_counts(name: str, params: int) -> None:
+def test_reference_trainable_counts(abstract: Callable[..., nnx.Module], name: str, params: int) -> None:
     assert count_params(abstract(name))[0] == params == get_spec(name).params
 
 
-def test_xception_is_separable_with_keras_layout() -> None:
+def test_xception_is_separable_with_keras_layout(abstract: Callable[..., nnx.Module]) -> None:
     model = abstract("xception")
     sep = model.entry1.sep1.sepconv  # block2_sepconv1: 64 -> 128
     assert sep.depthwise.kernel.shape == (3, 3, 1, 64) and sep.depthwise.feature_group_count == 64
@@ -92,7 +76,7 @@ def test_se_module_scales_channels_by_a_sigmoid_gate() -> None:
     assert [make_divisible(c / 16) for c in (256, 512, 1024, 2048, 64)] == [16, 32, 64, 128, 8]
 
 
-def test_se_sits_in_seresnet50_bottlenecks_only() -> None:
+def test_se_sits_in_seresnet50_bottlenecks_only(abstract: Callable[..., nnx.Module]) -> None:
     se_model, plain = abstract("seresnet50"), abstract("resnet50")
     assert se_model.layer4.layers[2].se.fc1.kernel.shape == (1, 1, 2048, 128)
     assert se_model.layer1.layers[0].se.fc2.kernel.shape == (1, 1, 16, 256)
@@ -100,7 +84,7 @@ def test_se_sits_in_seresnet50_bottlenecks_only() -> None:
     assert se_model.stage_names == plain.stage_names
 
 
-def test_dense_block_concatenates_growth_channels() -> None:
+def test_dense_block_concatenates_growth_channels(abstract: Callable[..., nnx.Module]) -> None:
     block = DenseBlock(3, 10, 4, 4, rngs=nnx.Rngs(0))
     x = jax.random.normal(jax.random.key(3), (2, 6, 6, 10))
     y = block(x)

@@ -24,7 +24,7 @@ REASONS = {
 
 
 def size_class(n_train: int) -> str:
-    """"small" (at most SMALL_MAX training images) or "large"."""
+    """ "small" (at most SMALL_MAX training images) or "large"."""
     return "small" if n_train <= SMALL_MAX else "large"
 
 

@@ -21,6 +21,7 @@ class Strategy:
     freeze: str
     base_lr_scale: float | None  # multiplier on the head LR for the base; None: use the suite's fine-tune ratio
     summary: str
+    on_features: bool = False  # the head trains alone on features the frozen base computes once per target
 
 
 STRATEGIES: Registry[Strategy] = Registry("strategy")
@@ -28,7 +29,7 @@ STRATEGIES: Registry[Strategy] = Registry("strategy")
 for _s in (
     Strategy("s1", True, "none", None, "fine-tune the whole pretrained base and the new head"),
     Strategy("s2", True, "lower", None, "freeze the lower stages, fine-tune the upper ones and the head"),
-    Strategy("s3", True, "all", 0.0, "freeze the whole base, train the head on its features"),
+    Strategy("s3", True, "all", 0.0, "freeze the whole base, train the head on its features", on_features=True),
     Strategy("scratch", False, "none", 1.0, "random init, train everything (the control)"),
 ):
     STRATEGIES.register(_s.name)(_s)

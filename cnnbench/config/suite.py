@@ -10,33 +10,64 @@ from __future__ import annotations
 
 import hashlib
 import tomllib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from cnnbench.config.catalog import Catalog
 from cnnbench.config.gate import Tolerances
 from cnnbench.config.quadrants import QUADRANTS, SMALL_MAX
 from cnnbench.config.scenario import Scenario
+from cnnbench.config.settings import Range, setting, value_type, violation
 from cnnbench.config.strategies import STRATEGIES
-from cnnbench.config.training import OPTIMIZERS
+from cnnbench.config.training import PretrainConfig, PretrainSettings, TrainSettings, Watch
+
+T = TypeVar("T")
+
 
 class SuiteError(ValueError):
     """A suite file that cannot be run; the message names the file, the key and the fix."""
 
 
 @dataclass(frozen=True)
+class InputConfig:
+    """A suite's ``[input]`` table: the image size and channels of the source domain and every target."""
+
+    img_size: int = setting(32, doc="height and width of every image, source and targets")
+    in_chans: int = setting(1, choices=(1, 3), doc="1: grey, 3: RGB (grey images repeated)")
+
+
+@dataclass(frozen=True)
+class ArchSettings:
+    """A suite's ``[arch.NAME]`` table: what differs for one of its archs."""
+
+    width: float | None = setting(
+        None,
+        within=Range(0, 4, True, False, "a multiplier"),
+        doc="width multiplier (the zoo's benchmark width if unset)",
+    )
+    pretrain_steps: int | None = setting(
+        None, minimum=1, doc="pretraining steps of this arch ([pretrain] steps if unset)"
+    )
+
+
+@dataclass(frozen=True)
 class QuadrantBinding:
     """The target dataset a suite binds to a quadrant, its training-set size and training budget. ``target`` is a
     built-in target's name or, for a user's dataset, the absolute path of its folder or ``.npz`` (``path`` set);
-    a user dataset's ``n_train`` may be None: all of its training split."""
+    a user dataset's ``n_train`` may be None: all of its training split. Each field but ``path`` is a key of the
+    suite's ``[quadrants.qN]`` table."""
 
-    target: str
-    n_train: int | None
-    steps: int
+    target: str = setting(doc="a built-in target, or the path of a folder of class sub-folders or an .npz "
+                              "(relative to the suite file)")  # fmt: skip
+    n_train: int | None = setting(minimum=1, doc="training images (a user dataset: all of them if left out)")
+    steps: int = setting(minimum=1, doc="the training budget of each scenario on this quadrant")
     path: Path | None = None
-    augment: tuple[str, ...] = ()  # data augmentation of training batches (cnnbench.data.augment)
-    s2_freeze: int | float | str | None = None  # where s2 cuts on this quadrant (None: the lower half)
+    augment: tuple[str, ...] = setting((), doc="data augmentation of training batches")
+    s2_freeze: int | float | str | None = setting(  # None: the lower half
+        None, doc="where s2 cuts on this quadrant: \"half\", a stage count, a fraction of the stages or the last "
+        "frozen stage's name (default: [train] s2_freeze)"
+    )  # fmt: skip
 
     @property
     def name(self) -> str:
@@ -56,16 +87,14 @@ class Suite:
     heads: tuple[str, ...]
     seeds: tuple[int, ...]
     quadrants: dict[str, QuadrantBinding]
-    img_size: int
-    in_chans: int
-    widths: dict[str, float]
-    pretrain: dict[str, Any]
-    pretrain_steps: dict[str, int]
-    train: dict[str, Any]  # TrainConfig keywords
-    watch: dict[str, Any]  # Watch keywords: early stopping, plateau LR cuts
-    head_first_steps: int  # two-phase fine-tuning: steps of head-only training before s1/s2 unfreeze (0: off)
+    input: InputConfig
+    widths: dict[str, float]  # [arch.NAME] width
+    pretrain: PretrainSettings
+    pretrain_steps: dict[str, int]  # [arch.NAME] pretrain_steps
+    train: TrainSettings  # the budget is each quadrant's steps
+    watch: Watch  # [train]'s early stopping and plateau LR cuts
     layer_transfer: tuple[str, str, str] | None  # (arch, quadrant, head) of the layer-transfer curve, if any
-    gate: dict[str, float]  # cnnbench.results.gate.Tolerances keywords: what the quality gate tolerates
+    gate: Tolerances  # what the quality gate tolerates
     digest: str
     catalog: Catalog = field(repr=False, compare=False)  # what the suite was checked against
     raw: dict = field(repr=False, default_factory=dict)
@@ -94,21 +123,21 @@ class Suite:
         """The suite's width multiplier for ``arch``; by default the zoo's benchmark-scale width."""
         return self.widths.get(arch, self.catalog.archs[arch].bench_width)
 
+    def pretrain_config(self, arch: str) -> PretrainConfig:
+        """How ``arch``'s base is pretrained: ``[pretrain]``, with the arch's ``pretrain_steps`` if the suite sets
+        them."""
+        return self.pretrain.config(self.pretrain_steps.get(arch))
+
+    @property
+    def img_size(self) -> int:
+        return self.input.img_size
+
+    @property
+    def in_chans(self) -> int:
+        return self.input.in_chans
+
 
 # ----------------------------------------------------------------------------------------------- parsing
-
-_TRAIN_KEYS = {
-    "batch_size": int,
-    "optimizer": str,
-    "learning_rate": float,
-    "finetune_lr_ratio": float,
-    "warmup_steps": int,
-    "clip_norm": float,
-    "weight_decay": float,
-    "eval_points": int,
-}
-_PRETRAIN_KEYS = {**_TRAIN_KEYS, "steps": int, "seed": int, "eval_size": int}
-_WATCH_KEYS = {"early_stopping": int, "plateau_patience": int, "plateau_factor": float}  # [train] only
 
 
 class _Reader:
@@ -152,10 +181,18 @@ class _Reader:
         table = self.get(key, dict, {})
         return _Reader(self.path, table, f"{self.where}.{key}" if self.where else key)
 
-    def typed(self, schema: dict[str, type]) -> dict[str, Any]:
-        """The schema's keys present in the table, type-checked; all of them count as known keys."""
-        self.seen.update(schema)
-        return {k: self.get(k, t) for k, t in schema.items() if k in self.table}
+    def settings(self, cls: type[T]) -> T:
+        """The settings dataclass ``cls`` from this table: each of its fields is a known key, type-checked and
+        checked against the field's constraints; a key the table leaves out gets the field's default."""
+        values = {}
+        for f in fields(cls):  # type: ignore[arg-type]
+            self.seen.add(f.name)
+            if f.name in self.table:
+                values[f.name] = self.get(f.name, value_type(cls, f.name))
+                problem = violation(f, values[f.name])
+                if problem is not None:
+                    raise self.fail(f.name, problem)
+        return cls(**values)
 
     def done(self) -> None:
         extra = sorted(set(self.table) - self.seen)
@@ -167,12 +204,13 @@ def _describe(kind: type) -> str:
     return {int: "an integer", float: "a number", str: "a string", list: "a list", dict: "a table"}[kind]
 
 
-def _positive(reader: _Reader, values: dict[str, Any]) -> None:
-    for key, value in values.items():
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
-            raise reader.fail(key, f"must not be negative, got {value}")
-        if key in ("steps", "batch_size", "eval_points") and value < 1:
-            raise reader.fail(key, f"must be at least 1, got {value}")
+def _check(reader: _Reader, cls: type, values: dict[str, Any]) -> None:
+    """``values`` of fields of ``cls`` checked against the fields' constraints."""
+    for f in fields(cls):
+        if f.name in values and values[f.name] is not None:
+            problem = violation(f, values[f.name])
+            if problem is not None:
+                raise reader.fail(f.name, problem)
 
 
 BUILTIN_DIR = Path(__file__).parent.parent / "suites"  # a link to the top-level suites/ folder, shipped in the wheel
@@ -243,30 +281,40 @@ def _s2_freeze(t: _Reader, archs: tuple[str, ...], catalog: Catalog, default: An
     t.seen.add("s2_freeze")
     if value == "half":
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float, str, type(None))) or (
-        isinstance(value, float) and not 0 < value < 1
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float, str, type(None)))
+        or (isinstance(value, float) and not 0 < value < 1)
     ):
-        raise t.fail("s2_freeze", f"expected \"half\", a stage count, a fraction in (0, 1) or a stage name, "
-                                  f"got {value!r}")
+        raise t.fail(
+            "s2_freeze", f'expected "half", a stage count, a fraction in (0, 1) or a stage name, got {value!r}'
+        )
     for arch in archs:
         stages = catalog.archs[arch].stages
-        if (isinstance(value, str) and value not in stages) or (isinstance(value, int) and not 0 <= value <= len(stages)):
+        too_many = isinstance(value, int) and not 0 <= value <= len(stages)
+        if (isinstance(value, str) and value not in stages) or too_many:
             raise t.fail("s2_freeze", f"{value!r} does not fit {arch}, whose stages are: {', '.join(stages)}")
     return value
 
 
 def _check_builtin_size(t: _Reader, quadrant: str, binding: QuadrantBinding, catalog: Catalog) -> None:
     """A built-in target's n_train fits both the quadrant's size class and what the target can provide."""
-    _positive(t, {"steps": binding.steps, "n_train": binding.n_train})
+    _check(t, QuadrantBinding, {"steps": binding.steps, "n_train": binding.n_train})
+    assert binding.n_train is not None  # a built-in target's is read as required
     small = quadrant in ("q3", "q4")
     if small != (binding.n_train <= SMALL_MAX):
         size = f"at most {SMALL_MAX}" if small else f"more than {SMALL_MAX}"
-        raise t.fail("n_train", f"{quadrant} is a {'small' if small else 'large'} quadrant: n_train must be {size}, "
-                                f"got {binding.n_train}")
+        raise t.fail(
+            "n_train",
+            f"{quadrant} is a {'small' if small else 'large'} quadrant: n_train must be {size}, got {binding.n_train}",
+        )
     spec = catalog.targets[binding.target]
     if not spec.n_classes <= binding.n_train <= spec.max_train:
-        raise t.fail("n_train", f"target {binding.target!r} takes {spec.n_classes}..{spec.max_train} training "
-                                f"images, got {binding.n_train}")
+        raise t.fail(
+            "n_train",
+            f"target {binding.target!r} takes {spec.n_classes}..{spec.max_train} training "
+            f"images, got {binding.n_train}",
+        )
 
 
 def _user_dataset_path(t: _Reader, suite_path: str, target: str, catalog: Catalog) -> Path:
@@ -277,22 +325,13 @@ def _user_dataset_path(t: _Reader, suite_path: str, target: str, catalog: Catalo
         path = Path(suite_path).parent / path
     path = path.resolve()
     if not (path.is_dir() or (path.is_file() and path.suffix.lower() == ".npz")):
-        raise t.fail("target", f"{target!r} is neither a built-in target ({', '.join(catalog.targets)}) nor an "
-                               f"existing folder of class sub-folders or .npz file (looked for {path}; relative "
-                               "paths start at the suite file's folder)")
+        raise t.fail(
+            "target",
+            f"{target!r} is neither a built-in target ({', '.join(catalog.targets)}) nor an "
+            f"existing folder of class sub-folders or .npz file (looked for {path}; relative "
+            "paths start at the suite file's folder)",
+        )
     return path
-
-
-def _gate(t: _Reader) -> dict[str, float]:
-    """The ``[gate]`` tolerances: ``accuracy_drop`` (a fraction: 0.02 is 2 points) and ``throughput_drop`` (a
-    share of images/s) in [0, 1), ``noise_sigmas`` at least 0."""
-    values = t.typed({key: float for key in Tolerances.keys()})
-    _positive(t, values)
-    for key in ("accuracy_drop", "throughput_drop"):
-        if values.get(key, 0.0) >= 1:
-            raise t.fail(key, f"expected a fraction in [0, 1), got {values[key]}")
-    t.done()
-    return values
 
 
 def parse_suite(raw: dict, catalog: Catalog, path: str = "<suite>", digest: str = "") -> Suite:
@@ -306,7 +345,7 @@ def parse_suite(raw: dict, catalog: Catalog, path: str = "<suite>", digest: str 
         raise r.fail("seeds", f"expected a non-empty list of integers, got {seeds!r}")
 
     inp = r.sub("input")
-    img_size, in_chans = inp.get("img_size", int, 32), inp.get("in_chans", int, 1, allowed=(1, 3))
+    input_config = inp.settings(InputConfig)
     inp.done()
 
     widths, pretrain_steps = {}, {}
@@ -315,30 +354,20 @@ def parse_suite(raw: dict, catalog: Catalog, path: str = "<suite>", digest: str 
         if arch not in archs:
             raise arch_tables.fail(arch, f"configures arch {arch!r}, which the suite does not run: {', '.join(archs)}")
         t = arch_tables.sub(arch)
-        if "width" in t.table:
-            widths[arch] = t.get("width", float)
-            if not 0 < widths[arch] <= 4:
-                raise t.fail("width", f"expected a multiplier in (0, 4], got {widths[arch]}")
-        if "pretrain_steps" in t.table:
-            pretrain_steps[arch] = t.get("pretrain_steps", int)
+        arch_settings = t.settings(ArchSettings)
         t.done()
+        if arch_settings.width is not None:
+            widths[arch] = arch_settings.width
+        if arch_settings.pretrain_steps is not None:
+            pretrain_steps[arch] = arch_settings.pretrain_steps
     arch_tables.done()
 
     pre = r.sub("pretrain")
-    pretrain = pre.typed(_PRETRAIN_KEYS)
-    _positive(pre, pretrain)
-    pre.get("optimizer", str, "adamw", allowed=OPTIMIZERS)
+    pretrain = pre.settings(PretrainSettings)
     pre.done()
 
     tr = r.sub("train")
-    train = tr.typed(_TRAIN_KEYS)
-    _positive(tr, train)
-    tr.get("optimizer", str, "adamw", allowed=OPTIMIZERS)
-    watch = tr.typed(_WATCH_KEYS)
-    head_first_steps = tr.get("head_first_steps", int, 0)
-    _positive(tr, {**watch, "head_first_steps": head_first_steps})
-    if not 0 < watch.get("plateau_factor", 0.5) < 1:
-        raise tr.fail("plateau_factor", f"expected a factor in (0, 1), got {watch['plateau_factor']}")
+    train, watch = tr.settings(TrainSettings), tr.settings(Watch)
     s2_freeze = _s2_freeze(tr, archs, catalog, "half")
     tr.done()
 
@@ -357,21 +386,27 @@ def parse_suite(raw: dict, catalog: Catalog, path: str = "<suite>", digest: str 
         else:
             data_path = _user_dataset_path(t, path, target, catalog)
             binding = QuadrantBinding(str(data_path), t.get("n_train", int, None), t.get("steps", int), data_path)
-            _positive(t, {"steps": binding.steps, "n_train": binding.n_train or 1})
+            _check(t, QuadrantBinding, {"steps": binding.steps, "n_train": binding.n_train})
         augmentations = tuple(t.get("augment", list, []))
         if not all(isinstance(a, str) and a in catalog.augmentations for a in augmentations):
-            raise t.fail("augment", f"expected a list of {', '.join(catalog.augmentations)}, "
-                                    f"got {list(augmentations)!r}")
+            raise t.fail(
+                "augment", f"expected a list of {', '.join(catalog.augmentations)}, got {list(augmentations)!r}"
+            )
         binding = replace(binding, augment=augmentations, s2_freeze=_s2_freeze(t, archs, catalog, s2_freeze))
         t.done()
         quadrants[q] = binding
     qs.done()
-    short = [q for q, b in quadrants.items() if b.steps <= head_first_steps]
+    short = [q for q, b in quadrants.items() if b.steps <= train.head_first_steps]
     if short:
-        raise tr.fail("head_first_steps", f"{head_first_steps} head-only steps leave none to fine-tune in "
-                                          f"{', '.join(short)}; they come out of each quadrant's steps")
+        raise tr.fail(
+            "head_first_steps",
+            f"{train.head_first_steps} head-only steps leave none to fine-tune in "
+            f"{', '.join(short)}; they come out of each quadrant's steps",
+        )
 
-    gate = _gate(r.sub("gate"))
+    gt = r.sub("gate")
+    gate = gt.settings(Tolerances)
+    gt.done()
 
     layer_transfer = None
     if "layer_transfer" in raw:
@@ -389,14 +424,12 @@ def parse_suite(raw: dict, catalog: Catalog, path: str = "<suite>", digest: str 
         heads=heads,
         seeds=seeds,
         quadrants=dict(sorted(quadrants.items())),
-        img_size=img_size,
-        in_chans=in_chans,
+        input=input_config,
         widths=widths,
         pretrain=pretrain,
         pretrain_steps=pretrain_steps,
         train=train,
         watch=watch,
-        head_first_steps=head_first_steps,
         layer_transfer=layer_transfer,
         gate=gate,
         digest=digest,

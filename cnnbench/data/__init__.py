@@ -3,6 +3,8 @@
 Importing this package loads only numpy; the JAX-backed source domain loads on first use of its names.
 """
 
+import importlib
+
 from cnnbench.data.dataset import Dataset, balanced_counts, stratified_split, to_input_format
 from cnnbench.data.targets import TARGETS, TargetSpec, build_target
 
@@ -23,7 +25,5 @@ __all__ = [
 
 def __getattr__(name: str):
     if name in _LAZY:
-        import importlib
-
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'cnnbench.data' has no attribute {name!r}")

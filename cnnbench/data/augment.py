@@ -41,9 +41,9 @@ def _random_crop(x: np.ndarray, pad: int, rng: np.random.Generator) -> np.ndarra
 def _random_affine(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Per image: rotate by up to ±10°, scale by 0.9–1.1 and shift by up to 1/16 of the side about the centre;
     bilinear, edges extended, vectorised over the batch."""
-    n, h, w, c = x.shape
+    n, h, w, _ = x.shape
     angle = np.deg2rad(rng.uniform(-MAX_ROTATION_DEG, MAX_ROTATION_DEG, n))[:, None, None]
-    scale = rng.uniform(*SCALE_RANGE, n)[:, None, None]
+    scale = rng.uniform(*SCALE_RANGE, (n,))[:, None, None]  # size (n,): stubs take an Any n for the scalar case
     shift_y, shift_x = (rng.uniform(-MAX_SHIFT, MAX_SHIFT, (2, n)) * np.array([[h], [w]]))[:, :, None, None]
     yy, xx = np.meshgrid(np.arange(h) - (h - 1) / 2, np.arange(w) - (w - 1) / 2, indexing="ij")
     cos, sin = np.cos(angle) / scale, np.sin(angle) / scale  # output -> input coordinates

@@ -140,7 +140,7 @@ def to_input_format(
 def _resize_matrix(n_in: int, n_out: int) -> np.ndarray:
     """The (n_out, n_in) linear map that skimage's resize (bilinear, anti-aliased when shrinking) applies
     along one axis; resizing a batch as two matrix products is exact and far faster than a 4-D resize."""
-    from skimage.transform import resize
+    from skimage.transform import resize  # scikit-image loads on the first conversion, not with cnnbench.data
 
     eye = np.eye(n_in, dtype=np.float64)
     return resize(eye, (n_out, n_in), order=1, anti_aliasing=n_out < n_in).astype(np.float32)

@@ -12,10 +12,14 @@ import functools
 import os
 import string
 from dataclasses import dataclass
+from typing import cast
 
 import jax
 import jax.numpy as jnp
+import matplotlib
 import numpy as np
+from matplotlib.ft2font import FT2Font, LoadFlags
+from scipy import ndimage
 
 LETTERS = string.ascii_lowercase + string.ascii_uppercase
 DIGITS = string.digits
@@ -42,8 +46,6 @@ _BASELINE = 0.5 + 0.375 * _CAP_HEIGHT  # baseline row (fraction) that centres th
 
 def font_path(font: str) -> str:
     """Path of one of matplotlib's bundled ``.ttf`` fonts, given its file stem (e.g. ``"DejaVuSans"``)."""
-    import matplotlib
-
     folder = os.path.join(matplotlib.get_data_path(), "fonts", "ttf")
     path = os.path.join(folder, font + ".ttf")
     if not os.path.isfile(path):
@@ -52,10 +54,8 @@ def font_path(font: str) -> str:
     return path
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _face(font: str):  # one FT2Font per font: opening a face costs more than rendering a glyph
-    from matplotlib.ft2font import FT2Font
-
     return FT2Font(font_path(font))
 
 
@@ -64,7 +64,7 @@ def has_glyph(font: str, char: str) -> bool:
     return _face(font).get_char_index(ord(char), _fallback=False) != 0
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def render_glyph(font: str, char: str, size: int = 64, stroke: str = "normal") -> np.ndarray:
     """``char`` in ``font`` as a read-only (size, size) float32 bitmap in [0, 1], ink = 1.
 
@@ -72,9 +72,6 @@ def render_glyph(font: str, char: str, size: int = 64, stroke: str = "normal") -
     relative size and position (``o`` vs ``O``, ``p`` vs ``P``) carry over between fonts. ``stroke`` thins or
     thickens the strokes with grey-scale erosion / dilation.
     """
-    from matplotlib.ft2font import LoadFlags
-    from scipy import ndimage
-
     if stroke not in STROKES:
         raise ValueError(f"unknown stroke {stroke!r}; known: {', '.join(STROKES)}")
     if not has_glyph(font, char):
@@ -105,8 +102,6 @@ def glyph_bank(fonts: tuple[str, ...], chars: str, strokes: tuple[str, ...], siz
     The bitmaps are pre-blurred for sampling down to ``img_size`` (anti-aliasing), so the augmentation can
     use plain bilinear interpolation.
     """
-    from scipy import ndimage
-
     bank = np.stack([render_glyph(f, c, size, k) for c in chars for f in fonts for k in strokes])
     sigma = max(0.0, (size / img_size - 1) / 2)
     if sigma > 0:
@@ -179,8 +174,9 @@ def _blur(img: jax.Array, sigma: jax.Array, radius: int = 3) -> jax.Array:
     w = w / w.sum(-1, keepdims=True)  # (n, taps)
     size = img.shape[-1]
     padded = jnp.pad(img, ((0, 0), (radius, radius), (radius, radius)))
-    rows = sum(w[:, k, None, None] * padded[:, :, k : k + size] for k in range(2 * radius + 1))
-    return sum(w[:, k, None, None] * rows[:, k : k + size, :] for k in range(2 * radius + 1))
+    # sum() of a non-empty sequence of arrays is an array (its typing also allows the 0 of an empty one)
+    rows = cast(jax.Array, sum(w[:, k, None, None] * padded[:, :, k : k + size] for k in range(2 * radius + 1)))
+    return cast(jax.Array, sum(w[:, k, None, None] * rows[:, k : k + size, :] for k in range(2 * radius + 1)))
 
 
 def _between(u: jax.Array, bounds: tuple[float, float]) -> jax.Array:

@@ -8,6 +8,7 @@ dataset and train, validation and test never share a source image, glyph stroke 
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -48,9 +49,7 @@ def build_target(name: str, n_train: int, seed: int, img_size: int = 32, in_chan
     """Build (or reuse from memory) target ``name`` with ``n_train`` class-balanced training images."""
     spec = TARGETS.get(name)
     if not spec.n_classes <= n_train <= spec.max_train:
-        raise ValueError(
-            f"target {name!r}: n_train={n_train} is out of range; use {spec.n_classes}..{spec.max_train}"
-        )
+        raise ValueError(f"target {name!r}: n_train={n_train} is out of range; use {spec.n_classes}..{spec.max_train}")
     if in_chans not in (1, 3):
         raise ValueError(f"target {name!r}: in_chans must be 1 or 3, got {in_chans}")
     return spec.factory(n_train, seed, img_size, in_chans).validate()
@@ -69,7 +68,7 @@ _DIGITS_TEST = 540  # 54 per class: what the rarest class (174 images) leaves af
 
 @functools.lru_cache(maxsize=4)
 def _digits_converted(img_size: int, in_chans: int) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    from sklearn.datasets import load_digits
+    from sklearn.datasets import load_digits  # each target loads its own source library when it is built
 
     data = load_digits()
     x, info = to_input_format(data.images, img_size, in_chans, value_range=(0.0, 16.0))
@@ -90,7 +89,12 @@ def digits(n_train: int, seed: int, img_size: int, in_chans: int) -> Dataset:
     idx = {"train": train, "val": val, "test": test}
     return Dataset(
         "digits",
-        *(a for split in ("train", "val", "test") for a in (x[idx[split]], y[idx[split]])),
+        x[train],
+        y[train],
+        x[val],
+        y[val],
+        x[test],
+        y[test],
         class_names=tuple(str(d) for d in range(10)),
         provenance={
             "source": "sklearn.datasets.load_digits (1,797 images, 8x8, values 0..16)",
@@ -121,10 +125,17 @@ _CHUNK = 1024  # images per jitted call: one compiled shape whatever the split s
 def font_digits(n_train: int, seed: int, img_size: int, in_chans: int) -> Dataset:
     """Rendered digits from HELDOUT_FONTS; each split has its own key stream and its own stroke weights, so no
     test image can equal a training image."""
-    import jax
+    import jax  # the rendered digits need JAX; importing the target registry does not
 
-    from cnnbench.data.glyphs import DIGITS, HELDOUT_FONTS, STROKES, Augment, augment_glyphs, glyph_bank
-    from cnnbench.data.glyphs import render_size
+    from cnnbench.data.glyphs import (
+        DIGITS,
+        HELDOUT_FONTS,
+        STROKES,
+        Augment,
+        augment_glyphs,
+        glyph_bank,
+        render_size,
+    )
 
     aug, size = Augment(), render_size(img_size)
     bank = glyph_bank(HELDOUT_FONTS, DIGITS, STROKES, size, img_size)
@@ -144,9 +155,15 @@ def font_digits(n_train: int, seed: int, img_size: int, in_chans: int) -> Datase
         ]
         x = np.concatenate([np.asarray(c) for c in chunks])[:n, :, :, None]
         arrays += [np.repeat(x, in_chans, axis=-1) if in_chans > 1 else x, y]
+    x_train, y_train, x_val, y_val, x_test, y_test = arrays
     return Dataset(
         "font-digits",
-        *arrays,
+        x_train,
+        y_train,
+        x_val,
+        y_val,
+        x_test,
+        y_test,
         class_names=tuple(DIGITS),
         provenance={
             "source": "digits rendered with matplotlib's FT2Font from fonts not used for pretraining",
@@ -157,8 +174,10 @@ def font_digits(n_train: int, seed: int, img_size: int, in_chans: int) -> Datase
             "augment": asdict(aug),
             "split": "separate PRNG streams per split; training strokes differ from validation/test strokes",
             "sizes": sizes,
-            "conversion": {"steps": [f"rendered at {size}px, sampled to {img_size}px"]
-                           + (["grey->rgb (channel repeated)"] if in_chans == 3 else [])},
+            "conversion": {
+                "steps": [f"rendered at {size}px, sampled to {img_size}px"]
+                + (["grey->rgb (channel repeated)"] if in_chans == 3 else [])
+            },
         },
     )
 
@@ -185,12 +204,13 @@ class TextureLayout:
 def texture_layout(img_size: int) -> TextureLayout:
     """Load the images once per size and cut each into a grid of cells, ~25% test, ~15% val, the rest
     train. The assignment is fixed per class (not per seed), so regions are stable across runs."""
-    import skimage.data
+    import skimage.data  # each target loads its own source library when it is built
     from skimage.color import rgb2gray
     from skimage.transform import rescale
 
     scale = img_size / _PATCH_FOOTPRINT
-    images, boxes = [], {"train": [], "val": [], "test": []}
+    images: list[np.ndarray] = []
+    boxes: dict[str, list[tuple[tuple[int, int, int, int], ...]]] = {"train": [], "val": [], "test": []}
     for c, name in enumerate(TEXTURE_IMAGES):
         img = getattr(skimage.data, name)()
         img = rgb2gray(img) if img.ndim == 3 else img / 255.0
@@ -198,20 +218,18 @@ def texture_layout(img_size: int) -> TextureLayout:
         img.setflags(write=False)
         images.append(img)
         rows, cols = (max(1, s // (2 * img_size)) for s in img.shape)
-        ys, xs = (np.linspace(0, s, k + 1).astype(int) for s, k in zip(img.shape, (rows, cols)))
-        spans = [(y0, y1, x0, x1) for y0, y1 in zip(ys, ys[1:]) for x0, x1 in zip(xs, xs[1:])]
-        cells = [(y0 + _GAP, x0 + _GAP, y1 - _GAP, x1 - _GAP) for y0, y1, x0, x1 in spans]
+        ys, xs = (np.linspace(0, s, k + 1).astype(int) for s, k in zip(img.shape, (rows, cols), strict=True))
+        spans = [(y0, y1, x0, x1) for y0, y1 in itertools.pairwise(ys) for x0, x1 in itertools.pairwise(xs)]
+        cells = [(int(y0) + _GAP, int(x0) + _GAP, int(y1) - _GAP, int(x1) - _GAP) for y0, y1, x0, x1 in spans]
         order = np.random.default_rng(c).permutation(len(cells))
         n_test, n_val = max(1, round(0.25 * len(cells))), max(1, round(0.15 * len(cells)))
         parts = {"test": order[:n_test], "val": order[n_test : n_test + n_val], "train": order[n_test + n_val :]}
         for split, members in parts.items():
-            boxes[split].append(tuple(tuple(int(v) for v in cells[i]) for i in sorted(members)))
+            boxes[split].append(tuple(cells[i] for i in sorted(members)))
     return TextureLayout(tuple(images), scale, {k: tuple(v) for k, v in boxes.items()})
 
 
-def texture_patches(
-    split: str, n: int, seed: int, img_size: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def texture_patches(split: str, n: int, seed: int, img_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``n`` class-balanced patches of ``split``: images (n, S, S) float32, labels int32 and, per patch,
     (class, y, x, flipped) with (y, x) its top-left corner in the rescaled image."""
     layout = texture_layout(img_size)
@@ -251,9 +269,15 @@ def textures(n_train: int, seed: int, img_size: int, in_chans: int) -> Dataset:
     for split, n in sizes.items():
         x, y, _ = texture_patches(split, n, seed, img_size)
         arrays += [np.repeat(x[..., None], in_chans, axis=-1), y]
+    x_train, y_train, x_val, y_val, x_test, y_test = arrays
     return Dataset(
         "textures",
-        *arrays,
+        x_train,
+        y_train,
+        x_val,
+        y_val,
+        x_test,
+        y_test,
         class_names=TEXTURE_IMAGES,
         provenance={
             "source": "skimage.data images, converted to grey (ITU-R 709 luminance)",
@@ -268,7 +292,9 @@ def textures(n_train: int, seed: int, img_size: int, in_chans: int) -> Dataset:
             },
             "regions_coords": "[y0, x0, y1, x1) in pixels of the image rescaled by image_scale",
             "sizes": sizes,
-            "conversion": {"steps": [f"rescale x{layout.scale:g} (anti-aliased)", f"crop {img_size}x{img_size}"]
-                           + (["grey->rgb (channel repeated)"] if in_chans == 3 else [])},
+            "conversion": {
+                "steps": [f"rescale x{layout.scale:g} (anti-aliased)", f"crop {img_size}x{img_size}"]
+                + (["grey->rgb (channel repeated)"] if in_chans == 3 else [])
+            },
         },
     )

@@ -60,7 +60,12 @@ def _dataset(
     counts = {split: np.bincount(y[split], minlength=len(class_names)).tolist() for split in SPLITS}
     return Dataset(
         name,
-        *(a for split in SPLITS for a in (x[split], y[split])),
+        x["train"],
+        y["train"],
+        x["val"],
+        y["val"],
+        x["test"],
+        y["test"],
         class_names=class_names,
         provenance={
             "source": "user",
@@ -110,9 +115,7 @@ def _class_files(root: Path) -> dict[str, list[Path]]:
             f"{root} has no class sub-folders; put each class's images in its own sub-folder, "
             f"e.g. {root / 'cat'}/*.png and {root / 'dog'}/*.png"
         )
-    files = {
-        d.name: [f for f in _visible(d) if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES] for d in folders
-    }
+    files = {d.name: [f for f in _visible(d) if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES] for d in folders}
     empty = [str(root / name) for name, fs in files.items() if not fs]
     if empty:
         raise UserDataError(
@@ -147,15 +150,13 @@ def _read_images(files: list[Path], img_size: int, in_chans: int) -> tuple[np.nd
         steps.update([read, *info["steps"]])
     if bad:
         more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
-        raise UserDataError(
-            f"{len(bad)} image(s) cannot be read: {'; '.join(bad[:5])}{more}; re-save or delete them"
-        )
+        raise UserDataError(f"{len(bad)} image(s) cannot be read: {'; '.join(bad[:5])}{more}; re-save or delete them")
     return x, steps
 
 
 def _decode(file: Path) -> tuple[np.ndarray, tuple[float, float], str]:
     """Pixels of one image as L, RGB or RGBA (8-bit) or 16-bit grey, their value range, and how it was read."""
-    from PIL import Image
+    from PIL import Image  # Pillow loads for image folders only, not for .npz datasets
 
     with Image.open(file) as img:
         img.load()  # decode now, so a truncated file fails here

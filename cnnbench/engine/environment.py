@@ -97,7 +97,7 @@ def _version(dist: str) -> str | None:
 def _devices() -> dict[str, Any]:
     """Backend, device kind and local device count from JAX (imported here, not at module level)."""
     try:
-        import jax
+        import jax  # here, so the fingerprint and this module load without JAX (the results layer reads them)
 
         devices = jax.devices()
         return {

@@ -8,6 +8,7 @@ its own module) plus one ``@HEADS.register`` line.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol, cast
 
 import jax
 import jax.numpy as jnp
@@ -16,9 +17,23 @@ from flax import nnx
 
 from cnnbench.registry import Registry
 
-HEADS: Registry[type[nnx.Module]] = Registry("head")
-
 Loss = Callable[[jax.Array, jax.Array], jax.Array]
+
+
+class Head(nnx.Module):
+    """A classifier head: the loss it trains with and its optimizer group's weight decay are class attributes."""
+
+    loss: Loss
+    weight_decay: float
+
+
+class HeadClass(Protocol):
+    """What ``HEADS`` holds: a head class, built from the feature-map shape, the class count and ``rngs``."""
+
+    def __call__(self, feature_shape: tuple[int, int, int], num_classes: int, *, rngs: nnx.Rngs) -> Head: ...
+
+
+HEADS: Registry[HeadClass] = Registry("head")
 
 
 def softmax_cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
@@ -37,7 +52,7 @@ def _global_average_pool(x: jax.Array) -> jax.Array:
 
 
 @HEADS.register("fc")
-class FCHead(nnx.Module):
+class FCHead(Head):
     """Flatten → dense 256 → ReLU → dropout 0.5 → dense n: the Keras recipe of seed note 000."""
 
     loss: Loss = staticmethod(softmax_cross_entropy)
@@ -55,7 +70,7 @@ class FCHead(nnx.Module):
 
 
 @HEADS.register("gap")
-class GAPHead(nnx.Module):
+class GAPHead(Head):
     """Global average pooling → dense n (Lin 2013): few parameters, no spatial over-fitting."""
 
     loss: Loss = staticmethod(softmax_cross_entropy)
@@ -69,7 +84,7 @@ class GAPHead(nnx.Module):
 
 
 @HEADS.register("svm")
-class SVMHead(nnx.Module):
+class SVMHead(Head):
     """Global average pooling → linear one-vs-rest scores trained as an L2-SVM (Tang 2013).
 
     The margin needs a weight penalty to be meaningful, so this head's optimizer group decays its weights
@@ -86,6 +101,7 @@ class SVMHead(nnx.Module):
         return self.out(_global_average_pool(x))
 
 
-def create_head(name: str, feature_shape: tuple[int, int, int], num_classes: int, *, seed: int) -> nnx.Module:
+def create_head(name: str, feature_shape: tuple[int, int, int], num_classes: int, *, seed: int) -> Head:
     """Build the registered head ``name`` for a base whose feature map has ``feature_shape``."""
-    return HEADS.get(name)(tuple(feature_shape), num_classes, rngs=nnx.Rngs(seed))
+    shape = cast(tuple[int, int, int], tuple(feature_shape))  # a list (e.g. read from JSON) becomes the tuple
+    return HEADS.get(name)(shape, num_classes, rngs=nnx.Rngs(seed))

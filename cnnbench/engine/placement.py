@@ -9,11 +9,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from cnnbench.config.quadrants import QUADRANT_LABELS, SMALL_MAX, placement, size_class
+from cnnbench.config.suite import QuadrantBinding, Suite
 from cnnbench.data.user import load_user_dataset
 from cnnbench.engine.runner import DATA_SEED, Runner
 from cnnbench.engine.similarity import THRESHOLD, Similarity
-from cnnbench.config.quadrants import QUADRANT_LABELS, SMALL_MAX, placement, size_class
-from cnnbench.config.suite import QuadrantBinding, Suite
 
 _UNPLACED = "q1"  # the key the dataset is bound under while it is measured; the Runner gives keys no meaning
 
@@ -57,7 +57,9 @@ def place_user_target(
     binding = QuadrantBinding(str(path), None, 1, path)
     runner = Runner(replace(suite, quadrants={_UNPLACED: binding}), cache_dir, log, datasets={_UNPLACED: ds})
     where = Placement(ds.name, ds.n_train, tuple(runner.similarity(arch, _UNPLACED) for arch in archs))
-    steps = suite.quadrants[where.quadrant].steps if where.quadrant in suite.quadrants else max(
-        b.steps for b in suite.quadrants.values()
+    steps = (
+        suite.quadrants[where.quadrant].steps
+        if where.quadrant in suite.quadrants
+        else max(b.steps for b in suite.quadrants.values())
     )
     return replace(suite, quadrants={where.quadrant: replace(binding, steps=steps)}), where

@@ -19,17 +19,19 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
 from flax import nnx
 
 import cnnbench
+from cnnbench.config.training import PretrainConfig
 from cnnbench.data.source import SourceConfig, SourceDomain
 from cnnbench.engine.heads import GAPHead, softmax_cross_entropy
-from cnnbench.config.training import PretrainConfig, TrainConfig
 from cnnbench.engine.train import TransferModel, accuracy, fit, predict
-from cnnbench.zoo import code_digest, create_model
+from cnnbench.fileio import atomic_write
+from cnnbench.zoo import ZooModel, code_digest, create_model
 
 
 @dataclass(frozen=True)
@@ -41,10 +43,14 @@ class ModelConfig:
     in_chans: int
     width: float
 
-    def create(self, seed: int) -> nnx.Module:
+    def create(self, seed: int) -> ZooModel:
         """A fresh convolutional base (no classifier) at this config."""
         return create_model(
-            self.arch, num_classes=0, in_chans=self.in_chans, img_size=self.img_size, width=self.width,
+            self.arch,
+            num_classes=0,
+            in_chans=self.in_chans,
+            img_size=self.img_size,
+            width=self.width,
             rngs=nnx.Rngs(seed),
         )
 
@@ -124,14 +130,23 @@ def pretrain(
     base = model.create(config.seed)
     head = GAPHead(base.feature_shape, domain.n_classes, rngs=nnx.Rngs(config.seed))
     net = TransferModel.build(base, head, domain.n_classes, config.seed)
-    val = tuple(np.asarray(a) for a in domain.eval_set(config.eval_size))
+    x_val, y_val = domain.eval_set(config.eval_size)
+    val = (np.asarray(x_val), np.asarray(y_val))
     batch = config.train.batch_size
     result = fit(
-        net, (), softmax_cross_entropy, lambda step: domain.batch(config.seed, step, batch), val, config.train,
-        lr_base=config.train.learning_rate, lr_head=config.train.learning_rate,
-        weight_decay_head=config.train.weight_decay, progress=progress,
+        net,
+        (),
+        softmax_cross_entropy,
+        lambda step: domain.batch(config.seed, step, batch),
+        val,
+        config.train,
+        lr_base=config.train.learning_rate,
+        lr_head=config.train.learning_rate,
+        weight_decay_head=config.train.weight_decay,
+        progress=progress,
     )
     trained = result.model()
+    assert isinstance(trained, TransferModel)
     logits, _ = predict(result.eval_graphdef, (result.trainable, result.rest), val[0])
     return jax.tree.map(np.asarray, nnx.to_pure_dict(nnx.state(trained.base))), accuracy(logits, val[1])
 
@@ -165,7 +180,7 @@ def load_or_pretrain(
         checkpointer.save(tmp / "state", state)
         checkpointer.wait_until_finished()
         meta = {"key": key, "source_accuracy": source_accuracy, "seconds": seconds}
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
+        atomic_write(tmp / "meta.json", json.dumps(meta, indent=1))
         os.replace(tmp, entry)
         return Pretrained(state, source_accuracy, seconds, False, entry)
 
@@ -181,5 +196,3 @@ def describe(pretrained: Pretrained, arch: str) -> str:
     """One line for the terminal: cache hit or build, source accuracy, time."""
     how = "cache hit" if pretrained.cache_hit else f"built in {pretrained.seconds:.0f} s"
     return f"pretrained {arch}: {how}, source accuracy {pretrained.source_accuracy:.1%} ({pretrained.path})"
-
-

@@ -1,9 +1,11 @@
 """Running one scenario end to end: data, base, strategy, head, training, evaluation, timing (SPEC §1, §3, §8).
 
 ``Runner`` owns what scenarios share — target datasets, pretrained bases, ``s3`` feature caches — and builds
-each lazily, so a filtered run only pays for what it uses. ``Runner.run`` turns a ``Scenario`` into a report
-record and never raises for a scenario's own failure: a diverged or crashed scenario is a record with its
-status and error, and the caller decides how the pytest item fails.
+each lazily, so a filtered run only pays for what it uses. ``Runner.run`` takes a ``Scenario`` through four named
+steps — ``plan`` (what it trains with), ``fit`` (one or two phases), ``evaluate`` (test accuracy, the deployed
+model) and ``time`` (train step and inference) — and returns its ``Outcome``. It never raises for a scenario's own
+failure: a diverged or crashed scenario is an outcome with its status and error, and the caller decides how the
+pytest item fails.
 """
 
 from __future__ import annotations
@@ -19,33 +21,37 @@ import jax
 import numpy as np
 from flax import nnx
 
+from cnnbench.config.quadrants import placement, size_class
+from cnnbench.config.scenario import Scenario
+from cnnbench.config.strategies import STRATEGIES, Strategy, frozen_stages
+from cnnbench.config.suite import Suite
 from cnnbench.data.augment import augment
 from cnnbench.data.dataset import Dataset
 from cnnbench.data.source import SourceConfig, SourceDomain
 from cnnbench.data.targets import build_target
 from cnnbench.data.user import load_user_dataset
-from cnnbench.engine.heads import create_head
-from cnnbench.engine.pretrain import ModelConfig, Pretrained, PretrainConfig, describe, load_into, load_or_pretrain
+from cnnbench.engine.heads import Head, create_head
+from cnnbench.engine.measurement import CurvePoint, Measurement, Metrics, Outcome, Timing
+from cnnbench.engine.pretrain import ModelConfig, Pretrained, describe, load_into, load_or_pretrain
 from cnnbench.engine.similarity import THRESHOLD, Separability, Similarity, pooled, separability
 from cnnbench.engine.similarity import summarize as summarize_similarity
-from cnnbench.config.strategies import STRATEGIES, frozen_stages
-from cnnbench.config.quadrants import placement, size_class
-from cnnbench.config.scenario import Scenario
-from cnnbench.config.suite import Suite
 from cnnbench.engine.timing import Timer, summarize
 from cnnbench.engine.train import (
     PROGRAMS,
     Diverged,
+    FitResult,
     HeadOnly,
+    Program,
     TrainConfig,
     TransferModel,
     Watch,
     accuracy,
     count,
     epoch_batches,
-    fit,
     predict,
 )
+from cnnbench.engine.train import fit as fit_model
+from cnnbench.zoo import ZooModel
 
 DATA_SEED = 0  # the splits are fixed per suite, so every strategy sees the same images
 INFER_BATCH = 256
@@ -72,7 +78,11 @@ class Runner:
     """Runs the scenarios of one suite, sharing datasets, pretrained bases and features between them."""
 
     def __init__(
-        self, suite: Suite, cache_dir: Path, log: Callable[[str], None] = print, datasets: dict[str, Dataset] | None = None
+        self,
+        suite: Suite,
+        cache_dir: Path,
+        log: Callable[[str], None] = print,
+        datasets: dict[str, Dataset] | None = None,
     ) -> None:
         """``datasets``: targets already loaded, by quadrant (they are used instead of building the binding's)."""
         self.suite = suite
@@ -115,10 +125,7 @@ class Runner:
     def pretrained(self, arch: str) -> Pretrained:
         """The source-pretrained base of ``arch``, from the cache or trained now with progress lines."""
         if arch not in self._pretrained:
-            options = dict(self.suite.pretrain)
-            steps = self.suite.pretrain_steps.get(arch, options.pop("steps", 1000))
-            seed, eval_size = options.pop("seed", 0), options.pop("eval_size", 2000)
-            config = PretrainConfig(TrainConfig(steps=steps, **options), seed=seed, eval_size=eval_size)
+            config = self.suite.pretrain_config(arch)
             t0 = time.perf_counter()
 
             def progress(p: dict) -> None:
@@ -163,14 +170,16 @@ class Runner:
             for pretrained in (True, False):
                 maps, global_pool, _ = self._maps(arch, pretrained, (x[:half], x[half:]))
                 vectors.append(tuple(pooled(m, global_pool) for m in maps))
-            self._source_separabilities[arch] = separability(*vectors, y[:half], y[half:])
+            (trained, random) = vectors
+            self._source_separabilities[arch] = separability(trained, random, y[:half], y[half:])
         return self._source_separabilities[arch]
 
     def _feature_maps(self, arch: str, quadrant: str, pretrained: bool) -> Features:
         ds = self.dataset(quadrant)
         t0 = time.perf_counter()
         maps, global_pool, compile_s = self._maps(arch, pretrained, (ds.x_train, ds.x_val, ds.x_test))
-        return Features(*maps, global_pool, compile_s, time.perf_counter() - t0 - compile_s)
+        train, val, test = maps
+        return Features(train, val, test, global_pool, compile_s, time.perf_counter() - t0 - compile_s)
 
     def _maps(
         self, arch: str, pretrained: bool, batches: tuple[np.ndarray, ...]
@@ -243,34 +252,29 @@ class Runner:
 
     # --------------------------------------------------------------------------------------- scenarios
 
-    def run(self, scenario: Scenario, timer: Timer) -> dict:
-        """Train and measure one scenario; returns its report record (status passed, diverged or error)."""
-        record = {
-            "id": scenario.id,
-            **scenario.coordinates,
-            "target": self.suite.quadrants[scenario.quadrant].name,
-            "status": "error",
-            "error": None,
-            "metrics": None,
-            "curve": [],
-            "frozen_stages": [],
-        }
+    def run(self, scenario: Scenario, timer: Timer) -> Outcome:
+        """Train and measure one scenario: plan, fit, evaluate, time. Returns its outcome (passed with its
+        measurement, diverged or error) and never raises for the scenario's own failure."""
         try:
             if STRATEGIES.get(scenario.strategy).pretrained:
                 self._measure_similarity(scenario)
-            record.update(self._run(scenario, timer))
-            record["status"] = "passed"
+            plan = self.plan(scenario)
+            fitted = self.fit(plan)
+            evaluation = self.evaluate(plan, fitted)
+            train_timing, infer_timing = self.time(fitted, evaluation, timer)
+            return Outcome("passed", _measurement(plan, fitted, evaluation, train_timing, infer_timing))
         except Diverged as exc:
-            record["status"], record["error"] = "diverged", str(exc)
+            return Outcome("diverged", error=str(exc))
         except Exception as exc:  # the scenario fails alone; the run and its report go on
-            record["error"] = f"{type(exc).__name__}: {exc}"
-            record["traceback"] = traceback.format_exc()
-        return record
+            return Outcome("error", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
 
-    def _run(self, scenario: Scenario, timer: Timer) -> dict:
-        suite, strategy = self.suite, STRATEGIES.get(scenario.strategy)
-        ds, binding = self.dataset(scenario.quadrant), suite.quadrants[scenario.quadrant]
-        config = TrainConfig(steps=binding.steps, **suite.train)
+    def plan(self, scenario: Scenario) -> Plan:
+        """Everything ``scenario`` trains with, decided before training: its target and budget, the base
+        (pretrained or not) and new head, the frozen stages, the inputs (the base's cached features for a strategy
+        that trains on them, else the images) and the two-phase and learning-rate settings."""
+        strategy = STRATEGIES.get(scenario.strategy)
+        ds, binding = self.dataset(scenario.quadrant), self.suite.quadrants[scenario.quadrant]
+        config = self.suite.train.config(binding.steps)
         config = replace(config, batch_size=min(config.batch_size, ds.n_train))
         base = self.model_config(scenario.arch).create(scenario.seed)
         if strategy.pretrained:
@@ -278,98 +282,182 @@ class Runner:
         cut = binding.s2_freeze if scenario.freeze is None else scenario.freeze
         frozen = frozen_stages(strategy, base.stage_names, cut)
         head = create_head(scenario.head, base.feature_shape, ds.n_classes, seed=scenario.seed)
-        ratio = config.finetune_lr_ratio if strategy.base_lr_scale is None else strategy.base_lr_scale
-        compile_s = 0.0
-
         augmentations: tuple[str, ...] = ()
-        if strategy.freeze == "all":  # the head trains on cached features of the un-augmented images
+        if strategy.on_features:  # the features of the un-augmented images, computed once per target
             feats, fresh = self.features(scenario.arch, scenario.quadrant)
-            model, fit_frozen = HeadOnly(head), ()
-            x_train, x_val, x_test = feats.train, feats.val, feats.test
-            compile_s += feats.compile_s if fresh else 0.0
+            inputs, compile_s = Inputs(feats.train, feats.val, feats.test), feats.compile_s if fresh else 0.0
         else:
-            model, fit_frozen = TransferModel.build(base, head, ds.n_classes, scenario.seed), frozen
-            x_train, x_val, x_test = ds.x_train, ds.x_val, ds.x_test
-            augmentations = binding.augment
+            inputs, augmentations, compile_s = Inputs(ds.x_train, ds.x_val, ds.x_test), tuple(binding.augment), 0.0
+        return Plan(
+            scenario=scenario,
+            strategy=strategy,
+            dataset=ds,
+            config=config,
+            watch=self.suite.watch,
+            base=base,
+            head=head,
+            frozen=frozen,
+            inputs=inputs,
+            augment=augmentations,
+            head_first=self.suite.train.head_first_steps if strategy.pretrained and not strategy.on_features else 0,
+            lr_ratio=config.finetune_lr_ratio if strategy.base_lr_scale is None else strategy.base_lr_scale,
+            compile_s=compile_s,
+        )
 
-        batches = epoch_batches(len(x_train), config.batch_size, config.steps, scenario.seed)
-        y_train = ds.y_train
+    @staticmethod
+    def fit(plan: Plan) -> FitResult:
+        """Train as planned: in one phase, or two (the head alone on the frozen base, then the planned stages
+        unfrozen at the base LR, within the same step budget) merged into one result."""
+        config, seed, x_train, y_train = plan.config, plan.scenario.seed, plan.inputs.train, plan.dataset.y_train
+        batches = epoch_batches(len(x_train), config.batch_size, config.steps, seed)
 
         def next_batch(step: int) -> tuple[np.ndarray, np.ndarray]:
             x = x_train[batches[step]]
-            if augmentations:
-                x = augment(x, augmentations, np.random.default_rng((scenario.seed, step)))
+            if plan.augment:
+                x = augment(x, plan.augment, np.random.default_rng((seed, step)))
             return x, y_train[batches[step]]
 
         train = partial(
-            fit, loss=head.loss, val=(x_val, ds.y_val), lr_head=config.learning_rate,
-            weight_decay_head=head.weight_decay, watch=Watch(**suite.watch),
+            fit_model,
+            loss=plan.head.loss,
+            val=(plan.inputs.val, plan.dataset.y_val),
+            lr_head=config.learning_rate,
+            weight_decay_head=plan.head.weight_decay,
+            watch=plan.watch,
         )
-        head_first = suite.head_first_steps if strategy.pretrained and strategy.freeze != "all" else 0
-        if head_first:  # two-phase: the head alone on the frozen base, then unfreeze at the low base LR
-            first = train(model, tuple(base.stage_names), next_batch=next_batch,
-                          config=replace(config, steps=head_first), lr_base=0.0)
-            model, compile_s = first.model(), compile_s + first.compile_s
-        fitted = train(
-            model, fit_frozen, next_batch=lambda step: next_batch(head_first + step),
-            config=replace(config, steps=config.steps - head_first), lr_base=config.learning_rate * ratio,
-        )
+        model, frozen = plan.trainee()
+        first, head_first = None, plan.head_first
         if head_first:
-            fitted.curve = [dict(p, phase="head") for p in first.curve] + [
-                dict(p, step=p["step"] + head_first, elapsed_s=p["elapsed_s"] + first.train_s) for p in fitted.curve
-            ]
-            fitted.train_s += first.train_s
-            if fitted.time_to_final_s is not None:
-                fitted.time_to_final_s += first.train_s
-        compile_s += fitted.compile_s
-        logits, c = predict(fitted.eval_graphdef, (fitted.trainable, fitted.rest), x_test)
-        compile_s += c
-        test_accuracy = accuracy(logits, ds.y_test)
+            first = train(
+                model,
+                tuple(plan.base.stage_names),
+                next_batch=next_batch,
+                config=replace(config, steps=head_first),
+                lr_base=0.0,
+            )
+            model = first.model()
+        fitted = train(
+            model,
+            frozen,
+            next_batch=lambda step: next_batch(head_first + step),
+            config=replace(config, steps=config.steps - head_first),
+            lr_base=config.learning_rate * plan.lr_ratio,
+        )
+        return fitted if first is None else fitted.after(first, head_first)
 
-        # The deployed model is always base + head: s3's head trained on cached features, and auxiliary
-        # classifiers are dropped at inference.
-        trained = fitted.model()
-        full = TransferModel(base if strategy.freeze == "all" else trained.base, trained.head)
-        full.eval()
-        graphdef, state = nnx.split(full)
-        xb = np.resize(ds.x_test, (INFER_BATCH, *ds.x_test.shape[1:]))
-        infer, fresh = PROGRAMS.get("apply", (graphdef, None), (state,), xb)
-        compile_s += infer.compile_s if fresh else 0.0
-        infer_stats = timer.inference(lambda: jax.block_until_ready(infer.compiled((state,), xb)))
+    @staticmethod
+    def evaluate(plan: Plan, fitted: FitResult) -> Evaluation:
+        """Test accuracy of the trained model, and the deployed model compiled for the inference timing."""
+        logits, compile_s = predict(fitted.eval_graphdef, (fitted.trainable, fitted.rest), plan.inputs.test)
+        test_accuracy = accuracy(logits, plan.dataset.y_test)
+        deployed = plan.deployed(fitted.model())
+        deployed.eval()
+        graphdef, state = nnx.split(deployed)
+        x_test = plan.dataset.x_test
+        batch = np.resize(x_test, (INFER_BATCH, *x_test.shape[1:]))
+        program, fresh = PROGRAMS.get("apply", (graphdef, None), (state,), batch)
+        compile_s += program.compile_s if fresh else 0.0
+        return Evaluation(test_accuracy, deployed, state, program, batch, compile_s)
 
-        step = fitted.step_program
-        carry = [fitted.trainable, fitted.rest, fitted.step_args[0]]
-        hyper, x0, y0 = fitted.step_args[1:]
+    @staticmethod
+    def time(fitted: FitResult, evaluation: Evaluation, timer: Timer) -> tuple[Timing, Timing]:
+        """Steady-state timings of the train step and of the deployed model's inference. Inference goes first:
+        the replayed train step donates the trained states, which the deployed model shares."""
+        step = fitted.step
+        assert step is not None  # fit leaves one whenever it returns
+        infer_stats = timer.inference(evaluation.infer)
+        train_stats = timer.train_step(step.replay())
+        return summarize(train_stats, len(step.x)), summarize(infer_stats, INFER_BATCH)
 
-        def train_step() -> None:
-            carry[0], carry[1], carry[2], loss = step.compiled(*carry, hyper, x0, y0)
-            jax.block_until_ready(loss)
 
-        train_stats = timer.train_step(train_step)
-        train_timing, infer_timing = summarize(train_stats, len(x0)), summarize(infer_stats, INFER_BATCH)
-        params_total = count(nnx.state(full, nnx.Param))
-        return {
-            "metrics": {
-                "test_accuracy": test_accuracy,
-                "val_accuracy": fitted.curve[-1]["val_accuracy"] if fitted.curve else None,
-                "transfer_gain": None,
-                "train_images_per_s": train_timing["images_per_s"],
-                "infer_images_per_s": infer_timing["images_per_s"],
-                "compile_s": compile_s,
-                "train_s": fitted.train_s,
-                "time_to_final_s": fitted.time_to_final_s,
-                "params_trainable": count(fitted.trainable),
-                "params_total": params_total,
-                "gflops": infer.flops / INFER_BATCH / 1e9 if infer.flops else None,
-                "peak_memory_bytes": _peak_memory_bytes(),
-            },
-            "curve": fitted.curve,
-            "frozen_stages": list(frozen),
-            "augment": list(augmentations),
-            "head_first_steps": head_first,
-            "stopped_at": None if fitted.stopped_at is None else head_first + fitted.stopped_at,
-            "timing": {"train_step": train_timing, "inference": infer_timing},
-        }
+@dataclass(frozen=True)
+class Inputs:
+    """What a model trains, validates and tests on: images, or a frozen base's features of them."""
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class Plan:
+    """What a scenario trains with (``Runner.plan``); ``Runner.fit`` and ``Runner.evaluate`` follow it."""
+
+    scenario: Scenario
+    strategy: Strategy
+    dataset: Dataset
+    config: TrainConfig  # the quadrant's budget, the batch no larger than the training set
+    watch: Watch
+    base: ZooModel  # pretrained or random-init
+    head: Head
+    frozen: tuple[str, ...]  # the base stages the strategy freezes
+    inputs: Inputs  # the target's images, or the base's cached features of them (``strategy.on_features``)
+    augment: tuple[str, ...]  # applied to training batches of images
+    head_first: int  # two-phase: head-only steps before the base unfreezes (0: one phase)
+    lr_ratio: float  # the base's learning rate over the head's
+    compile_s: float  # compile time spent planning: the features, when computed for this scenario
+
+    def trainee(self) -> tuple[nnx.Module, tuple[str, ...]]:
+        """The module training steps and the base stages it keeps frozen: the head alone on cached features, else
+        the base under the head (with new auxiliary classifiers where the arch has them)."""
+        if self.strategy.on_features:
+            return HeadOnly(self.head), ()
+        return TransferModel.build(self.base, self.head, self.dataset.n_classes, self.scenario.seed), self.frozen
+
+    def deployed(self, trained: TransferModel | HeadOnly) -> TransferModel:
+        """The model a user would ship: always base + head, auxiliary classifiers dropped (a head trained on
+        features goes back on the base that computed them)."""
+        if isinstance(trained, HeadOnly):
+            return TransferModel(self.base, trained.head)
+        return TransferModel(trained.base, trained.head)
+
+
+@dataclass(frozen=True, eq=False)
+class Evaluation:
+    """A trained scenario's test accuracy, and its deployed model compiled for a batch of ``INFER_BATCH``."""
+
+    test_accuracy: float
+    deployed: TransferModel  # in inference mode
+    state: nnx.State
+    program: Program
+    batch: np.ndarray  # test images, repeated to fill the batch
+    compile_s: float  # compiling the test predictions and the deployed model, where done for this scenario
+
+    def infer(self) -> None:
+        """One inference call of the deployed model, blocking until done (what the inference timing calls)."""
+        jax.block_until_ready(self.program.compiled((self.state,), self.batch))
+
+
+def _measurement(
+    plan: Plan, fitted: FitResult, evaluation: Evaluation, train_timing: Timing, infer_timing: Timing
+) -> Measurement:
+    """The figures of a scenario that trained to the end; the transfer gain is left to the results layer, which
+    has the scenario's ``scratch`` control."""
+    program = evaluation.program
+    metrics = Metrics(
+        test_accuracy=evaluation.test_accuracy,
+        val_accuracy=fitted.curve[-1]["val_accuracy"] if fitted.curve else None,
+        transfer_gain=None,
+        train_images_per_s=train_timing.images_per_s,
+        infer_images_per_s=infer_timing.images_per_s,
+        compile_s=plan.compile_s + fitted.compile_s + evaluation.compile_s,
+        train_s=fitted.train_s,
+        time_to_final_s=fitted.time_to_final_s,
+        params_trainable=count(fitted.trainable),  # shapes only: the timed train step has donated the buffers
+        params_total=count(nnx.state(evaluation.deployed, nnx.Param)),
+        gflops=program.flops / INFER_BATCH / 1e9 if program.flops else None,
+        peak_memory_bytes=_peak_memory_bytes(),
+    )
+    return Measurement(
+        metrics=metrics,
+        curve=tuple(CurvePoint(**p) for p in fitted.curve),
+        frozen_stages=tuple(plan.frozen),
+        augment=plan.augment,
+        head_first_steps=plan.head_first,
+        stopped_at=fitted.stopped_at,
+        train_timing=train_timing,
+        infer_timing=infer_timing,
+    )
 
 
 def _peak_memory_bytes() -> int | None:

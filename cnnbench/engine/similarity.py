@@ -21,7 +21,6 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-
 METHOD = "ncm-transfer-ratio"
 THRESHOLD = 0.4  # measured on all 17 archs: similar targets 0.72..2.85, dissimilar -0.67..0.13 (docs/quadrants.md)
 MIN_SOURCE_GAIN = 0.02  # below this the pretrained base separates the source no better than a random one
@@ -37,6 +36,7 @@ def pooled(feature_maps: np.ndarray, global_pool: str) -> np.ndarray:
 def ncm_accuracy(train: np.ndarray, y_train: np.ndarray, test: np.ndarray, y_test: np.ndarray) -> float:
     """Accuracy of the nearest class mean by cosine similarity, after centring on the training mean (so a
     shared offset, e.g. from ReLU features, does not dominate the angle)."""
+
     def unit(v: np.ndarray) -> np.ndarray:
         return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)
 
@@ -60,11 +60,13 @@ class Separability:
         return self.pretrained - self.random
 
 
-def separability(pretrained: tuple[np.ndarray, ...], random: tuple[np.ndarray, ...], y_fit: np.ndarray,
-                 y_eval: np.ndarray) -> Separability:
+def separability(
+    pretrained: tuple[np.ndarray, ...], random: tuple[np.ndarray, ...], y_fit: np.ndarray, y_eval: np.ndarray
+) -> Separability:
     """NCM accuracies from (fit, eval) pooled features of the pretrained and of the random-init base."""
-    return Separability(ncm_accuracy(pretrained[0], y_fit, pretrained[1], y_eval),
-                        ncm_accuracy(random[0], y_fit, random[1], y_eval))
+    return Separability(
+        ncm_accuracy(pretrained[0], y_fit, pretrained[1], y_eval), ncm_accuracy(random[0], y_fit, random[1], y_eval)
+    )
 
 
 @dataclass(frozen=True)
@@ -92,8 +94,13 @@ class Similarity:
         return self.score >= THRESHOLD
 
     def to_dict(self) -> dict:
-        return {"arch": self.arch, "score": self.score, "similar": self.similar,
-                "target": asdict(self.target), "source": asdict(self.source)}
+        return {
+            "arch": self.arch,
+            "score": self.score,
+            "similar": self.similar,
+            "target": asdict(self.target),
+            "source": asdict(self.source),
+        }
 
 
 def summarize(measurements: list[Similarity]) -> dict:

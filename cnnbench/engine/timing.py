@@ -15,6 +15,8 @@ from typing import Any
 
 from pytest_benchmark.stats import Stats
 
+from cnnbench.engine.measurement import Timing
+
 ROUNDS = 5
 MIN_ROUND_S = 0.02  # a round of one sub-millisecond call measures the scheduler of a shared CPU, not the program
 
@@ -39,15 +41,15 @@ def measure(fn: Callable[[], Any], rounds: int = ROUNDS, min_round_s: float = MI
     return stats
 
 
-def summarize(stats: Stats, images_per_call: int) -> dict:
+def summarize(stats: Stats, images_per_call: int) -> Timing:
     """The figures a report keeps from a timing: median/mean/stddev seconds, rounds and images/s at the median."""
-    return {
-        "median_s": stats.median,
-        "mean_s": stats.mean,
-        "stddev_s": stats.stddev,
-        "rounds": stats.rounds,
-        "images_per_s": images_per_call / stats.median if stats.median > 0 else None,
-    }
+    return Timing(
+        median_s=stats.median,
+        mean_s=stats.mean,
+        stddev_s=stats.stddev,
+        rounds=stats.rounds,
+        images_per_s=images_per_call / stats.median if stats.median > 0 else None,
+    )
 
 
 class Timer:

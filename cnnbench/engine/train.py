@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Any
+from typing import Any, ClassVar, cast
 
 import jax
 import jax.numpy as jnp
@@ -21,6 +21,7 @@ import optax
 from flax import nnx
 
 from cnnbench.config.training import OPTIMIZERS, TrainConfig, Watch
+from cnnbench.zoo import ZooModel
 
 # ----------------------------------------------------------------------------------------------- models
 
@@ -32,13 +33,13 @@ class TransferModel(nnx.Module):
     """A convolutional base (a zoo model built with ``num_classes=0``) under a new head, and, for archs trained
     with auxiliary classifiers, fresh ones (``aux``) that add to the training loss and are dropped at inference."""
 
-    def __init__(self, base: nnx.Module, head: nnx.Module, aux: nnx.Module | None = None) -> None:
+    def __init__(self, base: ZooModel, head: nnx.Module, aux: nnx.Module | None = None) -> None:
         self.base = base
         self.head = head
         self.aux = aux
 
     @classmethod
-    def build(cls, base: nnx.Module, head: nnx.Module, num_classes: int, seed: int) -> TransferModel:
+    def build(cls, base: ZooModel, head: nnx.Module, num_classes: int, seed: int) -> TransferModel:
         """``base`` under ``head``, with new auxiliary classifiers for ``num_classes`` where the arch has them."""
         return cls(base, head, base.new_aux_classifiers(num_classes, nnx.Rngs(seed)))
 
@@ -128,7 +129,7 @@ def _train_step(graphdef, frozen, loss, opt_name, trainable, rest, opt_state, hy
         model = nnx.merge(graphdef, trainable, rest, copy=True)
         logits, aux = model.forward_train(x)
         value = loss(logits, y) + AUX_LOSS_WEIGHT * sum(loss(a, y) for a in aux)
-        _, _, new_rest = nnx.split(model, trainable_filter(frozen), ...)
+        _, _, new_rest = nnx.split(model, trainable_filter(frozen), ...)  # type: ignore[misc]  # 2 filters: 2 states
         return value, new_rest
 
     (value, new_rest), grads = jax.value_and_grad(loss_fn, has_aux=True)(trainable, rest)
@@ -190,6 +191,32 @@ PROGRAMS = ProgramCache()
 
 
 @dataclass
+class TrainStep:
+    """The compiled train step and the states and arguments it can be called with again: the final (or best)
+    model states, the optimizer state after the last step, the un-scheduled hyper-parameters and the first batch."""
+
+    program: Program
+    trainable: nnx.State
+    rest: nnx.State
+    opt_state: Any
+    hyper: dict[str, Any]
+    x: Any
+    y: Any
+
+    def replay(self) -> Callable[[], None]:
+        """A function that runs one more step on the first batch and blocks until it is done (what a train-step
+        timing calls). Each call donates the states it steps, so after the first call ``trainable``, ``rest`` and
+        ``opt_state`` here, and whatever shares their buffers, are spent."""
+        carry = [self.trainable, self.rest, self.opt_state]
+
+        def step() -> None:
+            carry[0], carry[1], carry[2], loss = self.program.compiled(*carry, self.hyper, self.x, self.y)
+            jax.block_until_ready(loss)
+
+        return step
+
+
+@dataclass
 class FitResult:
     """What training left behind: the states, the validation curve and the compile/train times."""
 
@@ -203,12 +230,25 @@ class FitResult:
     time_to_final_s: float | None = None
     diverged: bool = False
     stopped_at: int | None = None  # the step early stopping ended training at (the best evaluation's state is kept)
-    step_args: tuple = ()
-    step_program: Program | None = None
+    step: TrainStep | None = None
 
-    def model(self) -> nnx.Module:
+    def model(self) -> TransferModel | HeadOnly:
         """The trained model in inference mode."""
-        return nnx.merge(self.eval_graphdef, self.trainable, self.rest)
+        return cast(TransferModel | HeadOnly, nnx.merge(self.eval_graphdef, self.trainable, self.rest))
+
+    def after(self, first: FitResult, steps: int) -> FitResult:
+        """This fit as the second phase of one run whose first phase was ``first``, of ``steps`` steps: one curve
+        (the first phase's points marked ``phase="head"``, this one's steps and times shifted), summed compile and
+        train times, and the step early stopping ended at counted from the start."""
+        shifted = [dict(p, step=p["step"] + steps, elapsed_s=p["elapsed_s"] + first.train_s) for p in self.curve]
+        return replace(
+            self,
+            curve=[dict(p, phase="head") for p in first.curve] + shifted,
+            compile_s=first.compile_s + self.compile_s,
+            train_s=self.train_s + first.train_s,
+            time_to_final_s=None if self.time_to_final_s is None else self.time_to_final_s + first.train_s,
+            stopped_at=None if self.stopped_at is None else steps + self.stopped_at,
+        )
 
 
 class Diverged(RuntimeError):
@@ -219,12 +259,15 @@ class _Plateau:
     """optax's ``reduce_on_plateau`` fed the validation loss at each evaluation; ``scale`` multiplies the LR of
     the steps after it (the compiled step is unchanged: the LR is data)."""
 
-    _PROBE = {"lr": jnp.zeros(())}  # reduce_on_plateau only scales updates; a scalar tree suffices
+    # reduce_on_plateau only scales updates; a scalar tree suffices
+    _PROBE: ClassVar[dict[str, jax.Array]] = {"lr": jnp.zeros(())}
 
     def __init__(self, watch: Watch) -> None:
         self.transform = None
         if watch.plateau_patience:
-            self.transform = optax.contrib.reduce_on_plateau(factor=watch.plateau_factor, patience=watch.plateau_patience)
+            self.transform = optax.contrib.reduce_on_plateau(
+                factor=watch.plateau_factor, patience=watch.plateau_patience
+            )
             self.state = self.transform.init(self._PROBE)
 
     @property
@@ -284,7 +327,7 @@ def fit(
     lr_head: float,
     weight_decay_head: float,
     progress: Callable[[dict], None] | None = None,
-    watch: Watch = Watch(),
+    watch: Watch | None = None,
 ) -> FitResult:
     """Train ``model``'s non-frozen parameters for ``config.steps`` steps, evaluating on ``val`` along the way.
 
@@ -294,7 +337,7 @@ def fit(
     model.train()
     if isinstance(model, TransferModel):
         freeze(model, frozen)
-    graphdef, trainable, rest = nnx.split(model, trainable_filter(frozen), ...)
+    graphdef, trainable, rest = nnx.split(model, trainable_filter(frozen), ...)  # type: ignore[misc]  # 2 filters: 2 states
     eval_model = nnx.merge(graphdef, trainable, rest)
     eval_model.eval()
     eval_graphdef = nnx.graphdef(eval_model)
@@ -314,6 +357,7 @@ def fit(
     result = FitResult(trainable, rest, graphdef, eval_graphdef, compile_s=step.compile_s if fresh else 0.0)
 
     eval_at = set(np.linspace(0, config.steps, config.eval_points + 1, dtype=int)[1:].tolist())
+    watch = Watch() if watch is None else watch
     plateau = _Plateau(watch)
     best: tuple[float, Any] | None = None  # (validation accuracy, copies of the states) for early stopping
     since_best = 0
@@ -358,12 +402,13 @@ def fit(
         trainable, rest = best[1]
     result.train_s = time.perf_counter() - t0
     result.trainable, result.rest = trainable, rest
-    final = max(p["val_accuracy"] for p in result.curve) if best is not None else (
-        result.curve[-1]["val_accuracy"] if result.curve else None
+    final = (
+        max(p["val_accuracy"] for p in result.curve)
+        if best is not None
+        else (result.curve[-1]["val_accuracy"] if result.curve else None)
     )
     result.time_to_final_s = next(
         (p["elapsed_s"] for p in result.curve if final is not None and p["val_accuracy"] >= final), None
     )
-    result.step_program = step
-    result.step_args = (opt_state, dict(hyper), x0, y0)
+    result.step = TrainStep(step, trainable, rest, opt_state, dict(hyper), x0, y0)
     return result

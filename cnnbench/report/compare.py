@@ -1,9 +1,10 @@
 """``cnnbench compare``: two or more run reports side by side — environments, test accuracy per aligned scenario
 group, throughput ratios, the recommendation verdicts and the biggest differences — as markdown or an HTML page.
 
-:func:`compare` builds the comparison as plain data, :func:`sections` lays it out as titled text tables with cell
-classes, and :func:`render_markdown` and :func:`render_html` only format that layout. The first report, A, is the
-reference every difference and ratio is taken against.
+:func:`compare` builds the comparison as plain data, :func:`document` lays it out
+(:mod:`cnnbench.report.layout`), and :func:`render_markdown` and :func:`render_html` hand that layout to the one
+markdown and the one HTML renderer (:mod:`cnnbench.report.markdown`, :mod:`cnnbench.report.html`). The first
+report, A, is the reference every difference and ratio is taken against.
 
 **Alignment.** A group is the scenarios of one (arch, strategy, quadrant, head) over seeds, labelled like a
 scenario id without the seed (``resnet18-s2-q3-gap``). When every report ran exactly one arch and those archs are
@@ -23,16 +24,17 @@ import math
 import os
 import statistics
 import string
-import textwrap
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TypeVar
 
-from cnnbench.report import fmt
-from cnnbench.results import recommend
 from cnnbench.engine.environment import FINGERPRINT_KEYS, fingerprint
-from cnnbench.report.run import load_report
+from cnnbench.report import fmt, html, markdown, views
+from cnnbench.report.layout import Block, Cell, Document, Figure, Section, Table, items, para, spans
+from cnnbench.results import aggregate
+from cnnbench.results.records import CheckRow, Environment, GroupKey, Report, ScenarioRecord
+from cnnbench.results.schema import read_report
 
 REPORT = "report.json"
 TOP = 5  # entries in each "biggest differences" list
@@ -49,20 +51,20 @@ class Run:
 
     label: str
     source: str
-    report: dict[str, Any]
+    report: Report
 
     @property
-    def env(self) -> dict[str, Any]:
-        return self.report["environment"]
+    def env(self) -> Environment:
+        return self.report.environment
 
     @property
     def archs(self) -> list[str]:
-        return fmt.unique(s["arch"] for s in self.report["scenarios"])
+        return fmt.unique(s.arch for s in self.report.scenarios)
 
     @property
     def fingerprint(self) -> str:
         """The stored fingerprint, or the one its environment hashes to (reports older than the key)."""
-        return self.env.get("fingerprint") or fingerprint(self.env)
+        return self.env.fingerprint or fingerprint(self.env.data)
 
 
 def load_runs(paths: Sequence[str | os.PathLike[str]]) -> list[Run]:
@@ -76,7 +78,7 @@ def load_runs(paths: Sequence[str | os.PathLike[str]]) -> list[Run]:
             if not file.is_file():
                 raise ValueError(f"{path} is a directory without a {REPORT}; pass a run directory such as "
                                  f"reports/latest or a report file")  # fmt: skip
-        runs.append(Run(_label(i), str(path), load_report(file)))
+        runs.append(Run(_label(i), str(path), read_report(file)))
     return runs
 
 
@@ -88,18 +90,7 @@ def _label(index: int) -> str:
 # ---------------------------------------------------------------------------------------------------- data
 
 
-class Key(NamedTuple):
-    """The coordinates of an aligned group; a field is None where the alignment leaves it out."""
-
-    arch: str | None
-    strategy: str | None
-    quadrant: str | None
-    head: str | None
-    freeze: int | None = None
-
-    def label(self) -> str:
-        freeze = None if self.freeze is None else f"freeze{self.freeze}"
-        return "-".join(p for p in (self.arch, self.strategy, self.quadrant, self.head, freeze) if p is not None)
+Key = GroupKey  # an aligned group; a field is None where the alignment leaves it out
 
 
 @dataclass(frozen=True)
@@ -137,10 +128,11 @@ class Quantity:
     fmt: Callable[[float | None], str]
 
 
-# Rates are medians over a group's scenarios; compile time is their total, because a compiled program is reused by
+# Rates are medians over a group's scenarios (cnnbench.results.aggregate.median_rate, as everywhere); compile time
+# is their total, because a compiled program is reused by
 # the scenarios after the first one that needs it, and those report a compile time of 0.
 QUANTITIES = (
-    Quantity("train img/s", "train_images_per_s", statistics.median, True, fmt.rate),
+    Quantity("train img/s", "train_images_per_s", statistics.median, True, fmt.rate),  # of aggregate.rates
     Quantity("infer img/s", "infer_images_per_s", statistics.median, True, fmt.rate),
     Quantity("compile s (total)", "compile_s", math.fsum, False, lambda v: "-" if v is None else f"{v:.1f}"),
 )
@@ -163,7 +155,7 @@ class VerdictRow:
 
     key: Key
     recommended: str | None
-    cells: list[dict[str, Any] | None]
+    cells: list[CheckRow | None]
     same_winner: bool
 
 
@@ -208,7 +200,7 @@ def compare(runs: Sequence[Run], top: int = TOP) -> Comparison:
     archs = [run.archs for run in runs]
     by_arch = not (all(len(a) == 1 for a in archs) and len({a[0] for a in archs}) > 1)
     columns = [run.label if by_arch else f"{run.label} {a[0]}" for run, a in zip(runs, archs, strict=True)]
-    groups = [_groups(run.report["scenarios"], by_arch) for run in runs]
+    groups = [_groups(run.report.scenarios, by_arch) for run in runs]
     keys = fmt.unique(key for g in groups for key in g)
     accuracy = [_accuracy_row([_accuracy(g.get(key, [])) for g in groups], key) for key in keys]
     partial: dict[tuple[str, ...], list[Key]] = {}
@@ -222,8 +214,8 @@ def compare(runs: Sequence[Run], top: int = TOP) -> Comparison:
         runs=list(runs),
         columns=columns,
         by_arch=by_arch,
-        same_suite=len({run.env.get("suite_hash") for run in runs}) == 1,
-        differing_keys=[k for k in FINGERPRINT_KEYS if len({str(run.env.get(k)) for run in runs}) > 1],
+        same_suite=len({run.env.suite_hash for run in runs}) == 1,
+        differing_keys=[k for k in FINGERPRINT_KEYS if len({str(run.env.value(k)) for run in runs}) > 1],
         shared=len(keys) - sum(len(k) for k in partial.values()),
         accuracy=accuracy,
         partial=list(partial.items()),
@@ -234,51 +226,60 @@ def compare(runs: Sequence[Run], top: int = TOP) -> Comparison:
     )
 
 
-def _groups(scenarios: Iterable[Mapping[str, Any]], by_arch: bool) -> dict[Key, list[Mapping[str, Any]]]:
+def _groups(scenarios: Iterable[ScenarioRecord], by_arch: bool) -> dict[Key, list[ScenarioRecord]]:
     """A report's scenarios by aligned key, in the order the keys first appear."""
-    groups: dict[Key, list[Mapping[str, Any]]] = {}
+    groups: dict[Key, list[ScenarioRecord]] = {}
     for s in scenarios:
-        key = Key(s["arch"] if by_arch else None, s["strategy"], s["quadrant"], s["head"], s.get("layer_transfer"))
+        key = s.key if by_arch else replace(s.key, arch=None)
         groups.setdefault(key, []).append(s)
     return groups
 
 
-def _without_quadrant(groups: Mapping[Key, list[Any]]) -> dict[Key, list[Any]]:
+T = TypeVar("T")
+
+
+def _without_quadrant(groups: Mapping[Key, list[T]]) -> dict[Key, list[T]]:
     """The groups merged over quadrants: the arch × strategy × head that throughput is compared by."""
-    merged: dict[Key, list[Any]] = {}
+    merged: dict[Key, list[T]] = {}
     for key, records in groups.items():
-        merged.setdefault(key._replace(quadrant=None), []).extend(records)
+        merged.setdefault(key.program, []).extend(records)
     return merged
 
 
-def _accuracy(records: list[Mapping[str, Any]]) -> Accuracy | None:
+def _accuracy(records: list[ScenarioRecord]) -> Accuracy | None:
     if not records:
         return None
-    # one entry at most: a group's records share (arch, strategy, quadrant, head)
-    stats = next(iter(recommend.aggregate(records).values()), None)
-    statuses = tuple(sorted({r["status"] for r in records}))
+    # one entry at most: a group's records share their key
+    stats = next(iter(aggregate.over_seeds(records).values()), None)
+    statuses = tuple(sorted({r.status for r in records}))
     if stats is None:
         return Accuracy(None, 0.0, 0, len(records), statuses)
-    return Accuracy(stats["mean"], stats["std"], stats["n_seeds"], len(records), statuses)
+    return Accuracy(stats.mean, stats.std, stats.n_seeds, len(records), statuses)
 
 
 def _accuracy_row(cells: list[Accuracy | None], key: Key) -> AccuracyRow:
-    measured = [a if a is not None and a.mean is not None else None for a in cells]
-    ref, diffs, noise = measured[0], [], []
-    for cell in measured[1:]:
-        both = ref is not None and cell is not None
-        diffs.append(cell.mean - ref.mean if both else None)
-        noise.append(max(ref.std, cell.std, recommend.TIE_FLOOR) if both else None)
+    ref = cells[0]
+    diffs: list[float | None] = []
+    noise: list[float | None] = []
+    for cell in cells[1:]:
+        if ref is None or ref.mean is None or cell is None or cell.mean is None:
+            diffs.append(None)
+            noise.append(None)
+        else:
+            diffs.append(cell.mean - ref.mean)
+            noise.append(max(ref.std, cell.std, aggregate.TIE_FLOOR))  # aggregate.tie_noise
     return AccuracyRow(key, cells, diffs, noise)
 
 
-def _summed_up(records: list[Mapping[str, Any]], quantity: Quantity) -> float | None:
-    values = [v for r in records if isinstance(v := (r.get("metrics") or {}).get(quantity.metric), (int, float))
-              and math.isfinite(v)]  # fmt: skip
+def _summed_up(records: list[ScenarioRecord], quantity: Quantity) -> float | None:
+    if quantity.higher_is_better:  # a rate: the positive finite values, as the gate and the report take them
+        values = aggregate.rates(records, quantity.metric)
+    else:
+        values = [v for r in records if (v := getattr(r.metrics, quantity.metric)) is not None]
     return quantity.over_scenarios(values) if values else None
 
 
-def _ratio_rows(setups: list[dict[Key, list[Mapping[str, Any]]]], quantity: Quantity) -> list[RatioRow]:
+def _ratio_rows(setups: list[dict[Key, list[ScenarioRecord]]], quantity: Quantity) -> list[RatioRow]:
     rows = []
     for key in fmt.unique(key for s in setups for key in s):
         values = [_summed_up(s.get(key, []), quantity) for s in setups]
@@ -290,68 +291,42 @@ def _ratio_rows(setups: list[dict[Key, list[Mapping[str, Any]]]], quantity: Quan
 
 def _verdict_rows(runs: Sequence[Run], by_arch: bool) -> list[VerdictRow]:
     checks = [
-        {Key(r["arch"] if by_arch else None, None, r["quadrant"], r["head"]): r for r in run.report["recommendation"]}
+        {Key(r.arch if by_arch else None, None, r.quadrant, r.head): r for r in run.report.recommendation}
         for run in runs
     ]
     rows = []
     for key in fmt.unique(key for check in checks for key in check):
         cells = [check.get(key) for check in checks]
-        recommended = next(c["recommended"] for c in cells if c is not None)
-        same = all(c is not None for c in cells) and len({c["winner"] for c in cells if c is not None}) == 1
+        recommended = next(c.recommended for c in cells if c is not None)
+        same = all(c is not None for c in cells) and len({c.winner for c in cells if c is not None}) == 1
         rows.append(VerdictRow(key, recommended, cells, same))
     return rows
 
 
+def _mean(cell: Accuracy | None) -> float | None:
+    return None if cell is None else cell.mean
+
+
 def _accuracy_changes(rows: list[AccuracyRow], columns: list[str], top: int) -> list[Change]:
     changes = [
-        Change(row.key, None, columns[j], row.cells[0].mean, row.cells[j].mean, diff)
-        for row in rows for j, diff in enumerate(row.diffs, 1) if diff is not None
+        Change(row.key, None, columns[j], before, after, diff)
+        for row in rows for j, diff in enumerate(row.diffs, 1)
+        if diff is not None and (before := _mean(row.cells[0])) is not None
+        and (after := _mean(row.cells[j])) is not None
     ]  # fmt: skip
     return sorted(changes, key=lambda c: -abs(c.change))[:top]
 
 
 def _throughput_changes(tables: list[tuple[Quantity, list[RatioRow]]], columns: list[str], top: int) -> list[Change]:
     changes = [
-        Change(row.key, quantity, columns[j], row.values[0], row.values[j], ratio)
-        for quantity, rows in tables for row in rows for j, ratio in enumerate(row.ratios, 1) if ratio is not None
+        Change(row.key, quantity, columns[j], before, after, ratio)
+        for quantity, rows in tables for row in rows for j, ratio in enumerate(row.ratios, 1)
+        if ratio is not None and (before := row.values[0]) is not None and (after := row.values[j]) is not None
     ]  # fmt: skip
     return sorted(changes, key=lambda c: -abs(math.log(c.change)))[:top]
 
 
 # -------------------------------------------------------------------------------------------------- layout
-
-Cell = tuple[str, str | None]  # text, and its HTML class: "winner" (bold), "good", "bad", "muted" or None
-
-
-@dataclass(frozen=True)
-class Table:
-    """A text table; each cell carries the class the HTML page colours it with."""
-
-    header: list[str]
-    cells: list[list[Cell]]
-    right: range
-    title: str = ""
-
-    @property
-    def rows(self) -> list[list[str]]:
-        return [[text for text, _ in row] for row in self.cells]
-
-    @property
-    def classes(self) -> list[list[str | None]]:
-        return [[cls for _, cls in row] for row in self.cells]
-
-
-@dataclass(frozen=True)
-class Section:
-    """A titled part of the comparison: paragraphs, then tables, then a bullet list; and a figure that only the
-    HTML page draws (PNG bytes, made on demand so that the markdown never imports matplotlib)."""
-
-    title: str
-    text: list[str]
-    tables: list[Table]
-    items: list[str]
-    figure: Callable[[], bytes] | None = None
-    caption: str = ""
 
 
 def title(comparison: Comparison) -> str:
@@ -360,26 +335,27 @@ def title(comparison: Comparison) -> str:
     return "cnnbench compare: " + " vs ".join(comparison.columns)
 
 
-def sections(comparison: Comparison) -> list[Section]:
-    """The comparison laid out as sections of plain text, shared by the markdown and the HTML renderer; only the
-    header when no scenario group is shared."""
-    parts = [_header(comparison)]
+def document(comparison: Comparison) -> Document:
+    """The comparison laid out for every renderer: under the title, the header table (runs, environments) and its
+    notes; then, when any scenario group is shared, accuracy, throughput, verdicts and the biggest differences.
+    Markdown wraps its prose to :data:`WIDTH` columns."""
+    sections = []
     if comparison.shared:
-        parts += [_accuracy_section(comparison), _throughput_section(comparison), _verdict_section(comparison),
-                  _biggest_section(comparison)]  # fmt: skip
-    return parts
+        sections = [_accuracy_section(comparison), _throughput_section(comparison), _verdict_section(comparison),
+                    _biggest_section(comparison)]  # fmt: skip
+    return Document(spans([title(comparison)]), _header(comparison), sections, width=WIDTH)
 
 
-def _header(c: Comparison) -> Section:
-    rows = [
-        ("run id", lambda r: r.report["run_id"] + ("" if r.report["finished"] else " (running)")),
-        ("suite", lambda r: f"{(r.report.get('suite') or {}).get('name', '?')} {r.env.get('suite_hash')}"),
+def _header(c: Comparison) -> list[Block]:
+    rows: list[tuple[str, Callable[[Run], str]]] = [
+        ("run id", lambda r: r.report.run_id + ("" if r.report.finished else " (running)")),
+        ("suite", lambda r: f"{(r.report.suite or {}).get('name', '?')} {r.env.suite_hash}"),
         ("archs", lambda r: ", ".join(r.archs) or "-"),
-        ("backend", lambda r: str(r.env.get("backend"))),
-        ("devices", lambda r: f"{r.env.get('device_count')}× {r.env.get('device_kind')}"),
-        ("CPU", lambda r: str(r.env.get("cpu"))),
-        ("jax", lambda r: str(r.env.get("jax"))),
-        ("commit", _commit),
+        ("backend", lambda r: str(r.env.backend)),
+        ("devices", lambda r: f"{r.env.device_count}× {r.env.device_kind}"),
+        ("CPU", lambda r: str(r.env.cpu)),
+        ("jax", lambda r: str(r.env.jax)),
+        ("commit", lambda r: views.commit(r.env)),
         ("fingerprint", lambda r: r.fingerprint),
         ("scenarios", _status_counts),
         ("compile s", _compile_total),
@@ -387,31 +363,27 @@ def _header(c: Comparison) -> Section:
     cells = []
     for name, value in rows:
         texts = [value(run) for run in c.runs]
-        cells.append([(name, None), *((t, "winner" if t != texts[0] else None) for t in texts)])
+        cells.append([Cell(name), *(Cell(t, "winner" if t != texts[0] else None) for t in texts)])
     sources = [f"{run.label}: {run.source}" for run in c.runs]
     notes = [_suite_note(c), _fingerprint_note(c), _alignment_note(c), _shared_note(c)]
-    return Section(title(c), [], [Table(["", *c.columns], cells, range(0))], [*sources, *notes])
-
-
-def _commit(run: Run) -> str:
-    return (run.env.get("git_commit") or "no git")[:10] + (" (dirty)" if run.env.get("git_dirty") else "")
+    return [Table(["", *c.columns], cells), items([*sources, *notes])]
 
 
 def _compile_total(run: Run) -> str:
-    return f"{math.fsum(s['metrics'].get('compile_s') or 0.0 for s in run.report['scenarios']):.1f}"
+    return f"{math.fsum(s.metrics.compile_s or 0.0 for s in run.report.scenarios):.1f}"
 
 
 def _status_counts(run: Run) -> str:
     counts: dict[str, int] = {}
-    for s in run.report["scenarios"]:
-        counts[s["status"]] = counts.get(s["status"], 0) + 1
-    return f"{len(run.report['scenarios'])}: " + ", ".join(f"{n} {status}" for status, n in counts.items())
+    for s in run.report.scenarios:
+        counts[s.status] = counts.get(s.status, 0) + 1
+    return f"{len(run.report.scenarios)}: " + ", ".join(f"{n} {status}" for status, n in counts.items())
 
 
 def _suite_note(c: Comparison) -> str:
     if c.same_suite:
-        return f"Same suite in every report (hash {c.runs[0].env.get('suite_hash')})."
-    hashes = ", ".join(f"{run.label} {run.env.get('suite_hash')}" for run in c.runs)
+        return f"Same suite in every report (hash {c.runs[0].env.suite_hash})."
+    hashes = ", ".join(f"{run.label} {run.env.suite_hash}" for run in c.runs)
     return f"Not the same suite: the suite hashes differ ({hashes}); only groups that match are compared."
 
 
@@ -443,17 +415,17 @@ def _accuracy_section(c: Comparison) -> Section:
     cells = []
     for row in c.accuracy:
         diffs = [_diff_cell(d, n) for d, n in zip(row.diffs, row.noise, strict=True)]
-        cells.append([(row.key.label(), None), *((_accuracy_text(a), None) for a in row.cells), *diffs])
-    text = [
+        cells.append([Cell(row.key.label()), *(Cell(_accuracy_text(a)) for a in row.cells), *diffs])
+    text = para(
         "Mean ± sample std over seeds in %, with the number of seeds ((k/n): only k of n seeds gave an accuracy; a "
         "status: none did; -: not run). The last columns are the difference of the means in accuracy points, "
-        f"coloured in the HTML page beyond the noise (the larger std, at least {100 * recommend.TIE_FLOOR:.0f} "
+        f"coloured in the HTML page beyond the noise (the larger std, at least {100 * aggregate.TIE_FLOOR:.0f} "
         "point).",
-    ]
-    items = [f"only in {', '.join(labels)} ({len(keys)}): {', '.join(k.label() for k in keys)}"
-             for labels, keys in c.partial]  # fmt: skip
-    table = Table(header, cells, range(1, len(header)))
-    return Section("Test accuracy (%)", text, [table], items)
+    )
+    partial = [f"only in {', '.join(labels)} ({len(keys)}): {', '.join(k.label() for k in keys)}"
+               for labels, keys in c.partial]  # fmt: skip
+    blocks: list[Block] = [text, Table(header, cells, range(1, len(header)))]
+    return Section("Test accuracy (%)", blocks + ([items(partial)] if partial else []))
 
 
 def _accuracy_text(a: Accuracy | None) -> str:
@@ -468,8 +440,8 @@ def _accuracy_text(a: Accuracy | None) -> str:
 
 def _diff_cell(diff: float | None, noise: float | None) -> Cell:
     if diff is None or noise is None:
-        return "-", "muted"
-    return f"{100 * diff:+.1f}", "muted" if abs(diff) <= noise else "good" if diff > 0 else "bad"
+        return Cell("-", "muted")
+    return Cell(f"{100 * diff:+.1f}", "muted" if abs(diff) <= noise else "good" if diff > 0 else "bad")
 
 
 def _throughput_section(c: Comparison) -> Section:
@@ -478,26 +450,26 @@ def _throughput_section(c: Comparison) -> Section:
     tables = []
     for quantity, rows in c.throughput:
         cells = [
-            [(row.key.label(), None), *((quantity.fmt(v), None) for v in row.values),
+            [Cell(row.key.label()), *(Cell(quantity.fmt(v)) for v in row.values),
              *(_ratio_cell(r, quantity) for r in row.ratios)]
             for row in rows
         ]  # fmt: skip
         tables.append(Table(header, cells, range(1, len(header)), quantity.title))
-    text = [
+    text = para(
         "Over each group's quadrants and seeds: the median rate, and the total compile time (a compiled program is "
         "reused by the later scenarios, which report 0). The last columns are the ratio to A (×2.00: twice A's "
         f"value), coloured in the HTML page beyond ±{100 * RATIO_NOISE:.0f} %."
-    ]
+    )
     caption = "Train and inference images/s per group (log scale), one dot per report."
-    return Section("Throughput", text, tables, [], lambda: throughput_png(c), caption)
+    return Section("Throughput", [text, *tables, Figure(lambda: throughput_png(c), "Throughput", caption)])
 
 
 def _ratio_cell(ratio: float | None, quantity: Quantity) -> Cell:
     if ratio is None:
-        return "-", "muted"
+        return Cell("-", "muted")
     if abs(math.log(ratio)) <= math.log1p(RATIO_NOISE):
-        return f"×{ratio:.2f}", "muted"
-    return f"×{ratio:.2f}", "good" if (ratio > 1) == quantity.higher_is_better else "bad"
+        return Cell(f"×{ratio:.2f}", "muted")
+    return Cell(f"×{ratio:.2f}", "good" if (ratio > 1) == quantity.higher_is_better else "bad")
 
 
 VERDICT_CLASSES = {"won": "good", "tied within noise": "good", "lost": "bad", "not run": "muted"}
@@ -506,38 +478,38 @@ VERDICT_CLASSES = {"won": "good", "tied within noise": "good", "lost": "bad", "n
 def _verdict_section(c: Comparison) -> Section:
     header = ["arch-quadrant-head" if c.by_arch else "quadrant-head", "rec.", *c.columns, "same winner"]
     cells = [
-        [(row.key.label(), None), (row.recommended or "-", None), *(_verdict_cell(cell) for cell in row.cells),
-         ("yes", None) if row.same_winner else ("no", "winner")]
+        [Cell(row.key.label()), Cell(row.recommended or "-"), *(_verdict_cell(cell) for cell in row.cells),
+         Cell("yes") if row.same_winner else Cell("no", "winner")]
         for row in c.verdicts
     ]  # fmt: skip
     held = []
     for j, column in enumerate(c.columns):
-        checked = [row.cells[j] for row in c.verdicts if row.cells[j] is not None]
-        held.append(f"{column} {sum(bool(r['recommended_won']) for r in checked)} of {len(checked)}")
-    text = [
+        checked = [r for row in c.verdicts if (r := row.cells[j]) is not None]
+        held.append(f"{column} {sum(bool(r.recommended_won) for r in checked)} of {len(checked)}")
+    text = para(
         "Per report: the strategy that won, then the verdict on the seed notes' recommended strategy (won, tied "
         "within noise, lost, not run). The recommendation held in " + "; ".join(held) + " checks.",
-    ]
-    return Section("Recommendation verdicts", text, [Table(header, cells, range(0))], [])
+    )
+    return Section("Recommendation verdicts", [text, Table(header, cells)])
 
 
-def _verdict_cell(row: Mapping[str, Any] | None) -> Cell:
+def _verdict_cell(row: CheckRow | None) -> Cell:
     if row is None:
-        return "-", "muted"
-    verdict = row.get("verdict") or ("won" if row["winner"] == row["recommended"] else
-                                     "tied within noise" if row["recommended_won"] else "lost")  # fmt: skip
-    return f"{row['winner']}: {verdict.replace(' within noise', '')}", VERDICT_CLASSES[verdict]
+        return Cell("-", "muted")
+    verdict = row.verdict or ("won" if row.winner == row.recommended else
+                              "tied within noise" if row.recommended_won else "lost")  # fmt: skip
+    return Cell(f"{row.winner}: {verdict.replace(' within noise', '')}", VERDICT_CLASSES[verdict])
 
 
 def _biggest_section(c: Comparison) -> Section:
     ref = c.columns[0]
-    items = [f"{ch.key.label()}: {ch.column} {100 * ch.change:+.1f} pts vs {ref} ({fmt.pct(ch.before)} → "
+    lines = [f"{ch.key.label()}: {ch.column} {100 * ch.change:+.1f} pts vs {ref} ({fmt.pct(ch.before)} → "
              f"{fmt.pct(ch.after)} %)" for ch in c.accuracy_changes]  # fmt: skip
-    items += [f"{ch.key.label()} {ch.quantity.title}: {ch.column} ×{ch.change:.2f} vs {ref} "
-              f"({ch.quantity.fmt(ch.before)} → {ch.quantity.fmt(ch.after)})" for ch in c.throughput_changes]
-    text = [f"The {TOP} largest accuracy changes (points), then the {TOP} largest train/infer throughput ratios "
-            f"(either way), against {ref}."]  # fmt: skip
-    return Section("Biggest differences", text, [], items)
+    lines += [f"{ch.key.label()} {q.title}: {ch.column} ×{ch.change:.2f} vs {ref} ({q.fmt(ch.before)} → "
+              f"{q.fmt(ch.after)})" for ch in c.throughput_changes if (q := ch.quantity) is not None]  # fmt: skip
+    text = para(f"The {TOP} largest accuracy changes (points), then the {TOP} largest train/infer throughput ratios "
+                f"(either way), against {ref}.")  # fmt: skip
+    return Section("Biggest differences", [text, *([items(lines)] if lines else [])])
 
 
 # ------------------------------------------------------------------------------------------------- render
@@ -545,45 +517,19 @@ def _biggest_section(c: Comparison) -> Section:
 
 def render_markdown(comparison: Comparison) -> str:
     """The comparison as GitHub markdown whose prose is wrapped to 100 columns, for a terminal, a CI log or a PR."""
-    lines: list[str] = []
-    for i, section in enumerate(sections(comparison)):
-        lines += [("# " if i == 0 else "## ") + section.title, ""]
-        for paragraph in section.text:
-            lines += [textwrap.fill(paragraph, WIDTH), ""]
-        for table in section.tables:
-            lines += ([f"### {table.title}", ""] if table.title else []) + fmt.md_table(table.header, table.rows,
-                                                                                   table.right) + [""]
-        for item in section.items:
-            lines += textwrap.wrap(item, WIDTH, initial_indent="- ", subsequent_indent="  ", break_on_hyphens=False)
-        if section.items:
-            lines.append("")
-    return "\n".join(lines).rstrip() + "\n"
+    return markdown.render(document(comparison))
 
 
 def render_html(comparison: Comparison) -> str:
-    """The comparison as one self-contained HTML page built from :mod:`cnnbench.report.html`'s blocks: the markdown's
-    sections, with differences and ratios coloured and the throughput drawn as a dot plot."""
-    from cnnbench.report import html
-
-    parts = []
-    for i, section in enumerate(sections(comparison)):
-        tag = "h1" if i == 0 else "h2"
-        body = [f"<{tag}>{html.escape(section.title)}</{tag}>", *(f"<p>{html.escape(t)}</p>" for t in section.text)]
-        for table in section.tables:
-            body += [f"<h3>{html.escape(table.title)}</h3>"] if table.title else []
-            body.append(html.table(table.header, table.rows, table.right, table.classes))
-        if section.items:
-            body.append("<ul>\n" + "\n".join(f"<li>{html.escape(item)}</li>" for item in section.items) + "\n</ul>")
-        if section.figure is not None:
-            body.append(html.figure(section.figure(), section.title, section.caption))
-        parts.append("<section>\n" + "\n".join(body) + "\n</section>")
-    return html.page(title(comparison), parts)
+    """The comparison as one self-contained HTML page: the markdown's sections, with differences and ratios
+    coloured and the throughput drawn as a dot plot."""
+    return html.render(document(comparison))
 
 
 def throughput_png(comparison: Comparison) -> bytes:
     """A dot plot of train and inference images/s per group (log scale), one colour per report and a line across
     each group's spread, as PNG bytes; dots rather than bars, whose lengths a log axis would distort."""
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # matplotlib loads only when the HTML page draws this figure
 
     from cnnbench.report.plots import ARCH_COLOURS, DPI, to_png
 
@@ -593,12 +539,12 @@ def throughput_png(comparison: Comparison) -> bytes:
     axes = fig.subplots(1, len(tables), sharey=True)
     for ax, (quantity, rows) in zip(axes, tables, strict=True):
         for i, row in enumerate(rows):
-            shown = [v for v in row.values if v]
-            if shown:
-                ax.plot([min(shown), max(shown)], [i, i], color="#bbbbbb", linewidth=1, zorder=1)
+            spread = [v for v in row.values if v]
+            if spread:
+                ax.plot([min(spread), max(spread)], [i, i], color="#bbbbbb", linewidth=1, zorder=1)
         for j, column in enumerate(comparison.columns):
-            shown = [(i, row.values[j]) for i, row in enumerate(rows) if row.values[j]]
-            ax.plot([v for _, v in shown], [i for i, _ in shown], "o", label=column, zorder=2,
+            dots = [(i, v) for i, row in enumerate(rows) if (v := row.values[j])]
+            ax.plot([v for _, v in dots], [i for i, _ in dots], "o", label=column, zorder=2,
                     color=ARCH_COLOURS[j % len(ARCH_COLOURS)])  # fmt: skip
         ax.set_xscale("log")
         ax.set_xlabel(f"{quantity.title} (log)")

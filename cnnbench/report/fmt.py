@@ -43,14 +43,6 @@ def ordered(names: Iterable[str], canonical: Sequence[str]) -> list[str]:
     return [n for n in canonical if n in seen] + [n for n in seen if n not in canonical]
 
 
-def numbers_of(metrics: list[dict[str, Any]], key: str) -> list[float]:
-    return [m[key] for m in metrics if isinstance(m.get(key), (int, float))]
-
-
-def mean(values: list[float]) -> float | None:
-    return sum(values) / len(values) if values else None
-
-
 def pct(fraction: float) -> str:
     return f"{100 * fraction:.1f}"
 

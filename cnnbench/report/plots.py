@@ -1,9 +1,10 @@
 """The figures of the HTML report, drawn with matplotlib into PNG bytes.
 
 Every function builds a ``matplotlib.figure.Figure`` and prints it through the Agg canvas, so nothing here
-selects a backend or touches pyplot's global state. Inputs are plain views of a report (the per-seed aggregates
-of ``recommend.aggregate``, scenario records), and every figure stays readable from one arch, head and seed up to
-the ``standard`` suite's 9 archs × 4 strategies × 4 quadrants × 3 heads × 3 seeds.
+selects a backend or touches pyplot's global state. Inputs are typed views of a report (the per-seed
+aggregates of ``results.aggregate.over_seeds``, scenario records, layer-transfer points), and every figure stays
+readable from one arch, head and seed up to the ``standard`` suite's 9 archs × 4 strategies × 4 quadrants × 3 heads
+× 3 seeds.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from matplotlib import colormaps
+from matplotlib.artist import Artist
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
@@ -22,13 +24,14 @@ from matplotlib.patches import Patch
 
 from cnnbench.config.quadrants import QUADRANT_LABELS, RECOMMENDED
 from cnnbench.report import fmt
+from cnnbench.report.views import QUADRANT_ORDER, gain_grid
 from cnnbench.results import layer_transfer, recommend
-
+from cnnbench.results.aggregate import SeedStats
+from cnnbench.results.records import GroupKey, LayerPoint, ScenarioRecord
 
 DPI = 100
 SHORT_CURVE = 5  # a curve of at most this many evaluations also gets point markers (a single one has no line)
 GAIN_CLIP = 25.0  # points: the heatmap's colour saturates beyond, so that gains of a few points still show a hue
-QUADRANT_ORDER = tuple(RECOMMENDED)
 STRATEGY_COLOURS = {"s1": "#1f77b4", "s2": "#ff7f0e", "s3": "#2ca02c", "scratch": "#7f7f7f"}
 EXTRA_COLOURS = ("#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
 STRATEGY_MARKERS = {"s1": "o", "s2": "s", "s3": "^", "scratch": "X"}
@@ -37,14 +40,20 @@ HEAD_FILLS = ("full", "none", "bottom", "left", "top")
 ARCH_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
                 "#7f7f7f")  # fmt: skip
 
-Stats = Mapping[recommend.Key, Mapping[str, Any]]
+Stats = Mapping[GroupKey, SeedStats]
+
+
+def _t(key: GroupKey) -> tuple[str, str, str, str]:
+    """A group key as the (arch, strategy, quadrant, head) tuple the grids below index by; a part left out of the
+    key reads as ``""``."""
+    return key.arch or "", key.strategy or "", key.quadrant or "", key.head or ""
 
 
 def accuracy_bars(arch: str, stats: Stats) -> bytes:
     """Grouped bars of one arch's mean test accuracy (%): one panel per head, quadrants along x, one bar per
     strategy with the std over seeds as error bar; the recommended strategy of each quadrant is outlined and
     marked ▼, so the seed notes' advice can be read against the measurement."""
-    cells = {key: entry for key, entry in stats.items() if key[0] == arch}
+    cells = {_t(key): entry for key, entry in stats.items() if key.arch == arch}
     strategies, quadrants, heads = _levels(cells, 1), _levels(cells, 2), _levels(cells, 3)
     fig = Figure(figsize=(min(4.2 * len(heads), 13), 3.6), dpi=DPI, layout="constrained")
     axes = fig.subplots(1, len(heads), sharey=True, squeeze=False)[0]
@@ -55,7 +64,7 @@ def accuracy_bars(arch: str, stats: Stats) -> bytes:
                 entry = cells.get((arch, strategy, quadrant, head))
                 if entry is None:
                     continue
-                mean, std = 100 * entry["mean"], 100 * entry["std"]
+                mean, std = 100 * entry.mean, 100 * entry.std
                 recommended = RECOMMENDED.get(quadrant) == strategy
                 position = x - 0.4 + width * (i + 0.5)
                 ax.bar(position, mean, width, yerr=std or None, capsize=2, color=_colour(strategy),
@@ -68,17 +77,18 @@ def accuracy_bars(arch: str, stats: Stats) -> bytes:
         ax.set_ylim(0, 108)
         ax.grid(axis="y", alpha=0.3)
     axes[0].set_ylabel("test accuracy (%)")
-    handles = [Patch(color=_colour(s), label=s) for s in strategies]
+    handles: list[Artist] = [Patch(color=_colour(s), label=s) for s in strategies]
     handles.append(Line2D([], [], marker="v", color="black", linestyle="none", label="recommended"))
     fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=8, frameon=False)
     return to_png(fig)
 
 
-def gain_heatmap(gains: Mapping[recommend.Key, float | None]) -> bytes:
+def gain_heatmap(gains: Mapping[GroupKey, float | None]) -> bytes:
     """A diverging heatmap of the transfer gain over ``scratch`` in accuracy points: one row per arch × strategy,
     one column per quadrant × head, each cell annotated with its number (blank grey: no result or no scratch)."""
     rows, columns = gain_grid(gains)
-    values = [[_points(gains.get((a, s, q, h))) for q, h in columns] for a, s in rows]
+    by_tuple = {_t(k): v for k, v in gains.items()}
+    values = [[_points(by_tuple.get((a, s, q, h))) for q, h in columns] for a, s in rows]
     largest = max((abs(v) for row in values for v in row if not math.isnan(v)), default=1.0)
     limit = min(max(largest, 1.0), GAIN_CLIP)
     fig = Figure(figsize=(2.2 + 0.62 * len(columns), 1.3 + 0.3 * len(rows)), dpi=DPI, layout="constrained")
@@ -104,16 +114,6 @@ def gain_heatmap(gains: Mapping[recommend.Key, float | None]) -> bytes:
     return to_png(fig)
 
 
-def gain_grid(keys: Iterable[recommend.Key]) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    """The rows (arch, strategy) and columns (quadrant, head) of the transfer-gain heatmap, in reading order, so a
-    table of the same numbers can line up with it."""
-    keys = list(keys)
-    archs, strategies, quadrants, heads = (_levels(keys, i) for i in range(4))
-    rows = [(a, s) for a in archs for s in strategies if any(k[:2] == (a, s) for k in keys)]
-    columns = [(q, h) for q in quadrants for h in heads if any(k[2:] == (q, h) for k in keys)]
-    return rows, columns
-
-
 def accuracy_vs_throughput(points: Sequence[Mapping[str, Any]]) -> bytes:
     """Mean test accuracy (%) against training throughput (images/s, log scale), one panel per quadrant: colour is
     the arch, marker the strategy, fill the head. ``points`` hold ``arch``, ``strategy``, ``quadrant``, ``head``,
@@ -137,7 +137,7 @@ def accuracy_vs_throughput(points: Sequence[Mapping[str, Any]]) -> bytes:
         ax.tick_params(labelbottom=True)  # sharex would hide them above an empty panel
     for ax in axes[len(quadrants) :]:
         ax.set_visible(False)
-    handles = [Patch(color=ARCH_COLOURS[i % 10], label=a) for i, a in enumerate(archs)]
+    handles: list[Artist] = [Patch(color=ARCH_COLOURS[i % 10], label=a) for i, a in enumerate(archs)]
     handles += [_legend_marker(s, label=s) for s in strategies]
     handles += [_legend_marker("", fillstyle=HEAD_FILLS[i % len(HEAD_FILLS)], label=f"{h} head")
                 for i, h in enumerate(heads)]  # fmt: skip
@@ -145,11 +145,11 @@ def accuracy_vs_throughput(points: Sequence[Mapping[str, Any]]) -> bytes:
     return to_png(fig)
 
 
-def learning_curves(arch: str, scenarios: Sequence[Mapping[str, Any]]) -> bytes:
+def learning_curves(arch: str, scenarios: Sequence[ScenarioRecord]) -> bytes:
     """One arch's validation accuracy (%) against the training step: rows are heads, columns quadrants, one colour
     per strategy and one thin line per seed; a dotted line marks where two-phase fine-tuning unfroze the base."""
-    runs = [s for s in scenarios if s["arch"] == arch and curve_points(s)]
-    keys = [recommend.scenario_key(s) for s in runs]
+    runs = [s for s in scenarios if s.arch == arch and curve_points(s)]
+    keys = [_t(s.key) for s in runs]
     strategies, quadrants, heads = _levels(keys, 1), _levels(keys, 2), _levels(keys, 3)
     fig = Figure(figsize=(min(3.3 * len(quadrants) + 1.2, 14), 2.5 * len(heads) + 0.6), dpi=DPI,
                  layout="constrained")  # fmt: skip
@@ -159,9 +159,9 @@ def learning_curves(arch: str, scenarios: Sequence[Mapping[str, Any]]) -> bytes:
         ax, cell = axes[r][c], [s for s, k in zip(runs, keys, strict=True) if k[2:] == (quadrant, head)]
         for scenario in cell:
             steps, accuracies = zip(*curve_points(scenario), strict=True)
-            ax.plot(steps, accuracies, color=_colour(scenario["strategy"]), linewidth=0.9, alpha=0.8,
+            ax.plot(steps, accuracies, color=_colour(scenario.strategy), linewidth=0.9, alpha=0.8,
                     marker="o" if len(steps) <= SHORT_CURVE else None, markersize=2.5)  # fmt: skip
-        unfrozen = [p["step"] for s in cell for p in s["curve"] if p.get("phase") == "head"]
+        unfrozen = [p.step for s in cell for p in s.curve if p.phase == "head"]
         if unfrozen:
             two_phase = True
             ax.axvline(max(unfrozen), color="black", linestyle=":", linewidth=0.8)
@@ -182,14 +182,13 @@ def learning_curves(arch: str, scenarios: Sequence[Mapping[str, Any]]) -> bytes:
     return to_png(fig)
 
 
-def curve_points(scenario: Mapping[str, Any]) -> list[tuple[float, float]]:
+def curve_points(scenario: ScenarioRecord) -> list[tuple[float, float]]:
     """(step, val accuracy %) of a scenario's curve, points without a finite accuracy left out; empty when there is
     nothing to draw."""
-    return [(p["step"], 100 * p["val_accuracy"]) for p in scenario.get("curve") or []
-            if isinstance(p.get("val_accuracy"), (int, float)) and math.isfinite(p["val_accuracy"])]  # fmt: skip
+    return [(p.step, 100 * p.val_accuracy) for p in scenario.curve if p.val_accuracy is not None]
 
 
-def _levels(keys: Iterable[recommend.Key], index: int) -> list[str]:
+def _levels(keys: Iterable[tuple[str, str, str, str]], index: int) -> list[str]:
     """The distinct values at ``index`` of (arch, strategy, quadrant, head) keys, strategies and quadrants in their
     canonical order, archs and heads in the order first seen."""
     canonical = {1: recommend.STRATEGY_ORDER, 2: QUADRANT_ORDER}.get(index, ())
@@ -204,20 +203,20 @@ def _colour(strategy: str) -> str:
     return _pick(strategy, STRATEGY_COLOURS, EXTRA_COLOURS)
 
 
-def layer_transfer_curve(rows: Sequence[Mapping[str, Any]]) -> bytes:
+def layer_transfer_curve(rows: Sequence[LayerPoint]) -> bytes:
     """Accuracy vs frozen stages per layer-transfer curve (``layer_transfer.points``), the spread over seeds as
     error bars and the same arch's ``scratch`` dashed."""
     fig = Figure(figsize=(6, 4), dpi=DPI)
     ax = fig.add_subplot()
     for (arch, quadrant, head), curve in layer_transfer.curves(rows).items():
-        shown = [p for p in curve if p["mean"] is not None]
-        line = ax.errorbar([p["frozen"] for p in shown], [100 * p["mean"] for p in shown],
-                           yerr=[100 * p["std"] for p in shown], marker="o", capsize=3,
+        shown = [(p.frozen, 100 * p.mean, 100 * p.std) for p in curve if p.mean is not None]
+        line = ax.errorbar([x for x, _, _ in shown], [y for _, y, _ in shown],
+                           yerr=[e for _, _, e in shown], marker="o", capsize=3,
                            label=f"{arch} · {quadrant} · {head}")  # fmt: skip
-        if curve[0]["scratch"] is not None:
-            ax.axhline(100 * curve[0]["scratch"], linestyle="--", color=line[0].get_color(), alpha=0.6,
+        if curve[0].scratch is not None:
+            ax.axhline(100 * curve[0].scratch, linestyle="--", color=line[0].get_color(), alpha=0.6,
                        label=f"{arch} scratch")  # fmt: skip
-        ax.set_xticks([p["frozen"] for p in curve], [f"{p['frozen']}\n{p['last_frozen'] or ''}" for p in curve],
+        ax.set_xticks([p.frozen for p in curve], [f"{p.frozen}\n{p.last_frozen or ''}" for p in curve],
                       fontsize=7)  # fmt: skip
     ax.set_xlabel("frozen stages (up to)")
     ax.set_ylabel("test accuracy (%)")

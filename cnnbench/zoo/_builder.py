@@ -120,6 +120,7 @@ def code_digest(name: str) -> str:
     spec = get_spec(name)
     digest = hashlib.sha256()
     for module in (sys.modules[spec.build.__module__], layers, _base):
+        assert module.__file__ is not None  # each is a plain source module
         with open(module.__file__, "rb") as source:
             digest.update(source.read())
     return digest.hexdigest()[:16]

@@ -145,6 +145,11 @@ class InceptionStage(nnx.Module):
             x = max_pool_ceil(x, self.pool, 2)
         return x, tapped
 
+    def block(self, name: str) -> Inception:
+        """The Inception module called ``name`` (``a``, ``b``, …)."""
+        block: Inception = getattr(self, name)
+        return block
+
     def __call__(self, x: jax.Array) -> jax.Array:
         return self.forward_taps(x)[0]
 
@@ -176,7 +181,7 @@ class AuxClassifiers(nnx.Module):
     def training(self) -> bool:
         return not self.aux1.dropout.deterministic
 
-    def __call__(self, taps: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
+    def __call__(self, taps: tuple[jax.Array, ...]) -> tuple[jax.Array, jax.Array]:
         return self.aux1(taps[0]), self.aux2(taps[1])
 
 
@@ -215,6 +220,7 @@ class GoogLeNet(ZooModel):
     """
 
     stage_names = ("stem", "inception3", "inception4", "inception5")
+    classifier: GoogLeNetClassifier | None
 
     def __init__(
         self,
@@ -237,7 +243,7 @@ class GoogLeNet(ZooModel):
         self.num_features = chs
         self.feature_shape = (size, size, chs)
         self.width = width
-        self.aux_in = (self.inception4.a.out_chs, self.inception4.d.out_chs) if aux_logits else None
+        self.aux_in = (self.inception4.block("a").out_chs, self.inception4.block("d").out_chs) if aux_logits else None
         self.classifier = GoogLeNetClassifier(chs, num_classes, self.aux_in, width, rngs=rngs) if num_classes else None
 
     @property
@@ -257,13 +263,14 @@ class GoogLeNet(ZooModel):
     def forward_train(self, x: jax.Array) -> tuple[jax.Array, tuple[jax.Array, ...]]:
         """``(logits, aux)``: the main logits as ``model(x)`` gives them, and the auxiliary logits ``(aux1, aux2)``
         when the model has aux heads and is in train mode (their dropout active), else ``()``."""
-        if not (self.has_aux and self.classifier.aux.training):
+        aux = self.classifier.aux if self.classifier is not None else None
+        if not (aux is not None and aux.training):
             return self(x), ()
         feats, taps = self.forward_features_aux(x)
-        return self.forward_head(feats), self.classifier.aux(taps)
+        return self.forward_head(feats), aux(taps)
 
 
-_GOOGLENET = dict(
+_GOOGLENET: dict[str, Any] = dict(
     family="googlenet",
     paper="Szegedy et al., Going Deeper with Convolutions, CVPR 2015",
     year=2015,

@@ -97,6 +97,7 @@ def shifted_depthwise(
             window = xp[:, i : i + stride * (out_h - 1) + 1 : stride, j : j + stride * (out_w - 1) + 1 : stride]
             term = window * kernel[i, j, 0]
             out = term if out is None else out + term
+    assert out is not None  # the kernel has at least one tap
     return out
 
 

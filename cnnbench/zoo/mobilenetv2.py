@@ -66,7 +66,7 @@ class InvertedResidual(nnx.Module):
     where ``stride == 1`` and ``in_chs == out_chs``."""
 
     def __init__(self, in_chs: int, out_chs: int, stride: int, expand_ratio: int, *, rngs: nnx.Rngs) -> None:
-        hidden = int(round(in_chs * expand_ratio))
+        hidden = round(in_chs * expand_ratio)
         self.expand = ConvBNAct(in_chs, hidden, rngs=rngs) if expand_ratio != 1 else None
         self.depthwise = ConvBNAct(hidden, hidden, 3, stride, groups=hidden, rngs=rngs)
         self.project = ConvBNAct(hidden, out_chs, act=None, rngs=rngs)

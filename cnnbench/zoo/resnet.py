@@ -32,9 +32,7 @@ class SEModule(nnx.Module):
 
     def __init__(self, chs: int, rd_ratio: float = 1 / 16, *, rngs: nnx.Rngs) -> None:
         rd_chs = make_divisible(chs * rd_ratio, round_limit=0.0)  # timm: round_limit=0.
-        self.fc1 = nnx.Conv(
-            chs, rd_chs, (1, 1), kernel_init=kaiming_fan_out, bias_init=torch_bias_init(chs), rngs=rngs
-        )
+        self.fc1 = nnx.Conv(chs, rd_chs, (1, 1), kernel_init=kaiming_fan_out, bias_init=torch_bias_init(chs), rngs=rngs)
         self.fc2 = nnx.Conv(
             rd_chs, chs, (1, 1), kernel_init=kaiming_fan_out, bias_init=torch_bias_init(rd_chs), rngs=rngs
         )
@@ -140,7 +138,7 @@ class ResNet(ZooModel):
         self.classifier = torch_linear(chs, num_classes, rngs=rngs) if num_classes else None
 
 
-_RESNET = dict(
+_RESNET: dict[str, Any] = dict(
     family="resnet",
     paper="He et al., Deep Residual Learning for Image Recognition, CVPR 2016",
     year=2015,

@@ -109,7 +109,7 @@ class VGG(ZooModel):
         return pooled if self.classifier is None else self.classifier(pooled)
 
 
-_VGG = dict(
+_VGG: dict[str, Any] = dict(
     family="vgg",
     paper="Simonyan & Zisserman, Very Deep Convolutional Networks for Large-Scale Image Recognition, ICLR 2015",
     year=2014,

@@ -68,7 +68,11 @@ def depthwise_conv(
             feature_group_count=feature_group_count,
             **kwargs,
         )
-    pads = ((kh // 2, kh // 2), (kw // 2, kw // 2)) if padding == "SAME" else tuple(tuple(p) for p in padding)
+    if isinstance(padding, str):  # "SAME", the one string `simple` lets through
+        pads = ((kh // 2, kh // 2), (kw // 2, kw // 2))
+    else:
+        (top, bottom), (left, right) = padding
+        pads = ((top, bottom), (left, right))
     return shifted_depthwise(lhs, rhs, 1, pads)
 
 
@@ -198,9 +202,7 @@ class MiddleBlock(nnx.Module):
 class ExitFlow(nnx.Module):
     """Keras ``block13`` (the last down block) and ``block14`` (two separable conv-BN-ReLU widening to 2048)."""
 
-    def __init__(
-        self, in_chs: int, mid_chs: int, out_chs: int, chs14a: int, chs14b: int, *, rngs: nnx.Rngs
-    ) -> None:
+    def __init__(self, in_chs: int, mid_chs: int, out_chs: int, chs14a: int, chs14b: int, *, rngs: nnx.Rngs) -> None:
         self.block13 = DownBlock(in_chs, mid_chs, out_chs, rngs=rngs)
         self.sep1 = SepConvBN(out_chs, chs14a, pre_act=False, post_act=True, rngs=rngs)
         self.sep2 = SepConvBN(chs14a, chs14b, pre_act=False, post_act=True, rngs=rngs)

@@ -1,0 +1,135 @@
+"""What the engine measured of one scenario, as typed values: the validation curve, the timings, the metrics and
+the outcome (passed, diverged or error). Plain dataclasses with no JAX, so the results layer and the report read
+them without loading the engine; ``to_json``/``from_json`` give the ``cnnbench/1`` form (docs/report-schema.md)."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass, fields
+from typing import Any
+
+
+def _number(value: Any) -> float | None:
+    """A finite float, or None (NaN, ±inf, missing and non-numbers all read as unknown)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _count(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
+        return None
+    return int(value)  # type: ignore[call-overload]  # typeshed gives numbers.Real no __int__; int() truncates it
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    """One validation evaluation during training; ``phase`` is ``"head"`` for the head-only phase of two-phase
+    fine-tuning."""
+
+    step: int
+    train_loss: float | None
+    val_loss: float | None
+    val_accuracy: float | None
+    lr_scale: float | None
+    elapsed_s: float | None
+    phase: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "phase"}
+        if self.phase is not None:
+            out["phase"] = self.phase
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CurvePoint:
+        return cls(
+            step=_count(data.get("step")) or 0,
+            train_loss=_number(data.get("train_loss")),
+            val_loss=_number(data.get("val_loss")),
+            val_accuracy=_number(data.get("val_accuracy")),
+            lr_scale=_number(data.get("lr_scale")),
+            elapsed_s=_number(data.get("elapsed_s")),
+            phase=data.get("phase") if isinstance(data.get("phase"), str) else None,
+        )
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Steady-state timing of one program: seconds per call at the median, mean and their spread over rounds,
+    and images/s at the median."""
+
+    median_s: float | None
+    mean_s: float | None
+    stddev_s: float | None
+    rounds: int | None
+    images_per_s: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Timing:
+        return cls(_number(data.get("median_s")), _number(data.get("mean_s")), _number(data.get("stddev_s")),
+                   _count(data.get("rounds")), _number(data.get("images_per_s")))  # fmt: skip
+
+
+METRIC_COUNTS = ("params_trainable", "params_total", "peak_memory_bytes")
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """A scenario's figures (SPEC §8); None where unknown (peak memory on CPU, a gain without ``scratch``)."""
+
+    test_accuracy: float | None = None
+    transfer_gain: float | None = None
+    train_images_per_s: float | None = None
+    infer_images_per_s: float | None = None
+    compile_s: float | None = None
+    train_s: float | None = None
+    params_trainable: int | None = None
+    params_total: int | None = None
+    gflops: float | None = None
+    val_accuracy: float | None = None
+    time_to_final_s: float | None = None
+    peak_memory_bytes: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Metrics:
+        read: dict[str, Any] = {
+            f.name: (_count if f.name in METRIC_COUNTS else _number)(data.get(f.name)) for f in fields(cls)
+        }
+        return cls(**read)
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Everything the engine measured of a scenario that trained to the end."""
+
+    metrics: Metrics
+    curve: tuple[CurvePoint, ...]
+    frozen_stages: tuple[str, ...]
+    augment: tuple[str, ...]
+    head_first_steps: int
+    stopped_at: int | None
+    train_timing: Timing
+    infer_timing: Timing
+
+
+STATUSES = ("passed", "regressed", "diverged", "error")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a scenario's run ended: ``passed`` with its measurement, ``diverged`` (a non-finite loss) or ``error``
+    (any other exception, with its traceback); the runner never raises for a scenario's own failure."""
+
+    status: str
+    measurement: Measurement | None = None
+    error: str | None = None
+    traceback: str | None = None

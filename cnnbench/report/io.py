@@ -1,0 +1,52 @@
+"""Writing the run report: ``report.json``, ``report.md`` and, when the run finishes, ``report.html`` and the
+layer-transfer plot, each through :func:`cnnbench.fileio.atomic_write`, into the run's folder and ``latest/``."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from cnnbench.fileio import atomic_write
+from cnnbench.report.run import render_markdown
+from cnnbench.results import layer_transfer
+from cnnbench.results.records import Report, as_report
+
+LATEST = "latest"
+
+
+def report_json(report: Report | Mapping[str, Any]) -> str:
+    """The report as the text of ``report.json`` (strict JSON, one key per line at the top)."""
+    data = report.to_json() if isinstance(report, Report) else report
+    return json.dumps(data, indent=1, allow_nan=False) + "\n"
+
+
+def write_report(report: Report | Mapping[str, Any], root: str | os.PathLike[str], plots: bool = True) -> Path:
+    """Write ``report.json`` and ``report.md`` (and, with ``plots``, ``report.html`` and the layer-transfer PNG)
+    to ``root/<run_id>/`` and refresh ``root/latest/``, each file replaced atomically. Without plots it is cheap
+    enough to call after every scenario. Returns the run directory."""
+    report = as_report(report)
+    root = Path(root)
+    run_dir = root / _run_dir_name(report.run_id)
+    contents: dict[str, str | bytes] = {"report.json": report_json(report), "report.md": render_markdown(report)}
+    if plots:  # html and the plots load matplotlib, which the per-scenario rewrite must not: imported when used
+        from cnnbench.report.html import render_html
+        from cnnbench.report.plots import layer_transfer_curve
+
+        contents["report.html"] = render_html(report)
+        if report.layer_transfer:
+            contents[layer_transfer.PLOT] = layer_transfer_curve(report.layer_transfer)
+    for directory in (run_dir, root / LATEST):
+        for name, data in contents.items():
+            atomic_write(directory / name, data)
+    if plots and layer_transfer.PLOT not in contents:  # latest/ must not keep an earlier run's curve
+        (root / LATEST / layer_transfer.PLOT).unlink(missing_ok=True)
+    return run_dir
+
+
+def _run_dir_name(run_id: str) -> str:
+    if not run_id or run_id in (".", "..", LATEST) or "/" in run_id or os.sep in run_id:
+        raise ValueError(f"run id {run_id!r} cannot name a report directory; use a plain name such as a timestamp")
+    return run_id

@@ -1,0 +1,128 @@
+"""Schema ``cnnbench/1`` (docs/report-schema.md): the keys every report holds, the check of a report against them
+and the loading of a stored report, as JSON (:func:`load_report`) or typed (:func:`read_report`)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from cnnbench.engine.measurement import METRIC_COUNTS
+from cnnbench.results.records import SCHEMA, STATUSES, Report
+
+# Keys every cnnbench/1 report holds (SPEC §8); more may be added, none renamed without bumping SCHEMA.
+REQUIRED_KEYS = {
+    "report": ("schema", "run_id", "started", "finished", "environment", "targets", "scenarios", "recommendation"),
+    "environment": (
+        "cnnbench", "jax", "flax", "optax", "backend", "device_kind", "device_count", "cpu", "git_commit", "suite_hash",
+    ),
+    "target": ("name", "quadrant", "n_train", "n_test", "n_classes", "similarity"),
+    "scenario": ("id", "arch", "strategy", "quadrant", "head", "seed", "status", "metrics"),
+    "metrics": (
+        "test_accuracy", "transfer_gain", "train_images_per_s", "infer_images_per_s", "compile_s", "train_s",
+        "params_trainable", "params_total", "gflops",
+    ),
+    "recommendation": ("arch", "quadrant", "head", "recommended", "winner", "recommended_won"),
+    # the optional ``gate`` section (cnnbench.results.gate.summarize), complete whenever it is present
+    "gate": ("baseline", "same_suite", "tolerances", "throughput_comparable", "throughput_note", "counts", "groups",
+             "throughput", "regressed", "throughput_regressed", "new", "missing", "not_run", "not_selected"),
+    "gate_group": ("group", "arch", "strategy", "quadrant", "head", "verdict", "message", "accuracy"),
+    "gate_program": ("program", "arch", "strategy", "head", "verdict", "message", "n_baseline", "n_new",
+                     "allowed_ratio", "train_baseline", "train_new", "train_ratio", "infer_baseline", "infer_new",
+                     "infer_ratio"),
+}  # fmt: skip
+METRIC_KEYS = (*REQUIRED_KEYS["metrics"], "val_accuracy", "time_to_final_s", "peak_memory_bytes")
+assert set(METRIC_COUNTS) <= set(METRIC_KEYS)
+
+__all__ = ["METRIC_KEYS", "REQUIRED_KEYS", "SCHEMA", "STATUSES", "listing", "load_report", "read_report", "validate"]
+
+
+def validate(report: Any) -> list[str]:
+    """What is wrong with ``report`` as a ``cnnbench/1`` report: missing keys at any level (the optional ``gate``
+    section complete when present), metrics that are not numbers or null, unknown statuses; empty when it is
+    well formed."""
+    if not isinstance(report, dict):
+        return [f"the top level is a JSON {type(report).__name__}, not an object"]
+    if report.get("schema") != SCHEMA:
+        return [f"schema is {report.get('schema')!r}; expected {SCHEMA!r}"]
+    problems = _missing(report, "report", "the report")
+    if "environment" in report:
+        problems += _missing(report["environment"], "environment", "environment")
+    for kind, section in (("target", "targets"), ("scenario", "scenarios"), ("recommendation", "recommendation")):
+        problems += _missing_in_list(report.get(section), kind, section)
+    for i, scenario in enumerate(report.get("scenarios") or []):
+        if isinstance(scenario, dict):
+            problems += _scenario_problems(scenario, _where("scenarios", i, scenario))
+    if report.get("gate") is not None:
+        section = report["gate"]
+        problems += _missing(section, "gate", "gate")
+        for kind, key in (("gate_group", "groups"), ("gate_program", "throughput")):
+            problems += _missing_in_list(section.get(key) if isinstance(section, dict) else None, kind, f"gate.{key}")
+    return problems
+
+
+def _missing(obj: Any, kind: str, where: str) -> list[str]:
+    if not isinstance(obj, dict):
+        return [f"{where} is not an object"]
+    return [f"{where} lacks {key!r}" for key in REQUIRED_KEYS[kind] if key not in obj]
+
+
+def _missing_in_list(items: Any, kind: str, section: str) -> list[str]:
+    if items is None:
+        return []  # already reported as a missing top-level key
+    if not isinstance(items, list):
+        return [f"{section} is not a list"]
+    return [problem for i, item in enumerate(items) for problem in _missing(item, kind, _where(section, i, item))]
+
+
+def _where(section: str, index: int, item: Any) -> str:
+    """``scenarios[3] (resnet18-s2-q3-gap)``: an item's place, and its id when it has one."""
+    has_id = isinstance(item, dict) and "id" in item
+    return f"{section}[{index}]" + (f" ({item['id']})" if has_id else "")
+
+
+def _scenario_problems(scenario: dict[str, Any], where: str) -> list[str]:
+    problems = []
+    if "metrics" in scenario:
+        problems += _missing(scenario["metrics"], "metrics", f"{where}.metrics")
+        if isinstance(scenario["metrics"], dict):
+            problems += [
+                f"{where}.metrics.{key} is {value!r}, not a number or null"
+                for key, value in scenario["metrics"].items()
+                if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)))
+            ]
+    if "status" in scenario and scenario["status"] not in STATUSES:
+        problems.append(f"{where} has status {scenario['status']!r}; expected one of {', '.join(STATUSES)}")
+    return problems
+
+
+def load_report(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The report stored at ``path`` as JSON data, checked against schema ``cnnbench/1``; raises ValueError naming
+    the file and what is wrong (unreadable, not JSON, wrong schema, missing keys)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read report {path}: {exc}") from exc
+    try:
+        report = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
+            f"regenerate it or point to another report.json"
+        ) from exc
+    problems = validate(report)
+    if problems:
+        raise ValueError(f"{path} is not a {SCHEMA} report: {listing(problems)}")
+    return report
+
+
+def read_report(path: str | os.PathLike[str]) -> Report:
+    """The report stored at ``path``, checked (as :func:`load_report`) and typed."""
+    return Report.from_json(load_report(path))
+
+
+def listing(problems: list[str], limit: int = 5) -> str:
+    more = f"; and {len(problems) - limit} more" if len(problems) > limit else ""
+    return "; ".join(problems[:limit]) + more
