@@ -44,7 +44,7 @@ def test_xception_is_separable_with_keras_layout(abstract: Callable[..., nnx.Mod
     assert model.entry3.residual.conv.kernel.shape == (1, 1, 256, 728) and model.entry3.residual.conv.strides == 2
     assert len(model.middle.layers) == 8
     bn = model.stem.conv1.bn
-    assert (bn.momentum, bn.epsilon) == (0.9, 1e-3)  # Keras's epsilon, PyTorch's momentum (xception_batch_norm)
+    assert (bn.momentum, bn.epsilon) == (0.9, 1e-3)  # Keras's epsilon, PyTorch's momentum (layers.batch_norm)
     assert model.feature_shape == (10, 10, 2048)  # 299 -> 149 -> 147 -> 74 -> 37 -> 19 -> 10
     assert abstract("xception", img_size=32, in_chans=1, width=0.25).feature_shape == (1, 1, 512)
 

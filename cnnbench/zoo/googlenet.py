@@ -33,7 +33,7 @@ from flax import nnx
 
 from ._base import ZooModel
 from ._builder import register_model
-from .layers import adaptive_avg_pool, conv2d, conv_out_size, scale_channels, torch_bias_init
+from .layers import adaptive_avg_pool, batch_norm, conv2d, conv_out_size, scale_channels, torch_bias_init
 
 # torchvision's init_weights: trunc_normal_(std=0.01, a=-2, b=2); the bounds are ±200 std, so a plain normal.
 _weight_init = nnx.initializers.normal(0.01)
@@ -68,7 +68,7 @@ class BasicConv2d(nnx.Module):
 
     def __init__(self, in_chs: int, out_chs: int, kernel: int, stride: int = 1, *, rngs: nnx.Rngs) -> None:
         self.conv = conv2d(in_chs, out_chs, kernel, stride, kernel_init=_weight_init, rngs=rngs)
-        self.bn = nnx.BatchNorm(out_chs, momentum=0.9, epsilon=1e-3, rngs=rngs)
+        self.bn = batch_norm(out_chs, epsilon=1e-3, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         return nnx.relu(self.bn(self.conv(x)))

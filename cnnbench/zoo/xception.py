@@ -4,7 +4,10 @@ depthwise separable convolutions with strided 1×1 residual projections, then GA
 Keras conventions are kept so counts and behaviour match ``keras.applications.Xception``: unpadded ("valid")
 3×3 stem convolutions, TensorFlow "same" padding elsewhere (asymmetric on strided layers, -inf for max-pool),
 bias-free convolutions, BatchNorm epsilon 1e-3, glorot-uniform kernels and zero biases. BatchNorm's momentum is
-PyTorch's (timm's Xception port), not Keras's 0.99: see :func:`xception_batch_norm`.
+PyTorch's (0.1 there, flax's 0.9), as timm's Xception port, not Keras's 0.99: that averages the running statistics
+over ~100 steps, as long as the benchmark's 60–150-step target budgets, so trained from scratch the statistics
+evaluation used still described the untrained network and xception's ``scratch`` scored at chance on 8 of 12 cells
+while its training loss fell (docs/benchmarks.md).
 A separable convolution is a depthwise 3×3 (``feature_group_count`` = channels, depth multiplier 1) followed by
 a pointwise 1×1, with nothing between them, as in Keras ``SeparableConv2D``. The depthwise convolution is an
 ordinary ``nnx.Conv`` with ``feature_group_count`` = channels (kernel (3, 3, 1, C)), but it runs through
@@ -26,7 +29,7 @@ from jax import lax
 
 from ._base import ZooModel
 from ._builder import register_model
-from .layers import conv_out_size, scale_channels, shifted_depthwise
+from .layers import batch_norm, conv_out_size, scale_channels, shifted_depthwise
 
 glorot_uniform = nnx.initializers.glorot_uniform()
 
@@ -76,15 +79,6 @@ def depthwise_conv(
     return shifted_depthwise(lhs, rhs, 1, pads)
 
 
-def xception_batch_norm(num_features: int, *, rngs: nnx.Rngs) -> nnx.BatchNorm:
-    """Keras's epsilon 1e-3 with PyTorch's momentum (0.1 there, 0.9 as flax's running-value weight), as timm's port.
-
-    Keras's momentum 0.99 averages the running statistics over ~100 steps, as long as the benchmark's 60–150-step
-    target budgets: trained from scratch, the statistics evaluation uses still described the untrained network and
-    xception's ``scratch`` scored at chance on 8 of 12 cells while its training loss fell (docs/benchmarks.md)."""
-    return nnx.BatchNorm(num_features, momentum=0.9, epsilon=1e-3, rngs=rngs)
-
-
 def _same_size(size: int, stride: int) -> int:
     """Spatial size after a TensorFlow "same"-padded window: ceil(size / stride)."""
     return -(-size // stride)
@@ -119,7 +113,7 @@ class SepConvBN(nnx.Module):
         self, in_chs: int, out_chs: int, *, pre_act: bool = True, post_act: bool = False, rngs: nnx.Rngs
     ) -> None:
         self.sepconv = SeparableConv(in_chs, out_chs, rngs=rngs)
-        self.bn = xception_batch_norm(out_chs, rngs=rngs)
+        self.bn = batch_norm(out_chs, epsilon=1e-3, rngs=rngs)
         self.pre_act = pre_act
         self.post_act = post_act
 
@@ -152,7 +146,7 @@ class ConvBNKeras(nnx.Module):
             kernel_init=glorot_uniform,
             rngs=rngs,
         )
-        self.bn = xception_batch_norm(out_chs, rngs=rngs)
+        self.bn = batch_norm(out_chs, epsilon=1e-3, rngs=rngs)
         self.act = act
 
     def __call__(self, x: jax.Array) -> jax.Array:
