@@ -4,7 +4,10 @@ directory, and the tests assert the collected ids, exit codes, outcome counts, m
 Runs that train are subprocesses: JAX keeps process-wide state (the persistent compilation cache, config flags,
 compiled programs) that in-process runs would share, and only a fresh process can show that pytest without
 ``--cnnbench`` imports no JAX. They share one pretraining cache, so lenet5 pretrains once. Collection and usage
-errors, which load no JAX, run in-process: a subprocess would spend most of their time starting Python.
+errors, which train nothing, run in-process: a subprocess would spend most of their time starting Python. They
+still load the engine (JAX, scipy) to check the suite's names or a user's dataset, so this module loads it first:
+pytester drops the modules an in-process run imported, and importing a C extension such as jaxlib a second time in
+one process aborts it.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import cnnbench.engine.placement  # noqa: F401  (the engine and its C extensions: see the module docstring)
 from cnnbench.engine import timing
 from cnnbench.report.run import load_report
 
