@@ -59,7 +59,7 @@ def html_file(source: Path, workdir: Path) -> Path:
     if source.suffix.lower() in (".html", ".htm"):
         return source
     from cnnbench.report.html import render_html  # cnnbench loads only when a report.json needs rendering
-    from cnnbench.report.run import load_report
+    from cnnbench.results.schema import load_report
 
     page = workdir / "report.html"
     page.write_text(render_html(load_report(source)), encoding="utf-8")

@@ -25,7 +25,7 @@ import pytest
 
 import cnnbench.engine.placement  # noqa: F401  (the engine and its C extensions: see the module docstring)
 from cnnbench.engine import timing
-from cnnbench.report.run import load_report
+from cnnbench.results.schema import load_report
 
 SUITE = "tiny.toml"
 RUN_ID = re.compile(r"\d{8}-\d{6}-tiny")

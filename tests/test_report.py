@@ -14,10 +14,11 @@ import pytest
 
 from cnnbench.engine.environment import collect_environment, fingerprint
 from cnnbench.report.io import write_report
-from cnnbench.report.run import load_report, render_markdown, terminal_summary
+from cnnbench.report.run import render_markdown, terminal_summary
 from cnnbench.results import recommend
 from cnnbench.results.build import build_report
 from cnnbench.results.records import ScenarioRecord
+from cnnbench.results.schema import load_report
 
 ARCHS = ("resnet18", "lenet5")
 STRATEGIES = ("s1", "s2", "s3", "scratch")
@@ -510,7 +511,7 @@ def test_best_strategy_and_head_per_quadrant_with_spread_and_margin(report):
 def test_the_schema_document_and_the_validator_require_the_same_keys():
     """docs/report-schema.md's tables mark keys required; ``validate`` must require exactly those, so the document
     users read and the check every written report goes through cannot drift apart."""
-    from cnnbench.report.run import REQUIRED_KEYS
+    from cnnbench.results.schema import REQUIRED_KEYS
 
     sections = {"Top level": "report", "`environment`": "environment", "`targets`": "target",
                 "`scenarios`": "scenario", "`metrics`": "metrics", "`recommendation`": "recommendation"}  # fmt: skip

@@ -3,10 +3,8 @@ a PR) and :func:`terminal_summary` (the compact version printed at the end of a 
 :class:`~cnnbench.results.records.Report` (or its ``cnnbench/1`` JSON form) with
 :mod:`cnnbench.report.run_layout` and render it with :mod:`cnnbench.report.markdown` or
 :mod:`cnnbench.report.terminal`; ``report.html`` is :func:`cnnbench.report.html.render_html`, the files are written
-by :mod:`cnnbench.report.io`.
-
-``load_report``, ``validate`` and the schema's keys are re-exported here for callers of earlier versions; they live
-in :mod:`cnnbench.results.schema`. A report is built by :func:`cnnbench.results.build.build_report`.
+by :mod:`cnnbench.report.io`. A report is built by :func:`cnnbench.results.build.build_report` and
+loaded by :func:`cnnbench.results.schema.load_report`.
 """
 
 from __future__ import annotations
@@ -15,12 +13,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from cnnbench.report import markdown, terminal
-from cnnbench.report.run_layout import gate_lines, markdown_document, terminal_document
+from cnnbench.report.run_layout import markdown_document, terminal_document
 from cnnbench.results.records import Report, as_report
-from cnnbench.results.schema import METRIC_KEYS, REQUIRED_KEYS, SCHEMA, STATUSES, load_report, validate
-
-__all__ = ["METRIC_KEYS", "REQUIRED_KEYS", "SCHEMA", "STATUSES", "gate_lines", "load_report", "render_markdown",
-           "terminal_summary", "validate"]  # fmt: skip
 
 
 def render_markdown(report: Report | Mapping[str, Any]) -> str:
