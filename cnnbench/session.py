@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from cnnbench.config.scenario import Scenario
 from cnnbench.config.suite import Suite, SuiteError
-from cnnbench.engine.measurement import Outcome
+from cnnbench.engine.measurement import Outcome, TargetRecord
 from cnnbench.fileio import atomic_write
 from cnnbench.report.io import report_json, write_report
 from cnnbench.results import gate
@@ -88,7 +88,7 @@ class Session:
         self.run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{self.suite.name}"
         self.report: Report | None = None
         self.run_dir: Path | None = None
-        self.targets: dict[str, dict] = {}  # quadrant -> what the report says about its target
+        self.targets: dict[str, TargetRecord] = {}  # by quadrant: what the report says about its target
         self.environment: dict | None = None
         self.selected_ids: list[str] = [s.id for s in self.scenarios()]  # narrowed by the plugin after collection
         self._keys: dict[str, GroupKey] = {s.id: GroupKey.of(s) for s in self.suite.scenarios()}
@@ -122,7 +122,7 @@ class Session:
         if self.baseline is not None:
             record = self._judge(record, self.baseline)
         self.records.append(record)
-        self.targets.update((t["quadrant"], t) for t in self.runner.target_info())
+        self.targets.update((t.quadrant, t) for t in self.runner.target_info())
         if self.writes_reports:
             self.write()
         return record
@@ -156,7 +156,7 @@ class Session:
 
     def export(self) -> dict[str, Any]:
         """This session's results as JSON-serialisable data, for a pytest-xdist worker to hand over."""
-        return {"records": [r.to_json() for r in self.records], "targets": self.targets,
+        return {"records": [r.to_json() for r in self.records], "targets": [t.to_json() for t in self.targets.values()],
                 "environment": self.environment}  # fmt: skip
 
     def merge(self, exported: Mapping[str, Any]) -> None:
@@ -164,7 +164,7 @@ class Session:
         order = {s.id: i for i, s in enumerate(self.suite.scenarios())}
         theirs = [ScenarioRecord.from_json(r) for r in exported["records"]]
         self.records = sorted([*self.records, *theirs], key=lambda r: order.get(r.id, len(order)))
-        self.targets.update(exported["targets"])
+        self.targets.update((t.quadrant, t) for t in map(TargetRecord.from_json, exported["targets"]))
         self.environment = self.environment or exported["environment"]
 
     def write(self, finished: bool = False) -> Path | None:

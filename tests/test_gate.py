@@ -15,7 +15,7 @@ import pytest
 from cnnbench.config.scenario import group_id, program_id
 from cnnbench.config.suite import load_suite
 from cnnbench.engine.catalog import registry_catalog
-from cnnbench.engine.measurement import Measurement, Metrics, Outcome, Timing
+from cnnbench.engine.measurement import Measurement, Metrics, Outcome, TargetRecord, Timing
 from cnnbench.report.run import render_markdown, terminal_summary
 from cnnbench.report.run_layout import gate_lines
 from cnnbench.results import gate
@@ -242,7 +242,7 @@ class FakeRunner:
         timing = Timing(None, None, None, None, None)
         return Outcome("passed", Measurement(metrics, (), (), (), 0, None, timing, timing))
 
-    def target_info(self) -> list[dict]:
+    def target_info(self) -> list[TargetRecord]:
         return []
 
 

@@ -119,7 +119,8 @@ def test_a_users_dataset_runs_beside_a_broken_one(tiny_suite_text: str, shared_c
     assert runner.suite.quadrants["q4"].name == "bands"  # reported under its own name
     assert bad.status == "error" and "broken.npz is not a valid .npz" in bad.error and bad.measurement is None
     (bands,) = runner.target_info()
-    assert bands["name"] == "bands" and bands["n_train"] == 30 and bands["conversion"]["n_train_available"] == 48
+    assert bands.name == "bands" and bands.n_train == 30
+    assert bands.conversion is not None and bands.conversion["n_train_available"] == 48
 
 
 def test_suite_option_adds_one_point_per_cut_and_a_runner_freezes_that_many(

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import dataclass, fields
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 
@@ -133,3 +134,36 @@ class Outcome:
     measurement: Measurement | None = None
     error: str | None = None
     traceback: str | None = None
+
+
+@dataclass(frozen=True)
+class TargetRecord:
+    """A target dataset as the report describes it (``targets[]``, SPEC §8): its sizes, its measured similarity
+    (``similarity_detail`` is :func:`cnnbench.engine.similarity.summarize`'s JSON) and the quadrant that puts it in,
+    how it was converted to the base's input format, and a warning where the suite's binding contradicts the
+    measurement. ``extra`` keeps keys this version does not know, so an older or newer report survives a load."""
+
+    name: str
+    quadrant: str
+    n_train: int | None = None
+    n_val: int | None = None
+    n_test: int | None = None
+    n_classes: int | None = None
+    similarity: float | None = None
+    similarity_detail: Mapping[str, Any] | None = None
+    measured_quadrant: str | None = None
+    conversion: Mapping[str, Any] | None = None
+    warning: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("warning", "extra")}
+        if self.warning is not None:
+            out["warning"] = self.warning
+        return {**out, **self.extra}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TargetRecord:
+        known = {f.name for f in fields(cls)} - {"extra"}
+        return cls(**{k: v for k, v in data.items() if k in known},
+                   extra={k: v for k, v in data.items() if k not in known})  # fmt: skip

@@ -31,7 +31,7 @@ from cnnbench.data.source import SourceConfig, SourceDomain
 from cnnbench.data.targets import build_target
 from cnnbench.data.user import load_user_dataset
 from cnnbench.engine.heads import Head, create_head
-from cnnbench.engine.measurement import CurvePoint, Measurement, Metrics, Outcome, Timing
+from cnnbench.engine.measurement import CurvePoint, Measurement, Metrics, Outcome, TargetRecord, Timing
 from cnnbench.engine.pretrain import ModelConfig, Pretrained, describe, load_into, load_or_pretrain
 from cnnbench.engine.similarity import THRESHOLD, Separability, Similarity, pooled, separability
 from cnnbench.engine.similarity import summarize as summarize_similarity
@@ -198,34 +198,29 @@ class Runner:
             compile_s += c
         return maps, base.global_pool, compile_s
 
-    def target_info(self) -> list[dict]:
+    def target_info(self) -> list[TargetRecord]:
         """What the report says about each target that has been built (SPEC §8 ``targets``), with its measured
         similarity over the archs that ran on it and, where that contradicts the suite's binding, a warning."""
         return [self._target_record(q, ds) for q, ds in sorted(self._datasets.items())]
 
-    def _target_record(self, quadrant: str, ds: Dataset) -> dict:
+    def _target_record(self, quadrant: str, ds: Dataset) -> TargetRecord:
         measured = [m for (_, q), m in sorted(self._similarity.items()) if q == quadrant]
-        detail = summarize_similarity(measured) if measured else None
-        record = {
-            "name": self.suite.quadrants[quadrant].name,
-            "quadrant": quadrant,
-            "n_train": ds.n_train,
-            "n_val": ds.n_val,
-            "n_test": ds.n_test,
-            "n_classes": ds.n_classes,
-            "similarity": detail["score"] if detail else None,
-            "similarity_detail": detail,
-            "measured_quadrant": placement(ds.n_train, detail["similar"]) if detail else None,
-            "conversion": ds.provenance,
-        }
-        if detail and record["measured_quadrant"] != quadrant:
+        record = TargetRecord(self.suite.quadrants[quadrant].name, quadrant, ds.n_train, ds.n_val, ds.n_test,
+                              ds.n_classes, conversion=ds.provenance)  # fmt: skip
+        if not measured:
+            return record
+        detail = summarize_similarity(measured)
+        where = placement(ds.n_train, detail["similar"])
+        warning = None
+        if where != quadrant:
             side = "similar" if detail["similar"] else "dissimilar"
-            record["warning"] = (
+            warning = (
                 f"bound to {quadrant} but measured {side} (score {detail['score']:+.2f}, threshold "
                 f"{detail['threshold']:g}, {len(measured)} arch(s)): with {ds.n_train} training images it belongs in "
-                f"{record['measured_quadrant']}"
+                f"{where}"
             )
-        return record
+        return replace(record, similarity=detail["score"], similarity_detail=detail, measured_quadrant=where,
+                       warning=warning)  # fmt: skip
 
     def _measure_similarity(self, scenario: Scenario) -> None:
         """Measure the target's similarity with this scenario's arch once, and warn if it contradicts the
@@ -240,15 +235,16 @@ class Runner:
             if scenario.quadrant not in self._dataset_errors:  # dataset() has already said why
                 self.log(f"similarity of {self.suite.quadrants[scenario.quadrant].name} not measured: {exc}")
             return
-        target = self._target_record(scenario.quadrant, self.dataset(scenario.quadrant))
-        m, size = self._similarity[key], size_class(target["n_train"])
+        ds = self.dataset(scenario.quadrant)
+        target = self._target_record(scenario.quadrant, ds)
+        m, size = self._similarity[key], size_class(ds.n_train)
         self.log(
-            f"target {target['name']} ({scenario.quadrant}): {target['n_train']} training images ({size}), "
+            f"target {target.name} ({scenario.quadrant}): {ds.n_train} training images ({size}), "
             f"similarity {m.score:+.2f} with {m.arch} (threshold {THRESHOLD:g}; mean over archs so far "
-            f"{target['similarity']:+.2f}): measured {target['measured_quadrant']}"
+            f"{target.similarity:+.2f}): measured {target.measured_quadrant}"
         )
-        if target.get("warning"):
-            self.log(f"warning: target {target['name']}: {target['warning']}")
+        if target.warning:
+            self.log(f"warning: target {target.name}: {target.warning}")
 
     # --------------------------------------------------------------------------------------- scenarios
 

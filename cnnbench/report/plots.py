@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from matplotlib import colormaps
@@ -114,21 +115,33 @@ def gain_heatmap(gains: Mapping[GroupKey, float | None]) -> bytes:
     return to_png(fig)
 
 
-def accuracy_vs_throughput(points: Sequence[Mapping[str, Any]]) -> bytes:
+@dataclass(frozen=True)
+class CostPoint:
+    """One group on the accuracy-vs-throughput plot: its coordinates, train images/s and mean test accuracy (a
+    fraction)."""
+
+    arch: str
+    strategy: str
+    quadrant: str
+    head: str
+    train_images_per_s: float
+    accuracy: float
+
+
+def accuracy_vs_throughput(points: Sequence[CostPoint]) -> bytes:
     """Mean test accuracy (%) against training throughput (images/s, log scale), one panel per quadrant: colour is
-    the arch, marker the strategy, fill the head. ``points`` hold ``arch``, ``strategy``, ``quadrant``, ``head``,
-    ``train_images_per_s`` and ``accuracy`` (a fraction)."""
-    keys = [(p["arch"], p["strategy"], p["quadrant"], p["head"]) for p in points]
+    the arch, marker the strategy, fill the head."""
+    keys = [(p.arch, p.strategy, p.quadrant, p.head) for p in points]
     archs, strategies, quadrants, heads = (_levels(keys, i) for i in range(4))
     columns = min(len(quadrants), 2)
     rows = math.ceil(len(quadrants) / columns)
     fig = Figure(figsize=(5.0 * columns + 1.8, 3.0 * rows), dpi=DPI, layout="constrained")
     axes = fig.subplots(rows, columns, sharex=True, squeeze=False).ravel()
     for ax, quadrant in zip(axes, quadrants, strict=False):
-        for point in (p for p in points if p["quadrant"] == quadrant):
-            ax.plot(point["train_images_per_s"], 100 * point["accuracy"], linestyle="none", markersize=7,
-                    marker=_marker(point["strategy"]), color=ARCH_COLOURS[archs.index(point["arch"]) % 10],
-                    fillstyle=HEAD_FILLS[heads.index(point["head"]) % len(HEAD_FILLS)], alpha=0.85)  # fmt: skip
+        for point in (p for p in points if p.quadrant == quadrant):
+            ax.plot(point.train_images_per_s, 100 * point.accuracy, linestyle="none", markersize=7,
+                    marker=_marker(point.strategy), color=ARCH_COLOURS[archs.index(point.arch) % 10],
+                    fillstyle=HEAD_FILLS[heads.index(point.head) % len(HEAD_FILLS)], alpha=0.85)  # fmt: skip
         ax.set_xscale("log")
         ax.set_title(f"{quadrant} ({QUADRANT_LABELS.get(quadrant, '?')})", fontsize=10)
         ax.set_xlabel("train images/s (log)")

@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 
 from cnnbench.config.quadrants import QUADRANT_LABELS, REASONS, RECOMMENDED
+from cnnbench.engine.measurement import TargetRecord
 from cnnbench.report import fmt, views
 from cnnbench.report.layout import (
     Block,
@@ -59,7 +60,6 @@ from cnnbench.results.records import (
     Report,
     ScenarioRecord,
     StatusSummary,
-    TargetRecord,
 )
 
 VERDICT_CLASSES = {"won": "good", "tied within noise": "good", "lost": "bad", "not run": "muted"}
@@ -492,22 +492,18 @@ def _gain(view: View) -> list[Block]:
 
 
 def _throughput_html(view: View) -> list[Block]:
-    points = []
-    for key in view.records:
-        rate, stats = view.train_rate(key), view.stats.get(key)
-        if rate and stats:
-            points.append({"arch": key.arch, "strategy": key.strategy, "quadrant": key.quadrant, "head": key.head,
-                           "train_images_per_s": rate, "accuracy": stats.mean})  # fmt: skip
+    points = [(key, view.train_rate(key), view.stats.get(key)) for key in view.records]
+    shown = [(*key.coordinates, rate, stats.mean) for key, rate, stats in points if rate and stats]
 
     def draw() -> bytes:
         from cnnbench.report import plots  # matplotlib loads when the HTML draws a figure, never for markdown
 
-        return plots.accuracy_vs_throughput(points)
+        return plots.accuracy_vs_throughput([plots.CostPoint(*point) for point in shown])
 
     plot: Block = (Figure(draw, "test accuracy against training throughput", "Per arch × strategy × quadrant × head, "
                           "the mean accuracy and the median train images/s over seeds; the faster and the higher, the "
                           "better.")
-                   if points else para("No scenario has both a throughput and an accuracy.", cls="muted"))  # fmt: skip
+                   if shown else para("No scenario has both a throughput and an accuracy.", cls="muted"))  # fmt: skip
     return [plot, para(THROUGHPUT_NOTE), _throughput(view)]
 
 

@@ -9,6 +9,7 @@ import textwrap
 from collections.abc import Callable, Iterable, Sequence
 
 from cnnbench.config.quadrants import RECOMMENDED
+from cnnbench.engine.measurement import TargetRecord
 from cnnbench.report import fmt
 from cnnbench.report.layout import Cell, Table
 from cnnbench.results import aggregate, layer_transfer, recommend
@@ -23,7 +24,6 @@ from cnnbench.results.records import (
     Report,
     ScenarioRecord,
     StatusSummary,
-    TargetRecord,
 )
 
 QUADRANT_ORDER = tuple(RECOMMENDED)

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from cnnbench.engine.measurement import TargetRecord
 from cnnbench.results import layer_transfer, recommend
 from cnnbench.results.aggregate import over_seeds, scratch_means, transfer_gain
 from cnnbench.results.records import (
@@ -19,7 +20,6 @@ from cnnbench.results.records import (
     Report,
     ScenarioRecord,
     StatusSummary,
-    TargetRecord,
     to_json,
 )
 from cnnbench.results.schema import METRIC_KEYS, listing, validate
@@ -70,7 +70,7 @@ def build_report(
 
 
 def _json_target(target: TargetRecord | Mapping[str, Any]) -> dict[str, Any]:
-    return target.to_json() if isinstance(target, TargetRecord) else to_json(dict(target))
+    return to_json(target.to_json() if isinstance(target, TargetRecord) else dict(target))
 
 
 def _json_record(record: ScenarioRecord | Mapping[str, Any]) -> dict[str, Any]:
@@ -90,10 +90,10 @@ def aggregates(records: Sequence[ScenarioRecord], targets: Sequence[TargetRecord
     chance = {t.quadrant: chance_level(t) for t in targets}
     rows = []
     for key, entry in stats.items():
-        assert key.arch is not None and key.strategy is not None and key.quadrant is not None and key.head is not None
-        level, ceiling = chance.get(key.quadrant) or (None, None)
+        arch, strategy, quadrant, head = key.coordinates
+        level, ceiling = chance.get(quadrant) or (None, None)
         rows.append(AggregateRow(
-            arch=key.arch, strategy=key.strategy, quadrant=key.quadrant, head=key.head, mean=entry.mean,
+            arch=arch, strategy=strategy, quadrant=quadrant, head=head, mean=entry.mean,
             std=entry.std, n_seeds=entry.n_seeds, seeds=entry.seeds, values=entry.values,
             transfer_gain=transfer_gain(entry, scratch.get(key.cell)), chance=level,
             at_chance=None if ceiling is None else entry.mean <= ceiling,

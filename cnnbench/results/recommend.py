@@ -45,8 +45,7 @@ def check(scenarios: Iterable[ScenarioRecord]) -> list[CheckRow]:
     verdict under the tie rule of this module, plus a plain-language ``sentence``."""
     cells: dict[GroupKey, dict[str, SeedStats]] = {}
     for key, stats in over_seeds(scenarios).items():
-        assert key.strategy is not None  # a record's key is complete
-        cells.setdefault(key.cell, {})[key.strategy] = stats
+        cells.setdefault(key.cell, {})[key.coordinates[1]] = stats
     return [_row(cell, by_strategy) for cell, by_strategy in cells.items()]
 
 
@@ -104,15 +103,15 @@ def best(scenarios: Iterable[ScenarioRecord]) -> list[BestRow]:
     does it win"."""
     groups: dict[tuple[str, str], list[tuple[GroupKey, SeedStats]]] = {}
     for key, stats in over_seeds(scenarios).items():
-        assert key.arch is not None and key.quadrant is not None  # a record's key is complete
-        groups.setdefault((key.arch, key.quadrant), []).append((key, stats))
+        arch, _, quadrant, _ = key.coordinates
+        groups.setdefault((arch, quadrant), []).append((key, stats))
     rows = []
     for (arch, quadrant), entries in groups.items():
         ranked = sorted(entries, key=lambda e: -e[1].mean)
         (key, top), runner_up = ranked[0], ranked[1] if len(ranked) > 1 else None
-        assert key.strategy is not None and key.head is not None
+        _, strategy, _, head = key.coordinates
         rows.append(BestRow(
-            arch=arch, quadrant=quadrant, strategy=key.strategy, head=key.head, mean=top.mean, std=top.std,
+            arch=arch, quadrant=quadrant, strategy=strategy, head=head, mean=top.mean, std=top.std,
             n_seeds=top.n_seeds,
             runner_up=None if runner_up is None else f"{runner_up[0].strategy} × {runner_up[0].head}",
             margin=None if runner_up is None else top.mean - runner_up[1].mean,

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Self
 
-from cnnbench.engine.measurement import CurvePoint, Measurement, Metrics, Outcome, Timing
+from cnnbench.engine.measurement import CurvePoint, Measurement, Metrics, Outcome, TargetRecord, Timing
 
 SCHEMA = "cnnbench/1"
 STATUSES = ("passed", "regressed", "diverged", "error")
@@ -104,17 +104,25 @@ class GroupKey:
         return replace(self, strategy=None, freeze=None)
 
     @property
+    def coordinates(self) -> tuple[str, str, str, str]:
+        """(arch, strategy, quadrant, head) of a scenario group's key; a partial key (a program, a cell) has none."""
+        arch, strategy, quadrant, head = self.arch, self.strategy, self.quadrant, self.head
+        if arch is None or strategy is None or quadrant is None or head is None:
+            raise ValueError(f"{self.label()} is a partial key, not a scenario group's")
+        return arch, strategy, quadrant, head
+
+    @property
     def is_layer_transfer(self) -> bool:
         return self.freeze is not None
 
 
-# ------------------------------------------------------------------------------------ environment, target
+# ------------------------------------------------------------------------------------------- environment
 
 
 @dataclass(frozen=True)
-class _Stored:
-    """A JSON object kept whole (so keys this version does not know survive a load and a write), read through
-    typed properties."""
+class Environment:
+    """What a run measured on (``environment``): kept as the JSON object it is, so keys this version does not know
+    survive a load and a write, and read through typed properties."""
 
     data: Mapping[str, Any] = field(default_factory=dict)
 
@@ -128,11 +136,6 @@ class _Stored:
     def value(self, key: str) -> Any:
         """The stored value of ``key`` (None when absent): for keys this version has no property for."""
         return self.data.get(key)
-
-
-@dataclass(frozen=True)
-class Environment(_Stored):
-    """What a run measured on (``environment``); unknown keys are kept."""
 
     @property
     def cnnbench(self) -> str | None:
@@ -181,51 +184,6 @@ class Environment(_Stored):
     @property
     def git_dirty(self) -> bool | None:
         return self.data.get("git_dirty")
-
-
-@dataclass(frozen=True)
-class TargetRecord(_Stored):
-    """A target dataset as the report describes it (``targets[]``); unknown keys are kept."""
-
-    @property
-    def name(self) -> str:
-        return self.data["name"]
-
-    @property
-    def quadrant(self) -> str:
-        return self.data["quadrant"]
-
-    @property
-    def n_train(self) -> int | None:
-        return self.data.get("n_train")
-
-    @property
-    def n_val(self) -> int | None:
-        return self.data.get("n_val")
-
-    @property
-    def conversion(self) -> Any:
-        return self.data.get("conversion")
-
-    @property
-    def n_classes(self) -> int | None:
-        return self.data.get("n_classes")
-
-    @property
-    def n_test(self) -> int | None:
-        return self.data.get("n_test")
-
-    @property
-    def similarity(self) -> float | None:
-        return self.data.get("similarity")
-
-    @property
-    def measured_quadrant(self) -> str | None:
-        return self.data.get("measured_quadrant")
-
-    @property
-    def warning(self) -> str | None:
-        return self.data.get("warning")
 
 
 # ------------------------------------------------------------------------------------------ scenario record
