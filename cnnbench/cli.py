@@ -22,10 +22,12 @@ from cnnbench.registry import UnknownNameError
 
 
 def _zoo_rows(names: list[str]) -> list[dict]:
-    """One row per model: canonical params and, at benchmark scale, params and GFLOPs (from XLA cost analysis)."""
+    """One row per model: canonical params and GMACs per image (counted from the jaxpr, SPEC §2's figures) and, at
+    benchmark scale, params and GFLOPs (from XLA cost analysis)."""
     import jax  # the zoo commands load JAX when they run (see the module docstring)
     from flax import nnx
 
+    from cnnbench.engine.macs import canonical_gmacs
     from cnnbench.engine.train import flops
     from cnnbench.zoo import count_params, create_model, get_spec
 
@@ -45,6 +47,7 @@ def _zoo_rows(names: list[str]) -> list[dict]:
                 "paper": spec.paper,
                 "year": spec.year,
                 "params": spec.params,
+                "gmacs": canonical_gmacs(name),
                 "bench_config": bench,
                 "bench_params": count_params(model)[0],
                 "bench_gflops": (flops(compiled) or 0.0) / 1e9,
@@ -75,13 +78,13 @@ def _zoo(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=1))
         return 0
     print(
-        f"{'name':<13} {'family':<11} {'year':>4} {'canonical params':>16} {'bench params':>12} "
+        f"{'name':<13} {'family':<11} {'year':>4} {'canonical params':>16} {'GMACs':>9} {'bench params':>12} "
         f"{'bench GFLOPs':>12}  stages"
     )
     for r in rows:
         print(
-            f"{r['name']:<13} {r['family']:<11} {r['year']:>4} {r['params']:>16,} {r['bench_params']:>12,} "
-            f"{r['bench_gflops']:>12.4f}  {', '.join(r['stages'])}"
+            f"{r['name']:<13} {r['family']:<11} {r['year']:>4} {r['params']:>16,} {r['gmacs']:>9.4g} "
+            f"{r['bench_params']:>12,} {r['bench_gflops']:>12.4f}  {', '.join(r['stages'])}"
         )
     return 0
 
