@@ -17,7 +17,7 @@ from cnnbench.config.suite import load_suite
 from cnnbench.engine.catalog import registry_catalog
 from cnnbench.engine.measurement import Measurement, Metrics, Outcome, TargetRecord, Timing
 from cnnbench.report.run import render_markdown, terminal_summary
-from cnnbench.report.run_layout import gate_lines
+from cnnbench.report.run_text import gate_lines
 from cnnbench.results import gate
 from cnnbench.results.build import build_report
 from cnnbench.results.gate import BaselineError, Tolerances, judge, judge_throughput, load_baseline

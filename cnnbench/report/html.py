@@ -1,7 +1,7 @@
 """The HTML renderer: any :class:`~cnnbench.report.layout.Document` as one self-contained page, with inline CSS
 and every figure embedded as a ``data:`` PNG, so the file can be mailed, attached to a CI run or opened offline, and
 needs no JavaScript. :func:`render` draws ``report.html`` (the run report's layout,
-:func:`cnnbench.report.run_layout.html_document`) and ``cnnbench compare --html`` alike; :func:`render_html` is the
+:func:`cnnbench.report.run_page.html_document`) and ``cnnbench compare --html`` alike; :func:`render_html` is the
 run report's page.
 
 :func:`escape`, :func:`table`, :func:`figure` and :func:`page` are the building blocks the renderer is made of.
@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from cnnbench.report.layout import Block, Document, Figure, Heading, Items, Paragraph, Section, Span, Table
-from cnnbench.report.run_layout import html_document
+from cnnbench.report.run_page import html_document
 from cnnbench.results.records import Report, as_report
 
 CSS = """

@@ -1,6 +1,7 @@
 """The one layout every report output is built as: a :class:`Document` of titled :class:`Section` s, each an ordered
 list of blocks (:class:`Paragraph`, :class:`Items`, :class:`Heading`, :class:`Table`, :class:`Figure`). The run report
-(:mod:`cnnbench.report.run_layout`) and ``cnnbench compare`` (:mod:`cnnbench.report.compare`) build documents;
+(:mod:`cnnbench.report.run_text`, :mod:`cnnbench.report.run_page`) and ``cnnbench compare``
+(:mod:`cnnbench.report.compare`) build documents;
 :mod:`cnnbench.report.markdown`, :mod:`cnnbench.report.html` and :mod:`cnnbench.report.terminal` each render any
 document, and only they know their format.
 

@@ -1,7 +1,7 @@
 """The run report as text (SPEC §8): :func:`render_markdown` (``report.md``, the tables a person reads in a CI log or
 a PR) and :func:`terminal_summary` (the compact version printed at the end of a pytest run). Both lay out a typed
 :class:`~cnnbench.results.records.Report` (or its ``cnnbench/1`` JSON form) with
-:mod:`cnnbench.report.run_layout` and render it with :mod:`cnnbench.report.markdown` or
+:mod:`cnnbench.report.run_text` and render it with :mod:`cnnbench.report.markdown` or
 :mod:`cnnbench.report.terminal`; ``report.html`` is :func:`cnnbench.report.html.render_html`, the files are written
 by :mod:`cnnbench.report.io`. A report is built by :func:`cnnbench.results.build.build_report` and
 loaded by :func:`cnnbench.results.schema.load_report`.
@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from cnnbench.report import markdown, terminal
-from cnnbench.report.run_layout import markdown_document, terminal_document
+from cnnbench.report.run_text import markdown_document, terminal_document
 from cnnbench.results.records import Report, as_report
 
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from cnnbench.config.quadrants import RECOMMENDED
 from cnnbench.engine.measurement import TargetRecord
 from cnnbench.report import fmt
-from cnnbench.report.layout import Cell, Table
+from cnnbench.report.layout import Cell, Span, Table, code, italic, spans, table
 from cnnbench.results import aggregate, layer_transfer, recommend
 from cnnbench.results.build import CHANCE_SIGMAS
 from cnnbench.results.records import (
@@ -229,3 +229,22 @@ def gain_grid(keys: Iterable[GroupKey]) -> tuple[list[tuple[str, str]], list[tup
     rows = [(a, s) for a in archs for s in strategies if any(p[:2] == (a, s) for p in parts)]
     columns = [(q, h) for q in quadrants for h in heads if any(p[2:] == (q, h) for p in parts)]
     return rows, columns
+
+
+TARGETS_NOTE: tuple[Span, ...] = spans([
+    "Similarity: the share of the pretrained base's nearest-class-mean gain over a random-init base on source images "
+    "that it keeps on the target (mean over archs; ", code("docs/quadrants.md"), "); ", italic("measured"),
+    " is the quadrant that size and similarity put the target in.",
+])  # fmt: skip
+
+
+def suite_name(report: Report) -> str | None:
+    """The suite's name as the report records it, or None for a report without one."""
+    name = (report.suite or {}).get("name", "?") if report.suite else None
+    return None if name is None else str(name)
+
+
+def throughput(view: View) -> Table:
+    """The throughput and cost table (:func:`throughput_table`) as a layout table."""
+    header, rows = throughput_table(view)
+    return table(header, rows, range(3, len(header)))
