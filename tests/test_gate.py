@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from cnnbench.config.gate import Tolerances
 from cnnbench.config.scenario import group_id, program_id
 from cnnbench.config.suite import load_suite
 from cnnbench.engine.catalog import registry_catalog
@@ -20,7 +21,7 @@ from cnnbench.report.run import render_markdown, terminal_summary
 from cnnbench.report.run_text import gate_lines
 from cnnbench.results import gate
 from cnnbench.results.build import build_report
-from cnnbench.results.gate import BaselineError, Tolerances, judge, judge_throughput, load_baseline
+from cnnbench.results.gate import BaselineError, judge, judge_throughput, load_baseline
 from cnnbench.results.records import ScenarioRecord
 
 ENV = {"cnnbench": "0.1.0", "jax": "0.10.2", "flax": "0.12.8", "optax": "0.2.8", "backend": "cpu",

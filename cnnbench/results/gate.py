@@ -43,9 +43,6 @@ from cnnbench.results.schema import read_report
 VERDICTS = ("passed", "regressed", "new", "no result")
 RATES = ("train", "infer")
 
-__all__ = ["Baseline", "BaselineError", "Tolerances", "comparable", "group_records", "judge", "judge_throughput",
-           "load_baseline", "summarize"]  # fmt: skip
-
 
 class BaselineError(ValueError):
     """A baseline file that cannot be gated against; the message names the file and the fix."""

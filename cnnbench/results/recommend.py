@@ -23,14 +23,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
 from cnnbench.config.quadrants import QUADRANT_LABELS, RECOMMENDED
-from cnnbench.results.aggregate import TIE_FLOOR, SeedStats, over_seeds, scratch_means, tie_noise, transfer_gain
+from cnnbench.results.aggregate import SeedStats, over_seeds, scratch_means, tie_noise, transfer_gain
 from cnnbench.results.records import BestRow, CheckRow, GroupKey, ScenarioRecord
 
 STRATEGY_ORDER = ("s1", "s2", "s3", "scratch")
 
 VERDICTS = ("won", "tied within noise", "lost", "not run")
 
-__all__ = ["STRATEGY_ORDER", "TIE_FLOOR", "VERDICTS", "best", "check", "sentence", "transfer_gains"]
+__all__ = ["STRATEGY_ORDER", "VERDICTS", "best", "check", "sentence", "transfer_gains"]
 
 
 def transfer_gains(scenarios: Sequence[ScenarioRecord]) -> list[float | None]:

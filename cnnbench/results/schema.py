@@ -35,7 +35,7 @@ REQUIRED_KEYS = {
 METRIC_KEYS = (*REQUIRED_KEYS["metrics"], "val_accuracy", "time_to_final_s", "peak_memory_bytes")
 assert set(METRIC_COUNTS) <= set(METRIC_KEYS)
 
-__all__ = ["METRIC_KEYS", "REQUIRED_KEYS", "SCHEMA", "STATUSES", "listing", "load_report", "read_report", "validate"]
+__all__ = ["METRIC_KEYS", "REQUIRED_KEYS", "listing", "load_report", "read_report", "validate"]
 
 
 def validate(report: Any) -> list[str]:
