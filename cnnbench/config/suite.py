@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import tomllib
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import Field, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -189,10 +189,14 @@ class _Reader:
             self.seen.add(f.name)
             if f.name in self.table:
                 values[f.name] = self.get(f.name, value_type(cls, f.name))
-                problem = violation(f, values[f.name])
-                if problem is not None:
-                    raise self.fail(f.name, problem)
+                self.check(f, values[f.name])
         return cls(**values)
+
+    def check(self, f: Field, value: Any) -> None:
+        """Raise naming this table's key ``f.name`` when ``value`` breaks the field's constraints."""
+        problem = violation(f, value)
+        if problem is not None:
+            raise self.fail(f.name, problem)
 
     def done(self) -> None:
         extra = sorted(set(self.table) - self.seen)
@@ -207,10 +211,8 @@ def _describe(kind: type) -> str:
 def _check(reader: _Reader, cls: type, values: dict[str, Any]) -> None:
     """``values`` of fields of ``cls`` checked against the fields' constraints."""
     for f in fields(cls):
-        if f.name in values and values[f.name] is not None:
-            problem = violation(f, values[f.name])
-            if problem is not None:
-                raise reader.fail(f.name, problem)
+        if values.get(f.name) is not None:
+            reader.check(f, values[f.name])
 
 
 BUILTIN_DIR = Path(__file__).parent.parent / "suites"  # a link to the top-level suites/ folder, shipped in the wheel

@@ -228,7 +228,6 @@ class FitResult:
     compile_s: float = 0.0
     train_s: float = 0.0
     time_to_final_s: float | None = None
-    diverged: bool = False
     stopped_at: int | None = None  # the step early stopping ended training at (the best evaluation's state is kept)
     step: TrainStep | None = None
 

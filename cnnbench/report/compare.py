@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import math
 import os
-import statistics
 import string
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -95,14 +95,25 @@ Key = GroupKey  # an aligned group; a field is None where the alignment leaves i
 
 @dataclass(frozen=True)
 class Accuracy:
-    """Test accuracy of one group in one report: mean and sample std over the seeds that gave one (mean None when
-    none did), how many did out of how many ran, and their statuses."""
+    """Test accuracy of one group in one report: its figures over the seeds that gave one
+    (:func:`cnnbench.results.aggregate.over_seeds`; None when none did), how many scenarios ran, and their
+    statuses."""
 
-    mean: float | None
-    std: float
-    n_seeds: int
+    stats: aggregate.SeedStats | None
     n_runs: int
     statuses: tuple[str, ...]
+
+    @property
+    def mean(self) -> float | None:
+        return None if self.stats is None else self.stats.mean
+
+    @property
+    def std(self) -> float:
+        return 0.0 if self.stats is None else self.stats.std
+
+    @property
+    def n_seeds(self) -> int:
+        return 0 if self.stats is None else self.stats.n_seeds
 
 
 @dataclass(frozen=True)
@@ -118,23 +129,26 @@ class AccuracyRow:
 
 @dataclass(frozen=True)
 class Quantity:
-    """A throughput metric compared as a ratio: its title, report key, how a group's scenarios are summed up,
-    its direction and its number format."""
+    """A throughput metric compared as a ratio: its title, how a group's scenarios are summed up into it (None
+    without a value), its direction and its number format."""
 
     title: str
-    metric: str
-    over_scenarios: Callable[[list[float]], float]
+    summed_up: Callable[[Sequence[ScenarioRecord]], float | None]
     higher_is_better: bool
     fmt: Callable[[float | None], str]
 
 
-# Rates are medians over a group's scenarios (cnnbench.results.aggregate.median_rate, as everywhere); compile time
-# is their total, because a compiled program is reused by
-# the scenarios after the first one that needs it, and those report a compile time of 0.
+def _total_compile_s(records: Sequence[ScenarioRecord]) -> float | None:
+    values = [r.metrics.compile_s for r in records if r.metrics.compile_s is not None]
+    return math.fsum(values) if values else None
+
+
+# Rates are medians over a group's scenarios, as everywhere (aggregate.median_rate); compile time is their total,
+# because a compiled program is reused by the scenarios after the first one that needs it, and those report 0.
 QUANTITIES = (
-    Quantity("train img/s", "train_images_per_s", statistics.median, True, fmt.rate),  # of aggregate.rates
-    Quantity("infer img/s", "infer_images_per_s", statistics.median, True, fmt.rate),
-    Quantity("compile s (total)", "compile_s", math.fsum, False, lambda v: "-" if v is None else f"{v:.1f}"),
+    Quantity("train img/s", partial(aggregate.median_rate, metric="train_images_per_s"), True, fmt.rate),
+    Quantity("infer img/s", partial(aggregate.median_rate, metric="infer_images_per_s"), True, fmt.rate),
+    Quantity("compile s (total)", _total_compile_s, False, lambda v: "-" if v is None else f"{v:.1f}"),
 )
 
 
@@ -252,9 +266,7 @@ def _accuracy(records: list[ScenarioRecord]) -> Accuracy | None:
     # one entry at most: a group's records share their key
     stats = next(iter(aggregate.over_seeds(records).values()), None)
     statuses = tuple(sorted({r.status for r in records}))
-    if stats is None:
-        return Accuracy(None, 0.0, 0, len(records), statuses)
-    return Accuracy(stats.mean, stats.std, stats.n_seeds, len(records), statuses)
+    return Accuracy(stats, len(records), statuses)
 
 
 def _accuracy_row(cells: list[Accuracy | None], key: Key) -> AccuracyRow:
@@ -262,27 +274,19 @@ def _accuracy_row(cells: list[Accuracy | None], key: Key) -> AccuracyRow:
     diffs: list[float | None] = []
     noise: list[float | None] = []
     for cell in cells[1:]:
-        if ref is None or ref.mean is None or cell is None or cell.mean is None:
+        if ref is None or ref.stats is None or cell is None or cell.stats is None:
             diffs.append(None)
             noise.append(None)
         else:
-            diffs.append(cell.mean - ref.mean)
-            noise.append(max(ref.std, cell.std, aggregate.TIE_FLOOR))  # aggregate.tie_noise
+            diffs.append(cell.stats.mean - ref.stats.mean)
+            noise.append(aggregate.tie_noise(ref.stats, cell.stats))
     return AccuracyRow(key, cells, diffs, noise)
-
-
-def _summed_up(records: list[ScenarioRecord], quantity: Quantity) -> float | None:
-    if quantity.higher_is_better:  # a rate: the positive finite values, as the gate and the report take them
-        values = aggregate.rates(records, quantity.metric)
-    else:
-        values = [v for r in records if (v := getattr(r.metrics, quantity.metric)) is not None]
-    return quantity.over_scenarios(values) if values else None
 
 
 def _ratio_rows(setups: list[dict[Key, list[ScenarioRecord]]], quantity: Quantity) -> list[RatioRow]:
     rows = []
     for key in fmt.unique(key for s in setups for key in s):
-        values = [_summed_up(s.get(key, []), quantity) for s in setups]
+        values = [quantity.summed_up(s.get(key, [])) for s in setups]
         ref = values[0]
         ratios = [v / ref if ref and v and ref > 0 and v > 0 else None for v in values[1:]]  # no ratio to or of 0
         rows.append(RatioRow(key, values, ratios))
@@ -370,7 +374,7 @@ def _header(c: Comparison) -> list[Block]:
 
 
 def _compile_total(run: Run) -> str:
-    return f"{math.fsum(s.metrics.compile_s or 0.0 for s in run.report.scenarios):.1f}"
+    return f"{_total_compile_s(run.report.scenarios) or 0.0:.1f}"
 
 
 def _status_counts(run: Run) -> str:

@@ -220,8 +220,7 @@ def layer_transfer_lines(rows: Sequence[LayerPoint], width: int = 100) -> list[s
 def gain_grid(keys: Iterable[GroupKey]) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """The rows (arch, strategy) and columns (quadrant, head) of the transfer-gain grid, in reading order, shared by
     the heatmap and the table of its numbers."""
-    full = [(k.arch, k.strategy, k.quadrant, k.head) for k in keys]
-    parts = [(a, s, q, h) for a, s, q, h in full if a is not None and s is not None and q is not None and h is not None]
+    parts = [k.coordinates for k in keys]
     archs = fmt.unique(p[0] for p in parts)
     strategies = fmt.ordered((p[1] for p in parts), recommend.STRATEGY_ORDER)
     quadrants = fmt.ordered((p[2] for p in parts), QUADRANT_ORDER)
@@ -240,8 +239,7 @@ TARGETS_NOTE: tuple[Span, ...] = spans([
 
 def suite_name(report: Report) -> str | None:
     """The suite's name as the report records it, or None for a report without one."""
-    name = (report.suite or {}).get("name", "?") if report.suite else None
-    return None if name is None else str(name)
+    return str(report.suite.get("name", "?")) if report.suite else None
 
 
 def throughput(view: View) -> Table:

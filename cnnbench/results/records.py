@@ -111,10 +111,6 @@ class GroupKey:
             raise ValueError(f"{self.label()} is a partial key, not a scenario group's")
         return arch, strategy, quadrant, head
 
-    @property
-    def is_layer_transfer(self) -> bool:
-        return self.freeze is not None
-
 
 # ------------------------------------------------------------------------------------------- environment
 
