@@ -11,12 +11,14 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+from cnnbench.config.hardware import HardwareSuite
 from cnnbench.config.schema import suite_json_schema
-from cnnbench.config.suite import SuiteError, builtin_suites, load_suite
+from cnnbench.config.suite import SuiteError, builtin_suites, load_suite, read_suite
 from cnnbench.fileio import atomic_write
 from cnnbench.registry import UnknownNameError
 
@@ -197,8 +199,61 @@ def _suites(args: argparse.Namespace) -> int:
         print(json.dumps(suite_json_schema(registry_catalog()), indent=2))
         return 0
     for name in builtin_suites():
-        suite = load_suite(name, registry_catalog())
-        print(f"{name:<10} {len(suite.scenarios()):>4} scenarios  {suite.description}")
+        suite = read_suite(name, registry_catalog())
+        size = (
+            f"{len(suite.points()):>4} bench points"
+            if isinstance(suite, HardwareSuite)
+            else f"{len(suite.scenarios()):>4} scenarios   "
+        )
+        print(f"{name:<10} {size}  {suite.description}")
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    """Time archs at their canonical config per batch × precision × mode; a table, or ``--json`` rows."""
+    # the engine loads JAX: imported when the command runs (see the module docstring)
+    from cnnbench.engine.catalog import registry_catalog
+    from cnnbench.engine.timing import Timer
+    from cnnbench.report import hardware, terminal
+    from cnnbench.results.build import build_report
+    from cnnbench.session import HardwareSession, narrow
+
+    def values(text: str) -> tuple[str, ...]:
+        return tuple(v.strip() for v in text.split(",") if v.strip())
+
+    try:
+        suite = read_suite(args.suite, registry_catalog())
+        if not isinstance(suite, HardwareSuite):
+            raise SuiteError(f"suite {suite.path} is a transfer suite; `cnnbench bench` runs a hardware suite "
+                             "(kind = \"hardware\"), such as the built-in `hardware`")  # fmt: skip
+        try:
+            batches = tuple(int(b) for b in values(args.batch))
+        except ValueError:
+            raise ValueError(f"--batch {args.batch!r}: expected batch sizes such as 1,32,128") from None
+        if (args.rounds is not None and args.rounds < 1) or (args.warmup is not None and args.warmup < 0):
+            raise ValueError(f"--rounds must be at least 1 and --warmup not negative, got {args.rounds}, {args.warmup}")
+        suite = narrow(suite, tuple(args.archs), batches, values(args.precision), values(args.mode))
+        suite = replace(suite, bench=replace(suite.bench, **{k: v for k, v in
+                        (("rounds", args.rounds), ("warmup", args.warmup)) if v is not None}))  # fmt: skip
+    except ValueError as exc:  # SuiteError, or a batch size that is not an integer
+        print(f"cnnbench bench: {exc}", file=sys.stderr)
+        return 2
+    log = partial(print, file=sys.stderr, flush=True)
+    session = HardwareSession(suite, suite.points(), Path(args.report or "reports"), log=log,
+                              writes_reports=bool(args.report))  # fmt: skip
+    timer = Timer(suite.bench.rounds, suite.bench.min_round_s)
+    for point in session.points:
+        row = session.run(point, timer)
+        log(f"{row.id}: {row.status}" + (f", {row.images_per_s:,.1f} img/s" if row.images_per_s else "")
+            + (f" ({row.error})" if row.error else ""))  # fmt: skip
+    if args.report:
+        log(f"report: {session.write(finished=True)}")
+    if args.json:
+        print(json.dumps([row.to_json() for row in session.records], indent=1))
+        return 0
+    report = build_report(session.run_id, session.started, None, session.environment or {}, [], [],
+                          hardware=session.records)  # fmt: skip
+    print("\n".join(terminal.render(hardware.terminal_document(report), 120)))
     return 0
 
 
@@ -248,6 +303,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="print the JSON Schema of the suite format instead, for editors to check and complete "
                              "suite files")  # fmt: skip
     suites.set_defaults(run=_suites)
+    bench = commands.add_parser("bench", help="time archs at their canonical config: img/s, memory, GMACs, "
+                                "utilisation per batch × precision × mode (the hardware suite)")  # fmt: skip
+    bench.add_argument("archs", nargs="*", help="zoo names (default: the suite's archs)")
+    bench.add_argument("--suite", default="hardware", help="a hardware suite's name or TOML path (default: hardware)")
+    bench.add_argument("--batch", default="", help="batch sizes, comma-separated (default: the suite's)")
+    bench.add_argument("--precision", default="", help="fp32 and/or bf16, comma-separated (default: the suite's)")
+    bench.add_argument("--mode", default="", help="train and/or infer, comma-separated (default: the suite's)")
+    bench.add_argument("--rounds", type=int, help="timed rounds per point (default: the suite's)")
+    bench.add_argument("--warmup", type=int, help="untimed calls before the rounds (default: the suite's)")
+    bench.add_argument("--report", metavar="DIR", help="also write the report (json, md, html, csv) under DIR")
+    bench.add_argument("--json", action="store_true", help="print the rows as a JSON list instead of a table")
+    bench.set_defaults(run=_bench)
     compare = commands.add_parser("compare", help="run reports side by side against the first (markdown; --html)")
     compare.add_argument("reference", metavar="A", help="the reference: a report.json or a run directory holding one")
     compare.add_argument("others", metavar="B", nargs="+", help="the reports to compare with A (files or run dirs)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from contextlib import nullcontext
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,9 @@ import pytest
 
 SESSION = pytest.StashKey["Any"]()
 SCENARIO_FILE = Path(__file__).with_name("scenarios.py")
+BENCH_FILE = Path(__file__).with_name("bench_items.py")
+FROM_SUITE = ("precision", "batch", "mode")  # options whose default is the suite's own setting
+TRANSFER_ONLY = ("strategy", "quadrant", "head", "target", "baseline", "save_baseline")
 
 # name, help, default (every option also has an ini twin: cnnbench_<name with _>)
 OPTIONS = (
@@ -39,6 +43,14 @@ OPTIONS = (
         "",
     ),
     ("save-baseline", "store this run's report at this path, for later runs' --cnnbench-baseline", ""),
+    (
+        "precision",
+        "fp32, or bf16 mixed precision (params, optimizer state and BatchNorm statistics fp32; convolutions and "
+        "matrix products bf16); a hardware suite: the precisions to time (comma-separated)",
+        "",
+    ),
+    ("batch", "a hardware suite: the batch sizes to time instead of the suite's (comma-separated)", ""),
+    ("mode", "a hardware suite: the modes to time, train and/or infer (comma-separated)", ""),
 )
 
 
@@ -48,12 +60,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("cnnbench", "run the cnnbench suite's scenarios (as --cnnbench)", type="bool", default=False)
     for name, text, default in OPTIONS:
         key = name.replace("-", "_")
+        shown = default or ("the suite's" if name in FROM_SUITE else "none")
         group.addoption(
             f"--cnnbench-{name}",
             dest=f"cnnbench_{key}",
             default=None,
             metavar="VALUE",
-            help=f"{text} (default: {default or 'none'})",
+            help=f"{text} (default: {shown})",
         )
         parser.addini(f"cnnbench_{key}", f"{text} (as --cnnbench-{name})", default=default)
 
@@ -61,6 +74,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def _option(config: pytest.Config, name: str) -> str:
     value = config.getoption(f"cnnbench_{name}")
     return value if value is not None else config.getini(f"cnnbench_{name}")
+
+
+def _list_option(config: pytest.Config, name: str) -> tuple[str, ...]:
+    """A comma-separated option's values (empty: not given)."""
+    return tuple(v.strip() for v in _option(config, name).split(",") if v.strip())
 
 
 def _path_option(config: pytest.Config, name: str) -> Path:
@@ -92,17 +110,30 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "xdist_group(name): pytest-xdist --dist loadgroup runs a group on one worker")
     if not _enabled(config):
         return
-    # imported only with --cnnbench: without it the plugin adds its options and loads nothing of the package
+    log = _logger(config)
+    _place_worker(config, log)  # before anything imports JAX
     # only with --cnnbench: without it the plugin imports nothing of cnnbench, and so no JAX (SPEC §7)
-    from cnnbench.config.suite import SuiteError, load_suite
+    from cnnbench.config.hardware import HardwareSuite
+    from cnnbench.config.precision import PRECISIONS
+    from cnnbench.config.suite import SuiteError, read_suite
     from cnnbench.engine.catalog import registry_catalog
     from cnnbench.results.gate import load_baseline
     from cnnbench.session import COORDINATES, Filters, Session
 
-    log = _logger(config)
     try:
-        suite = load_suite(_suite_option(config), registry_catalog())
-        filters = Filters(**{c: tuple(v for v in _option(config, c).split(",") if v) for c in COORDINATES})
+        suite = read_suite(_suite_option(config), registry_catalog())
+        if isinstance(suite, HardwareSuite):
+            _configure_hardware(config, suite, log)
+            return
+        precision = _option(config, "precision")
+        if precision:
+            if precision not in PRECISIONS:
+                raise SuiteError(f"--cnnbench-precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+            suite = replace(suite, precision=precision)
+        for name in ("batch", "mode"):
+            if _option(config, name):
+                raise SuiteError(f"--cnnbench-{name} applies to a hardware suite; {suite.name!r} is a transfer suite")
+        filters = Filters(**{c: _list_option(config, c) for c in COORDINATES})
         filters.check(suite)
         baseline = load_baseline(_path_option(config, "baseline")) if _option(config, "baseline") else None
         if _option(config, "target"):
@@ -124,6 +155,47 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SESSION] = session
     if config.args_source != pytest.Config.ArgsSource.ARGS:
         config.args = [str(SCENARIO_FILE)]  # `pytest --cnnbench` alone runs the suite, not the project's tests
+
+
+def _configure_hardware(config: pytest.Config, suite: Any, log: Any) -> None:
+    """Set up the run of hardware suite ``suite``, narrowed by the arch, batch, precision and mode options."""
+    from cnnbench.config.suite import SuiteError
+    from cnnbench.session import HardwareSession, narrow
+
+    given = [f"--cnnbench-{name.replace('_', '-')}" for name in TRANSFER_ONLY if _option(config, name)]
+    if given:
+        raise pytest.UsageError(f"cnnbench: {', '.join(given)} apply to transfer suites; {suite.name!r} is a "
+                                "hardware suite (it times archs, it trains nothing)")  # fmt: skip
+    try:
+        batches = tuple(int(b) for b in _list_option(config, "batch"))
+    except ValueError:
+        raise pytest.UsageError(f"cnnbench: --cnnbench-batch {_option(config, 'batch')!r}: expected integers such "
+                                "as 1,32,128") from None  # fmt: skip
+    try:
+        suite = narrow(suite, _list_option(config, "arch"), batches, _list_option(config, "precision"),
+                       _list_option(config, "mode"))  # fmt: skip
+    except SuiteError as exc:
+        raise pytest.UsageError(f"cnnbench: {exc}") from None
+    config.stash[SESSION] = HardwareSession(suite, suite.points(), _path_option(config, "report"), log=log,
+                                            writes_reports=not _is_xdist_worker(config))  # fmt: skip
+    if config.args_source != pytest.Config.ArgsSource.ARGS:
+        config.args = [str(BENCH_FILE)]
+
+
+def _place_worker(config: pytest.Config, log: Any) -> None:
+    """pytest-xdist on a GPU machine: a worker gets its own GPU and does not preallocate (``cnnbench.devices``);
+    the controller warns when workers will share GPUs."""
+    from cnnbench import devices
+
+    if _is_xdist_worker(config):
+        try:
+            devices.configure_worker(config.workerinput["workerid"])  # type: ignore[attr-defined]  # set by xdist
+        except RuntimeError as exc:  # JAX came in first (a conftest imported it): the worker uses every GPU
+            log(str(exc))
+    elif isinstance(getattr(config.option, "numprocesses", None), int) and config.option.numprocesses > 1:
+        warning = devices.sharing_warning(config.option.numprocesses, devices.gpu_count())
+        if warning:
+            log(warning)
 
 
 def _placed(config: pytest.Config, suite: Any, filters: Any, log: Any) -> Any:
@@ -152,10 +224,16 @@ def _logger(config: pytest.Config):
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "cnnbench_bench_point" in metafunc.fixturenames:
+        session = metafunc.config.stash.get(SESSION, None)
+        points = getattr(session, "points", [])
+        metafunc.parametrize(
+            "cnnbench_bench_point", [pytest.param(p, id=p.id, marks=pytest.mark.cnnbench) for p in points]
+        )
     if "cnnbench_scenario" not in metafunc.fixturenames:
         return
     session = metafunc.config.stash.get(SESSION, None)
-    scenarios = session.scenarios() if session else []
+    scenarios: list[Any] = getattr(session, "scenarios", list)()  # none in a hardware run
     # xdist_group keeps a program's quadrants and seeds (so each group's seeds too) on one worker under
     # `-n N --dist loadgroup`, so the gate can judge them there
     metafunc.parametrize(
@@ -167,7 +245,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.hookimpl(trylast=True)  # after -k, -m, --lf and other plugins have deselected
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     session = config.stash.get(SESSION, None)
-    if session is not None:
+    if session is not None and hasattr(session, "selected_ids"):  # a transfer run's gate needs what was deselected
         session.selected_ids = _scenario_ids(item.nodeid for item in items)
 
 
@@ -175,7 +253,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
     """pytest-xdist: the controller collects nothing itself; a worker's collection tells it what was selected."""
     session = node.config.stash.get(SESSION, None)
-    if session is not None:
+    if session is not None and hasattr(session, "selected_ids"):
         session.selected_ids = _scenario_ids(ids)
 
 

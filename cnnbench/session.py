@@ -13,9 +13,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cnnbench.config.hardware import HARDWARE, MODES, BenchPoint, HardwareSuite
+from cnnbench.config.precision import PRECISIONS
 from cnnbench.config.scenario import Scenario
 from cnnbench.config.suite import Suite, SuiteError
-from cnnbench.engine.measurement import Outcome, TargetRecord
+from cnnbench.engine.measurement import BenchRecord, Outcome, TargetRecord
 from cnnbench.fileio import atomic_write
 from cnnbench.report.io import report_json, write_report
 from cnnbench.results import gate
@@ -23,6 +25,7 @@ from cnnbench.results.build import build_report
 from cnnbench.results.records import GroupKey, Report, ScenarioRecord
 
 if TYPE_CHECKING:  # the runner loads JAX: imported when the first scenario runs (Session.runner)
+    from cnnbench.engine.roofline import Roofline
     from cnnbench.engine.runner import Runner
     from cnnbench.engine.timing import Timer
 
@@ -60,8 +63,62 @@ class Filters:
         ]
 
 
+def narrow(
+    suite: HardwareSuite,
+    archs: tuple[str, ...] = (),
+    batches: tuple[int, ...] = (),
+    precisions: tuple[str, ...] = (),
+    modes: tuple[str, ...] = (),
+) -> HardwareSuite:
+    """``suite`` with these archs (any of the zoo's), batch sizes, precisions and modes instead of its own; an
+    empty tuple keeps the suite's. Raises SuiteError naming a value that cannot be used."""
+    for arch in archs:
+        if arch not in suite.catalog.archs:
+            raise SuiteError(f"unknown arch {arch!r}; known: {', '.join(suite.catalog.archs)}")
+    for name, values, known in (("precision", precisions, PRECISIONS), ("mode", modes, MODES)):
+        for value in values:
+            if value not in known:
+                raise SuiteError(f"unknown {name} {value!r}; known: {', '.join(known)}")
+    if any(b < 1 for b in batches):
+        raise SuiteError(f"batch sizes must be at least 1, got {', '.join(map(str, batches))}")
+    return replace(suite, archs=archs or suite.archs, batches=batches or suite.batches,
+                   precisions=precisions or suite.precisions, modes=modes or suite.modes)  # fmt: skip
+
+
+class _Run:
+    """What a transfer run and a hardware run share: an id and start time, the environment, records kept in the
+    suite's order when xdist workers' records merge, and the report rewritten from them."""
+
+    report_root: Path
+    records: list[Any]
+    environment: dict | None
+    report: Report | None
+    run_dir: Path | None
+
+    def _begin(self, suite_name: str) -> None:
+        self.started = _now()
+        self.run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{suite_name}"
+        self.report = self.run_dir = self.environment = None
+
+    def _merge(self, theirs: list[Any], order: list[str], environment: dict | None) -> None:
+        """Add a worker's records, keeping the suite's ``order`` of ids, and its environment if this has none."""
+        rank = {name: i for i, name in enumerate(order)}
+        self.records = sorted([*self.records, *theirs], key=lambda r: rank.get(r.id, len(rank)))
+        self.environment = self.environment or environment
+
+    def _write(self, finished: bool, suite: dict[str, Any], **parts: Any) -> Path | None:
+        """Build the report of the records so far from ``parts`` and write it (atomically); returns its directory,
+        None before the first record."""
+        if not self.records:
+            return None
+        self.report = build_report(run_id=self.run_id, started=self.started, finished=_now() if finished else None,
+                                   environment=self.environment or {}, suite=suite, **parts)  # fmt: skip
+        self.run_dir = write_report(self.report, self.report_root, plots=finished)
+        return self.run_dir
+
+
 @dataclass
-class Session:
+class Session(_Run):
     """One run of a suite: runs scenarios, keeps their records and rewrites the report after each.
 
     Under pytest-xdist each worker runs its scenarios with ``writes_reports=False`` and hands ``export()`` to
@@ -84,12 +141,8 @@ class Session:
     records: list[ScenarioRecord] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.started = _now()
-        self.run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{self.suite.name}"
-        self.report: Report | None = None
-        self.run_dir: Path | None = None
+        self._begin(self.suite.name)
         self.targets: dict[str, TargetRecord] = {}  # by quadrant: what the report says about its target
-        self.environment: dict | None = None
         self.selected_ids: list[str] = [s.id for s in self.scenarios()]  # narrowed by the plugin after collection
         self._keys: dict[str, GroupKey] = {s.id: GroupKey.of(s) for s in self.suite.scenarios()}
         self.tolerances = self.suite.gate
@@ -107,10 +160,11 @@ class Session:
             from cnnbench.engine.environment import collect_environment
             from cnnbench.engine.runner import Runner
 
-            xla_cache = (self.cache_dir / "xla").absolute()
+            # one compiled-program cache per backend, so a cache directory shared by CPU and GPU runs serves both
+            xla_cache = (self.cache_dir / "xla" / jax.default_backend()).absolute()
             jax.config.update("jax_compilation_cache_dir", str(xla_cache))
             jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
-            self.environment = collect_environment(self.suite.digest)
+            self.environment = collect_environment(self.suite.digest, self.suite.precision)
             self._runner = Runner(self.suite, self.cache_dir, self.log)
         return self._runner
 
@@ -161,28 +215,15 @@ class Session:
 
     def merge(self, exported: Mapping[str, Any]) -> None:
         """Add a worker's ``export()``; records are kept in the suite's scenario order."""
-        order = {s.id: i for i, s in enumerate(self.suite.scenarios())}
         theirs = [ScenarioRecord.from_json(r) for r in exported["records"]]
-        self.records = sorted([*self.records, *theirs], key=lambda r: order.get(r.id, len(order)))
+        self._merge(theirs, [s.id for s in self.suite.scenarios()], exported["environment"])
         self.targets.update((t.quadrant, t) for t in map(TargetRecord.from_json, exported["targets"]))
-        self.environment = self.environment or exported["environment"]
 
     def write(self, finished: bool = False) -> Path | None:
         """Write the report of the records so far (atomically); returns its directory."""
-        if not self.records:
-            return None
-        self.report = build_report(
-            run_id=self.run_id,
-            started=self.started,
-            finished=_now() if finished else None,
-            environment=self.environment or {},
-            targets=[self.targets[q] for q in sorted(self.targets)],
-            scenarios=self.records,
-            suite={"name": self.suite.name, "path": self.suite.path, "digest": self.suite.digest},
-            gate=self._gate_summary(),
-        )
-        self.run_dir = write_report(self.report, self.report_root, plots=finished)
-        return self.run_dir
+        suite = {"name": self.suite.name, "path": self.suite.path, "digest": self.suite.digest}
+        return self._write(finished, suite, targets=[self.targets[q] for q in sorted(self.targets)],
+                           scenarios=self.records, gate=self._gate_summary())  # fmt: skip
 
     def _gate_summary(self) -> gate.GateSummary | None:
         if self.baseline is None:
@@ -214,6 +255,72 @@ class Session:
         if self.report is None:
             raise ValueError("no scenario has run, so there is no report to save as a baseline")
         atomic_write(path, report_json(self.report))
+
+
+@dataclass
+class HardwareSession(_Run):
+    """One run of a hardware suite (``cnnbench.config.hardware``): times the selected bench points, keeps their
+    rows and rewrites the report after each. Like :class:`Session`, a pytest-xdist worker ``export``s its rows and
+    the controller ``merge``s them. The roofline probe runs once per process, before the first point."""
+
+    suite: HardwareSuite
+    points: list[BenchPoint]
+    report_root: Path
+    log: Callable[[str], None] = print
+    writes_reports: bool = True
+    records: list[BenchRecord] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._begin(self.suite.name)
+        self._roofline: Roofline | None = None
+
+    @property
+    def roofline(self) -> Roofline:
+        """The device's measured peaks, probed (and the environment recorded) on first use."""
+        if self._roofline is None:
+            from cnnbench.engine.environment import collect_environment  # JAX: only once a point runs
+            from cnnbench.engine.roofline import probe
+
+            self.environment = collect_environment(self.suite.digest, ",".join(self.suite.precisions))
+            self._roofline = probe(self.suite.precisions)
+            self.environment["roofline"] = self._roofline.to_json()
+            self.log(_describe_roofline(self._roofline))
+        return self._roofline
+
+    def run(self, point: BenchPoint, timer: Timer) -> BenchRecord:
+        """Time one bench point, record it and rewrite the report, whatever the point's outcome."""
+        from cnnbench.engine.bench import run_point  # JAX: only once a point runs
+
+        record = run_point(point, self.suite.bench, timer, self.roofline)
+        self.records.append(record)
+        if self.writes_reports:
+            self.write()
+        return record
+
+    def export(self) -> dict[str, Any]:
+        return {"records": [r.to_json() for r in self.records], "environment": self.environment}
+
+    def unflagged_regressions(self) -> list[str]:
+        """None: a hardware run has no quality gate (the plugin asks every run)."""
+        return []
+
+    def merge(self, exported: Mapping[str, Any]) -> None:
+        """Add a worker's ``export()``; rows are kept in the suite's point order."""
+        theirs = [BenchRecord.from_json(r) for r in exported["records"]]
+        self._merge(theirs, [p.id for p in self.suite.points()], exported["environment"])
+
+    def write(self, finished: bool = False) -> Path | None:
+        """Write the report of the rows so far (atomically); returns its directory."""
+        suite = {"name": self.suite.name, "path": self.suite.path, "digest": self.suite.digest, "kind": HARDWARE}
+        return self._write(finished, suite, targets=[], scenarios=[], hardware=self.records)
+
+
+def _describe_roofline(roofline: Roofline) -> str:
+    """One progress line: the measured peak per precision, and the datasheet's where the device is known."""
+    peaks = ", ".join(f"{p} {roofline.peak(p):.3g}" for p in roofline.matmul_tflops if roofline.peak(p))
+    sheet = roofline.datasheet_tflops
+    known = f" (datasheet: {', '.join(f'{p} {v:g}' for p, v in sheet.items())})" if sheet else ""
+    return f"roofline probe on {roofline.device_kind}: measured peak TFLOP/s {peaks}{known}"
 
 
 def _now() -> str:

@@ -70,12 +70,13 @@ def test_suites_lists_the_builtins_and_prints_the_suite_schema(capsys) -> None:
     assert main(["suites"]) == 0
     listing = capsys.readouterr().out
     assert "smoke" in listing and "96 scenarios" in listing and "1314 scenarios" in listing
+    assert "hardware" in listing and "156 bench points" in listing
     assert main(["suites", "--schema"]) == 0
     schema = json.loads(capsys.readouterr().out)
     jsonschema = pytest.importorskip("jsonschema")
     jsonschema.Draft202012Validator.check_schema(schema)
     smoke = tomllib.loads((Path(__file__).parents[1] / "suites" / "smoke.toml").read_text())
     jsonschema.validate(smoke, schema)
-    assert "resnet18" in schema["properties"]["archs"]["items"]["enum"]
+    assert "resnet18" in schema["$defs"]["transfer"]["properties"]["archs"]["items"]["enum"]
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({**smoke, "archs": ["resnet19"]}, schema)

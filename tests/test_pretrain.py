@@ -116,6 +116,21 @@ def test_an_edit_to_the_arch_code_gets_its_own_entry(
     assert load(cache).cache_hit  # the entry of the unedited code is untouched
 
 
+def test_another_backend_gets_its_own_entry(
+    cache_copy: tuple[Path, Pretrained], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One cache directory serves CPU and GPU runs: a GPU run never restores a CPU-built base (other numerics)."""
+    cache, first = cache_copy
+    assert pretrain.cache_key(MODEL, SOURCE, QUICK)["backend"] == jax.default_backend() == "cpu"
+    assert json.loads((first.path / "meta.json").read_text())["key"]["backend"] == "cpu"
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    assert pretrain.cache_key(MODEL, SOURCE, QUICK)["backend"] == "gpu"
+    other = load(cache)
+    assert not other.cache_hit and other.path.name != first.path.name
+    monkeypatch.undo()
+    assert load(cache).cache_hit  # the CPU entry is untouched
+
+
 def _truncate(file: Path) -> None:
     file.write_bytes(file.read_bytes()[: file.stat().st_size // 2])
 

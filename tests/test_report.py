@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 import os
@@ -357,13 +359,18 @@ def test_write_report_is_atomic_repeatable_and_refreshes_latest(tmp_path):
         run_dir = write_report(built, tmp_path, plots=n == len(records))
         assert run_dir == tmp_path / "20250101-120000"
         assert json.loads((run_dir / "report.json").read_text()) == built
-        for name in ("report.json", "report.md"):
+        for name in ("report.json", "report.md", "results.csv"):
             assert (tmp_path / "latest" / name).read_bytes() == (run_dir / name).read_bytes()
         if n == 1:
-            assert sorted(p.name for p in run_dir.iterdir()) == ["report.json", "report.md"]
+            assert sorted(p.name for p in run_dir.iterdir()) == ["report.json", "report.md", "results.csv"]
+        rows = list(csv.DictReader(io.StringIO((run_dir / "results.csv").read_text())))
+        assert [r["id"] for r in rows] == [s["id"] for s in built["scenarios"]]  # one flat row per scenario
+        last = built["scenarios"][-1]["metrics"]["test_accuracy"]
+        assert rows[-1]["test_accuracy"] == ("" if last is None else repr(last))
+        assert {r["run_id"] for r in rows} == {built["run_id"]} and {r["precision"] for r in rows} == {"fp32"}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["20250101-120000", "latest"]
     for directory in (run_dir, tmp_path / "latest"):
-        assert sorted(p.name for p in directory.iterdir()) == ["report.html", "report.json", "report.md"]  # no temps
+        assert sorted(p.name for p in directory.iterdir()) == ["report.html", "report.json", "report.md", "results.csv"]
         assert (directory / "report.json").stat().st_mode & 0o444 == 0o444
     assert "<html" in (run_dir / "report.html").read_text()
     second = write_report(make_report(records[:2], run_id="second"), tmp_path)
@@ -383,7 +390,7 @@ def test_interrupted_write_keeps_the_previous_report(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         write_report(make_report(), tmp_path, plots=False)
     assert (run_dir / "report.json").read_bytes() == before
-    assert sorted(p.name for p in run_dir.iterdir()) == ["report.json", "report.md"]
+    assert sorted(p.name for p in run_dir.iterdir()) == ["report.json", "report.md", "results.csv"]
 
 
 @pytest.mark.parametrize("run_id", ["", "latest", "..", "a/b"])

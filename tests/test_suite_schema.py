@@ -12,7 +12,14 @@ import jsonschema
 import pytest
 
 from cnnbench.config.schema import suite_json_schema
-from cnnbench.config.suite import BUILTIN_DIR, SuiteError, builtin_suites, load_suite, parse_suite
+from cnnbench.config.suite import (
+    BUILTIN_DIR,
+    SuiteError,
+    builtin_suites,
+    load_suite,
+    parse_hardware_suite,
+    parse_suite,
+)
 from cnnbench.engine.catalog import registry_catalog
 
 
@@ -29,11 +36,12 @@ def _errors(validator: jsonschema.Draft202012Validator, raw: dict) -> list[str]:
 
 
 def test_builtin_suites_validate_as_written_and_merged(validator) -> None:
-    assert {"smoke", "standard"} <= set(builtin_suites())
+    assert {"smoke", "standard", "hardware"} <= set(builtin_suites())
     for name in builtin_suites():
         raw = tomllib.loads((BUILTIN_DIR / f"{name}.toml").read_text())  # standard: its partial file, with extends
         assert _errors(validator, raw) == [], name
-        assert _errors(validator, load_suite(name, registry_catalog()).raw) == [], name
+        if name != "hardware":
+            assert _errors(validator, load_suite(name, registry_catalog()).raw) == [], name
 
 
 @pytest.mark.parametrize(
@@ -127,7 +135,7 @@ def test_schema_rejects_what_the_reader_rejects(validator, tiny_suite_text: str,
 def test_schema_and_reader_know_the_same_keys(validator, tiny_suite_text: str, table: str) -> None:
     raw = tomllib.loads(tiny_suite_text)
     raw.update(layer_transfer={"arch": "lenet5", "quadrant": "q4", "head": "gap"}, arch={"lenet5": {}})
-    node, schema = raw, validator.schema
+    node, schema = raw, validator.schema["$defs"]["transfer"]
     for key in filter(None, table.split(".")):
         node = node.setdefault(key, {})
         props = schema.get("properties", {})
@@ -137,3 +145,45 @@ def test_schema_and_reader_know_the_same_keys(validator, tiny_suite_text: str, t
         parse_suite(raw, registry_catalog(), "my.toml")
     known = set(re.search(r"expected one of: (.*)$", str(info.value)).group(1).split(", "))
     assert set(schema["properties"]) - {"extends"} == known  # extends is resolved before the reader sees the table
+
+
+HARDWARE_SUITE = {"kind": "hardware", "archs": ["lenet5"], "batches": [1, 8]}
+
+
+@pytest.mark.parametrize(
+    ("edit", "where"),
+    [
+        (lambda r: None, None),
+        (lambda r: r.update(precisions=["fp32", "bf16"], modes=["infer"], bench={"rounds": 3, "warmup": 0}), None),
+        (lambda r: r.update(batches=[0]), "batches/0"),
+        (lambda r: r.update(batches=[]), "batches"),
+        (lambda r: r.update(precisions=["fp16"]), "precisions/0"),
+        (lambda r: r.update(modes=["eval"]), "modes/0"),
+        (lambda r: r.update(bench={"rounds": 0}), "bench/rounds"),
+        (lambda r: r.update(bench={"repeat": 2}), "bench"),
+        (lambda r: r.update(quadrants={}), ""),
+        (lambda r: r.pop("batches"), ""),
+    ],
+)
+def test_schema_and_reader_agree_on_hardware_suites(validator, edit, where: str | None) -> None:
+    raw = copy.deepcopy(HARDWARE_SUITE)
+    edit(raw)
+    errors = _errors(validator, raw)
+    if where is None:
+        parse_hardware_suite(copy.deepcopy(raw), registry_catalog())
+        assert errors == []
+        return
+    with pytest.raises(SuiteError):
+        parse_hardware_suite(copy.deepcopy(raw), registry_catalog(), "hw.toml")
+    assert errors and any(e.startswith(f"{where}: ") for e in errors), errors
+
+
+def test_schema_and_reader_know_the_same_hardware_keys(validator) -> None:
+    for table, schema in (("", validator.schema["$defs"]["hardware"]),
+                          ("bench", validator.schema["$defs"]["hardware"]["properties"]["bench"])):  # fmt: skip
+        raw = copy.deepcopy(HARDWARE_SUITE)
+        (raw.setdefault(table, {}) if table else raw)["zz_unknown"] = 1
+        with pytest.raises(SuiteError, match="unknown key; expected one of: ") as info:
+            parse_hardware_suite(raw, registry_catalog(), "hw.toml")
+        known = set(re.search(r"expected one of: (.*)$", str(info.value)).group(1).split(", "))
+        assert set(schema["properties"]) - {"extends"} == known, table

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from cnnbench.config.precision import DEFAULT_PRECISION
+
 
 def group_id(record: Mapping[str, Any]) -> str:
     """A scenario's id without its seed, from its record or ``coordinates``: the unit results are aggregated and
@@ -37,6 +39,7 @@ class Scenario:
     seed: int
     multi_seed: bool = False
     freeze: int | None = None  # a layer-transfer point: s2 with exactly this many stages frozen
+    precision: str = DEFAULT_PRECISION  # the suite's: fp32, or bf16 mixed precision (not part of the id: a run has one)
 
     @property
     def coordinates(self) -> dict[str, Any]:

@@ -15,6 +15,8 @@ from typing import Any
 
 from cnnbench.config.catalog import Catalog
 from cnnbench.config.gate import Tolerances
+from cnnbench.config.hardware import HARDWARE, MODES, BenchSettings
+from cnnbench.config.precision import DEFAULT_PRECISION, PRECISIONS
 from cnnbench.config.quadrants import QUADRANT_LABELS, QUADRANTS, SMALL_MAX
 from cnnbench.config.settings import value_type
 from cnnbench.config.strategies import STRATEGIES
@@ -26,7 +28,22 @@ _JSON_TYPES = {int: "integer", float: "number", str: "string", bool: "boolean"}
 
 
 def suite_json_schema(catalog: Catalog) -> dict[str, Any]:
-    """The JSON Schema of a suite TOML file whose names are checked against ``catalog``."""
+    """The JSON Schema of a suite TOML file of either kind whose names are checked against ``catalog``."""
+    return {
+        "$schema": DRAFT,
+        "title": "cnnbench suite",
+        "description": "A cnnbench suite: a transfer suite (the default kind) says which scenarios to run and with "
+        'what budgets; a hardware suite (kind = "hardware") which archs to time at which batch sizes, precisions '
+        "and modes. A file with `extends` may leave out anything its parent sets.",
+        "$defs": {"transfer": _transfer(catalog), "hardware": _hardware(catalog)},
+        "if": {"properties": {"kind": {"const": HARDWARE}}, "required": ["kind"]},
+        "then": {"$ref": "#/$defs/hardware"},
+        "else": {"$ref": "#/$defs/transfer"},
+    }
+
+
+def _transfer(catalog: Catalog) -> dict[str, Any]:
+    """A transfer suite: archs × strategies × quadrants × heads × seeds, their budgets and the gate."""
     archs, heads = list(catalog.archs), list(catalog.heads)
     stages = sorted({stage for info in catalog.archs.values() for stage in info.stages})
     s2_freeze = _s2_freeze(stages, max((len(info.stages) for info in catalog.archs.values()), default=0))
@@ -38,19 +55,16 @@ def suite_json_schema(catalog: Catalog) -> dict[str, Any]:
         "description": "where s2 cuts, on every quadrant that does not say",
     }
     return {
-        "$schema": DRAFT,
-        "title": "cnnbench suite",
-        "description": "A cnnbench suite: which scenarios to run (archs × strategies × quadrants × heads × seeds) and "
-        "with what budgets. A file with `extends` may leave out anything its parent sets.",
         "type": "object",
         "properties": {
-            "extends": {
-                "type": "string",
-                "description": "a built-in suite's name or a .toml path (relative to this "
-                "file) whose settings this file overrides, table by table, key by key",
+            **_common(),
+            "kind": {"const": "transfer", "default": "transfer", "description": "a transfer suite (the default)"},
+            "precision": {
+                "enum": list(PRECISIONS),
+                "default": DEFAULT_PRECISION,
+                "description": "fp32, or bf16 mixed precision (parameters, optimizer state and BatchNorm "
+                "statistics fp32; convolutions and matrix products bf16)",
             },
-            "name": {"type": "string", "description": "the suite's name in reports (default: the file's stem)"},
-            "description": {"type": "string", "default": ""},
             "archs": _names(archs, "zoo archs to run"),
             "strategies": _names(STRATEGIES.names(), "transfer strategies to run"),
             "heads": _names(heads, "classifier heads to run"),
@@ -102,6 +116,44 @@ def suite_json_schema(catalog: Catalog) -> dict[str, Any]:
                 }
             },
         },
+    }
+
+
+def _hardware(catalog: Catalog) -> dict[str, Any]:
+    """A hardware suite: which archs to time at their canonical config, per batch × precision × mode."""
+    return {
+        "type": "object",
+        "properties": {
+            **_common(),
+            "kind": {"const": HARDWARE, "description": "a hardware suite: it times archs and trains nothing"},
+            "archs": _names(list(catalog.archs), "zoo archs to time at their canonical config"),
+            "batches": {
+                "type": "array",
+                "items": {"type": "integer", "minimum": 1},
+                "minItems": 1,
+                "uniqueItems": True,
+                "description": "batch sizes to time",
+            },
+            "precisions": {**_names(list(PRECISIONS), "precisions to time"), "default": [DEFAULT_PRECISION]},
+            "modes": {**_names(list(MODES), "train step and/or inference"), "default": list(MODES)},
+            "bench": _table(BenchSettings, "[bench]: how each bench point is timed"),
+        },
+        "additionalProperties": False,
+        "if": {"required": ["extends"]},
+        "else": {"required": ["archs", "batches"]},
+    }
+
+
+def _common() -> dict[str, Any]:
+    """The keys every suite has: what it extends, its name and its description."""
+    return {
+        "extends": {
+            "type": "string",
+            "description": "a built-in suite's name or a .toml path (relative to this "
+            "file) whose settings this file overrides, table by table, key by key",
+        },
+        "name": {"type": "string", "description": "the suite's name in reports (default: the file's stem)"},
+        "description": {"type": "string", "default": ""},
     }
 
 

@@ -16,6 +16,8 @@ from typing import Any, TypeVar
 
 from cnnbench.config.catalog import Catalog
 from cnnbench.config.gate import Tolerances
+from cnnbench.config.hardware import HARDWARE, MODES, BenchSettings, HardwareSuite
+from cnnbench.config.precision import DEFAULT_PRECISION, PRECISIONS
 from cnnbench.config.quadrants import QUADRANTS, SMALL_MAX
 from cnnbench.config.scenario import Scenario
 from cnnbench.config.settings import Range, setting, value_type, violation
@@ -95,6 +97,7 @@ class Suite:
     watch: Watch  # [train]'s early stopping and plateau LR cuts
     layer_transfer: tuple[str, str, str] | None  # (arch, quadrant, head) of the layer-transfer curve, if any
     gate: Tolerances  # what the quality gate tolerates
+    precision: str  # fp32, or bf16 mixed precision (cnnbench.config.precision)
     digest: str
     catalog: Catalog = field(repr=False, compare=False)  # what the suite was checked against
     raw: dict = field(repr=False, default_factory=dict)
@@ -103,7 +106,7 @@ class Suite:
         """Every scenario of the suite, arch by arch, quadrant by quadrant, then the layer-transfer points."""
         multi = len(self.seeds) > 1
         matrix = [
-            Scenario(arch, strategy, quadrant, head, seed, multi)
+            Scenario(arch, strategy, quadrant, head, seed, multi, precision=self.precision)
             for arch in self.archs
             for quadrant in self.quadrants
             for head in self.heads
@@ -114,7 +117,7 @@ class Suite:
             return matrix
         arch, quadrant, head = self.layer_transfer
         return matrix + [
-            Scenario(arch, "s2", quadrant, head, seed, multi, freeze=k)
+            Scenario(arch, "s2", quadrant, head, seed, multi, freeze=k, precision=self.precision)
             for k in range(len(self.catalog.archs[arch].stages) + 1)
             for seed in self.seeds
         ]
@@ -215,6 +218,7 @@ def _check(reader: _Reader, cls: type, values: dict[str, Any]) -> None:
             reader.check(f, values[f.name])
 
 
+TRANSFER = "transfer"  # the default kind of suite; ``hardware`` is the other (cnnbench.config.hardware)
 BUILTIN_DIR = Path(__file__).parent.parent / "suites"  # a link to the top-level suites/ folder, shipped in the wheel
 
 
@@ -236,11 +240,29 @@ def resolve(name_or_path: str) -> Path:
 
 
 def load_suite(name_or_path: str, catalog: Catalog) -> Suite:
-    """Parse and validate a suite by built-in name or path, after resolving its ``extends`` chain; names are
-    checked against ``catalog``."""
+    """Parse and validate a transfer suite by built-in name or path, after resolving its ``extends`` chain; names
+    are checked against ``catalog``. A hardware suite is refused: :func:`read_suite` reads either kind."""
+    suite = read_suite(name_or_path, catalog)
+    if isinstance(suite, HardwareSuite):
+        raise SuiteError(
+            f'suite {suite.path} is a hardware suite (kind = "{HARDWARE}"): it times archs and trains nothing; run '
+            f"it with `pytest --cnnbench --cnnbench-suite {name_or_path}` or `cnnbench bench --suite {name_or_path}`"
+        )
+    return suite
+
+
+def read_suite(name_or_path: str, catalog: Catalog) -> Suite | HardwareSuite:
+    """Parse and validate a suite of either kind (its ``kind`` key: ``transfer``, the default, or ``hardware``)
+    by built-in name or path, after resolving its ``extends`` chain."""
     path = resolve(name_or_path)
     raw, texts = _read_chain(path, ())
-    return parse_suite(raw, catalog, str(path), hashlib.sha256(b"\0".join(texts)).hexdigest()[:16])
+    digest = hashlib.sha256(b"\0".join(texts)).hexdigest()[:16]
+    kind = raw.get("kind", TRANSFER)
+    if kind == HARDWARE:
+        return parse_hardware_suite(raw, catalog, str(path), digest)
+    if kind != TRANSFER:
+        raise SuiteError(f"suite {path}: key 'kind': unknown value {kind!r}; expected one of: {TRANSFER}, {HARDWARE}")
+    return parse_suite(raw, catalog, str(path), digest)
 
 
 def _read_chain(path: Path, seen: tuple[Path, ...]) -> tuple[dict, list[bytes]]:
@@ -337,8 +359,9 @@ def _user_dataset_path(t: _Reader, suite_path: str, target: str, catalog: Catalo
 
 
 def parse_suite(raw: dict, catalog: Catalog, path: str = "<suite>", digest: str = "") -> Suite:
-    """Validate a suite already read from TOML; names are checked against ``catalog``."""
+    """Validate a transfer suite already read from TOML; names are checked against ``catalog``."""
     r = _Reader(path, raw)
+    r.get("kind", str, TRANSFER, allowed=(TRANSFER,))
     archs = r.names("archs", list(catalog.archs), "arch")
     strategies = r.names("strategies", STRATEGIES.names(), "strategy")
     heads = r.names("heads", list(catalog.heads), "head")
@@ -434,9 +457,38 @@ def parse_suite(raw: dict, catalog: Catalog, path: str = "<suite>", digest: str 
         watch=watch,
         layer_transfer=layer_transfer,
         gate=gate,
+        precision=r.get("precision", str, DEFAULT_PRECISION, allowed=PRECISIONS),
         digest=digest,
         catalog=catalog,
         raw=raw,
+    )
+    r.done()
+    return suite
+
+
+def parse_hardware_suite(raw: dict, catalog: Catalog, path: str = "<suite>", digest: str = "") -> HardwareSuite:
+    """Validate a hardware suite already read from TOML; arch names are checked against ``catalog``."""
+    r = _Reader(path, raw)
+    r.get("kind", str, allowed=(HARDWARE,))
+    batches = tuple(r.get("batches", list))
+    if not batches or not all(isinstance(b, int) and not isinstance(b, bool) and b >= 1 for b in batches):
+        raise r.fail("batches", f"expected a non-empty list of batch sizes (integers >= 1), got {list(batches)!r}")
+    if len(set(batches)) != len(batches):
+        raise r.fail("batches", f"lists a batch size twice: {list(batches)}")
+    bench = r.sub("bench")
+    settings = bench.settings(BenchSettings)
+    bench.done()
+    suite = HardwareSuite(
+        name=r.get("name", str, Path(path).stem),
+        path=path,
+        description=r.get("description", str, ""),
+        archs=r.names("archs", list(catalog.archs), "arch"),
+        batches=batches,
+        precisions=r.names("precisions", list(PRECISIONS), "precision", [DEFAULT_PRECISION]),
+        modes=r.names("modes", list(MODES), "mode", list(MODES)),
+        bench=settings,
+        digest=digest,
+        catalog=catalog,
     )
     r.done()
     return suite

@@ -167,3 +167,64 @@ class TargetRecord:
         known = {f.name for f in fields(cls)} - {"extra"}
         return cls(**{k: v for k, v in data.items() if k in known},
                    extra={k: v for k, v in data.items() if k not in known})  # fmt: skip
+
+
+BENCH_STATUSES = ("passed", "out of memory", "error")
+BENCH_COUNTS = ("batch", "rounds", "params", "img_size", "in_chans", "memory_bytes", "device_peak_bytes")
+
+
+@dataclass(frozen=True)
+class BenchRecord:
+    """One row of the hardware table (``hardware[]``): an arch at its canonical config timed at one batch,
+    precision and mode. ``status`` is ``passed``, ``out of memory`` (the batch does not fit; the sweep goes on) or
+    ``error``; the figures are None where not measured.
+
+    Throughput is images/s at the median step time over ``rounds`` rounds, with the slowest and fastest rounds'
+    images/s as its spread. ``memory_bytes`` is XLA's memory analysis of the compiled program (arguments + outputs
+    + temporaries − aliased donations; ``memory`` itemises it), ``device_peak_bytes`` the device's peak so far in
+    the process where the backend reports one. ``tflops`` counts model FLOPs: 2 × ``gmacs_per_image`` per image,
+    a train step 3× the forward; ``utilisation`` divides it by the measured peak of the run's roofline probe."""
+
+    arch: str
+    batch: int
+    precision: str
+    mode: str
+    status: str
+    error: str | None = None
+    img_size: int | None = None
+    in_chans: int | None = None
+    params: int | None = None
+    images_per_s: float | None = None
+    images_per_s_low: float | None = None
+    images_per_s_high: float | None = None
+    step_ms: float | None = None
+    step_ms_stddev: float | None = None
+    rounds: int | None = None
+    compile_s: float | None = None
+    memory_bytes: int | None = None
+    memory: Mapping[str, int] | None = None
+    device_peak_bytes: int | None = None
+    gmacs_per_image: float | None = None
+    tflops: float | None = None
+    utilisation: float | None = None
+
+    @property
+    def id(self) -> str:
+        """The bench point's id (``cnnbench.config.hardware.BenchPoint.id``)."""
+        return f"{self.arch}-b{self.batch}-{self.precision}-{self.mode}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, **{f.name: getattr(self, f.name) for f in fields(self)}}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> BenchRecord:
+        read: dict[str, Any] = {}
+        for f in fields(cls):
+            value = data.get(f.name)
+            if f.name in ("arch", "precision", "mode", "status", "error"):
+                read[f.name] = value
+            elif f.name == "memory":
+                read[f.name] = dict(value) if isinstance(value, Mapping) else None
+            else:
+                read[f.name] = (_count if f.name in BENCH_COUNTS else _number)(value)
+        return cls(**read)

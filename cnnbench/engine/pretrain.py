@@ -71,13 +71,15 @@ class CacheWarning(UserWarning):
 
 
 def cache_key(model: ModelConfig, source: SourceConfig, pretrain: PretrainConfig) -> dict:
-    """Everything that determines a pretrained base, as a JSON-serialisable dict."""
+    """Everything that determines a pretrained base, as a JSON-serialisable dict; the JAX backend too, because
+    another backend computes other numerics, so one cache directory can serve CPU and GPU runs."""
     return {
         "model": asdict(model),
         "code": code_digest(model.arch),
         "source": source.to_dict(),
         "pretrain": asdict(pretrain),
         "cnnbench": cnnbench.__version__,
+        "backend": jax.default_backend(),
     }
 
 

@@ -32,6 +32,7 @@ from cnnbench.data.targets import build_target
 from cnnbench.data.user import load_user_dataset
 from cnnbench.engine.heads import Head, create_head
 from cnnbench.engine.measurement import CurvePoint, Measurement, Metrics, Outcome, TargetRecord, Timing
+from cnnbench.engine.precision import apply_precision
 from cnnbench.engine.pretrain import ModelConfig, Pretrained, describe, load_into, load_or_pretrain
 from cnnbench.engine.similarity import THRESHOLD, Separability, Similarity, pooled, separability
 from cnnbench.engine.similarity import summarize as summarize_similarity
@@ -185,10 +186,11 @@ class Runner:
         self, arch: str, pretrained: bool, batches: tuple[np.ndarray, ...]
     ) -> tuple[list[np.ndarray], str, float]:
         """Feature maps of each of ``batches`` by the source-pretrained or the seed-0 random-init base (in
-        inference mode), the arch's global pooling, and the compile time spent."""
+        inference mode, at the suite's precision), the arch's global pooling, and the compile time spent."""
         base = self.model_config(arch).create(0)
         if pretrained:
             load_into(base, self.pretrained(arch).state)
+        apply_precision(base, self.suite.precision)
         base.eval()
         graphdef, state = nnx.split(base)
         maps, compile_s = [], 0.0
@@ -394,18 +396,19 @@ class Plan:
     compile_s: float  # compile time spent planning: the features, when computed for this scenario
 
     def trainee(self) -> tuple[nnx.Module, tuple[str, ...]]:
-        """The module training steps and the base stages it keeps frozen: the head alone on cached features, else
-        the base under the head (with new auxiliary classifiers where the arch has them)."""
+        """The module training steps and the base stages it keeps frozen, at the scenario's precision: the head
+        alone on cached features, else the base under the head (with new auxiliary classifiers where the arch has
+        them)."""
         if self.strategy.on_features:
-            return HeadOnly(self.head), ()
-        return TransferModel.build(self.base, self.head, self.dataset.n_classes, self.scenario.seed), self.frozen
+            return apply_precision(HeadOnly(self.head), self.scenario.precision), ()
+        model = TransferModel.build(self.base, self.head, self.dataset.n_classes, self.scenario.seed)
+        return apply_precision(model, self.scenario.precision), self.frozen
 
     def deployed(self, trained: TransferModel | HeadOnly) -> TransferModel:
-        """The model a user would ship: always base + head, auxiliary classifiers dropped (a head trained on
-        features goes back on the base that computed them)."""
-        if isinstance(trained, HeadOnly):
-            return TransferModel(self.base, trained.head)
-        return TransferModel(trained.base, trained.head)
+        """The model a user would ship, at the scenario's precision: always base + head, auxiliary classifiers
+        dropped (a head trained on features goes back on the base that computed them)."""
+        base = self.base if isinstance(trained, HeadOnly) else trained.base
+        return apply_precision(TransferModel(base, trained.head), self.scenario.precision)
 
 
 @dataclass(frozen=True, eq=False)

@@ -53,23 +53,31 @@ def summarize(stats: Stats, images_per_call: int) -> Timing:
 
 
 class Timer:
-    """Times a scenario's train step and inference; the plain version uses ``measure`` for both."""
+    """Times steady-state calls: ``timed`` is the timing a pytest item reports (the train step of a scenario, the
+    step of a bench point), ``inference`` a scenario's second one; the plain version uses ``measure`` for both."""
+
+    def __init__(self, rounds: int = ROUNDS, min_round_s: float = MIN_ROUND_S) -> None:
+        self.rounds, self.min_round_s = rounds, min_round_s
+
+    def timed(self, fn: Callable[[], Any]) -> Stats:
+        return measure(fn, self.rounds, self.min_round_s)
 
     def train_step(self, fn: Callable[[], Any]) -> Stats:
-        return measure(fn)
+        return self.timed(fn)
 
     def inference(self, fn: Callable[[], Any]) -> Stats:
-        return measure(fn)
+        return measure(fn, self.rounds, self.min_round_s)
 
 
 class BenchmarkTimer(Timer):
-    """Routes the train step through the ``benchmark`` fixture so pytest-benchmark records and compares it."""
+    """Routes ``timed`` through the ``benchmark`` fixture so pytest-benchmark records and compares it."""
 
-    def __init__(self, benchmark: Any) -> None:
+    def __init__(self, benchmark: Any, rounds: int = ROUNDS, min_round_s: float = MIN_ROUND_S) -> None:
+        super().__init__(rounds, min_round_s)
         self.benchmark = benchmark
 
-    def train_step(self, fn: Callable[[], Any]) -> Stats:
+    def timed(self, fn: Callable[[], Any]) -> Stats:
         if not self.benchmark.enabled:  # --benchmark-disable or xdist: pedantic calls its target once and returns
-            return self.benchmark.pedantic(measure, args=(fn,))  # its result, so the step is timed here instead
-        self.benchmark.pedantic(fn, rounds=ROUNDS, iterations=calls_per_round(fn))
+            return self.benchmark.pedantic(measure, args=(fn, self.rounds, self.min_round_s))  # its result
+        self.benchmark.pedantic(fn, rounds=self.rounds, iterations=calls_per_round(fn, self.min_round_s))
         return self.benchmark.stats.stats

@@ -127,8 +127,8 @@ _OPTIMIZERS = {
 def _train_step(graphdef, frozen, loss, opt_name, trainable, rest, opt_state, hyper, x, y):
     def loss_fn(trainable, rest):  # copy=True: fresh Variables of this trace, so BatchNorm can update
         model = nnx.merge(graphdef, trainable, rest, copy=True)
-        logits, aux = model.forward_train(x)
-        value = loss(logits, y) + AUX_LOSS_WEIGHT * sum(loss(a, y) for a in aux)
+        logits, aux = model.forward_train(x)  # losses in float32 whatever the compute dtype (mixed precision)
+        value = loss(_f32(logits), y) + AUX_LOSS_WEIGHT * sum(loss(_f32(a), y) for a in aux)
         _, _, new_rest = nnx.split(model, trainable_filter(frozen), ...)  # type: ignore[misc]  # 2 filters: 2 states
         return value, new_rest
 
@@ -140,7 +140,12 @@ def _train_step(graphdef, frozen, loss, opt_name, trainable, rest, opt_state, hy
 
 def _apply(graphdef, method, states, x):
     model = nnx.merge(graphdef, *states)
-    return model(x) if method is None else getattr(model, method)(x)
+    return _f32(model(x) if method is None else getattr(model, method)(x))
+
+
+def _f32(x: jax.Array) -> jax.Array:
+    """``x`` as float32: logits and features leave a mixed-precision model in full precision."""
+    return x.astype(jnp.float32)
 
 
 _JITTED = {

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import os
 import string
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
@@ -187,6 +188,17 @@ class Change:
 
 
 @dataclass(frozen=True)
+class HardwareRow:
+    """One bench point of the hardware tables (``arch-bN-precision-mode``): its images/s and status per report
+    (None: not in that report) and each later report's images/s ratio to A's."""
+
+    id: str
+    values: list[float | None]
+    statuses: list[str | None]
+    ratios: list[float | None]
+
+
+@dataclass(frozen=True)
 class Comparison:
     """Everything ``cnnbench compare`` shows, as data; the first run is the reference."""
 
@@ -202,6 +214,7 @@ class Comparison:
     verdicts: list[VerdictRow]
     accuracy_changes: list[Change]
     throughput_changes: list[Change]
+    hardware: list[HardwareRow]
 
     @property
     def same_fingerprint(self) -> bool:
@@ -237,7 +250,20 @@ def compare(runs: Sequence[Run], top: int = TOP) -> Comparison:
         verdicts=_verdict_rows(runs, by_arch),
         accuracy_changes=_accuracy_changes(accuracy, columns, top),
         throughput_changes=_throughput_changes(throughput[:2], columns, top),
+        hardware=_hardware_rows(runs),
     )
+
+
+def _hardware_rows(runs: Sequence[Run]) -> list[HardwareRow]:
+    """The reports' hardware tables lined up by bench point, in the order the points first appear."""
+    tables = [{row.id: row for row in run.report.hardware} for run in runs]
+    rows = []
+    for point in fmt.unique(point for table in tables for point in table):
+        cells = [table.get(point) for table in tables]
+        values = [None if cell is None else cell.images_per_s for cell in cells]
+        ratios = [v / values[0] if v and values[0] else None for v in values[1:]]
+        rows.append(HardwareRow(point, values, [None if c is None else c.status for c in cells], ratios))
+    return rows
 
 
 def _groups(scenarios: Iterable[ScenarioRecord], by_arch: bool) -> dict[Key, list[ScenarioRecord]]:
@@ -347,6 +373,8 @@ def document(comparison: Comparison) -> Document:
     if comparison.shared:
         sections = [_accuracy_section(comparison), _throughput_section(comparison), _verdict_section(comparison),
                     _biggest_section(comparison)]  # fmt: skip
+    if comparison.hardware:
+        sections.append(_hardware_section(comparison))
     return Document(spans([title(comparison)]), _header(comparison), sections, width=WIDTH)
 
 
@@ -378,10 +406,10 @@ def _compile_total(run: Run) -> str:
 
 
 def _status_counts(run: Run) -> str:
-    counts: dict[str, int] = {}
-    for s in run.report.scenarios:
-        counts[s.status] = counts.get(s.status, 0) + 1
-    return f"{len(run.report.scenarios)}: " + ", ".join(f"{n} {status}" for status, n in counts.items())
+    rows = run.report.hardware or run.report.scenarios
+    counts = Counter(row.status for row in rows)
+    noun = " bench points" if run.report.hardware else ""
+    return f"{len(rows)}{noun}: " + ", ".join(f"{n} {status}" for status, n in counts.items())
 
 
 def _suite_note(c: Comparison) -> str:
@@ -409,6 +437,9 @@ def _alignment_note(c: Comparison) -> str:
 
 
 def _shared_note(c: Comparison) -> str:
+    if c.hardware and not c.accuracy:
+        shared = sum(all(v is not None for v in row.statuses) for row in c.hardware)
+        return f"{shared} of {len(c.hardware)} bench points are in every report."
     if not c.shared:
         return "No scenario is shared: these reports have no group in common, so there is nothing to compare."
     return f"{c.shared} of {len(c.accuracy)} groups are in every report."
@@ -466,6 +497,24 @@ def _throughput_section(c: Comparison) -> Section:
     )
     caption = "Train and inference images/s per group (log scale), one dot per report."
     return Section("Throughput", [text, *tables, Figure(lambda: throughput_png(c), "Throughput", caption)])
+
+
+def _hardware_section(c: Comparison) -> Section:
+    header = ["bench point", *(f"{column} img/s" for column in c.columns),
+              *(f"{run.label}/{c.runs[0].label}" for run in c.runs[1:])]  # fmt: skip
+    images = QUANTITIES[0]  # images/s: higher is better
+    cells = [
+        [Cell(row.id), *(Cell(fmt.rate(v) if v else status or "-", None if v else "muted")
+                         for v, status in zip(row.values, row.statuses, strict=True)),
+         *(_ratio_cell(r, images) for r in row.ratios)]
+        for row in c.hardware
+    ]  # fmt: skip
+    text = para(
+        "The hardware tables side by side: each arch at its canonical config per batch, precision and mode, images/s "
+        "at the median step (or why it was not timed: out of memory, error; -: not in that report). The last columns "
+        f"are the ratio to A (×2.00: twice A's images/s), coloured in the HTML page beyond ±{100 * RATIO_NOISE:.0f} %."
+    )
+    return Section("Hardware", [text, Table(header, cells, range(1, len(header)))])
 
 
 def _ratio_cell(ratio: float | None, quantity: Quantity) -> Cell:

@@ -1,5 +1,6 @@
-"""Writing the run report: ``report.json``, ``report.md`` and, when the run finishes, ``report.html`` and the
-layer-transfer plot, each through :func:`cnnbench.fileio.atomic_write`, into the run's folder and ``latest/``."""
+"""Writing the run report: ``report.json``, ``report.md``, ``results.csv`` and, when the run finishes,
+``report.html`` and the layer-transfer plot, each through :func:`cnnbench.fileio.atomic_write`, into the run's
+folder and ``latest/``."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnbench.fileio import atomic_write
+from cnnbench.report.flat import results_csv
 from cnnbench.report.run import render_markdown
 from cnnbench.results import layer_transfer
 from cnnbench.results.records import Report, as_report
@@ -24,13 +26,14 @@ def report_json(report: Report | Mapping[str, Any]) -> str:
 
 
 def write_report(report: Report | Mapping[str, Any], root: str | os.PathLike[str], plots: bool = True) -> Path:
-    """Write ``report.json`` and ``report.md`` (and, with ``plots``, ``report.html`` and the layer-transfer PNG)
-    to ``root/<run_id>/`` and refresh ``root/latest/``, each file replaced atomically. Without plots it is cheap
-    enough to call after every scenario. Returns the run directory."""
+    """Write ``report.json``, ``report.md`` and ``results.csv`` (and, with ``plots``, ``report.html`` and the
+    layer-transfer PNG) to ``root/<run_id>/`` and refresh ``root/latest/``, each file replaced atomically. Without
+    plots it is cheap enough to call after every scenario. Returns the run directory."""
     report = as_report(report)
     root = Path(root)
     run_dir = root / _run_dir_name(report.run_id)
-    contents: dict[str, str | bytes] = {"report.json": report_json(report), "report.md": render_markdown(report)}
+    contents: dict[str, str | bytes] = {"report.json": report_json(report), "report.md": render_markdown(report),
+                                        "results.csv": results_csv(report)}  # fmt: skip
     if plots:  # html and the plots load matplotlib, which the per-scenario rewrite must not: imported when used
         from cnnbench.report.html import render_html
         from cnnbench.report.plots import layer_transfer_curve

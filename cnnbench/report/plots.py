@@ -24,6 +24,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from cnnbench.config.quadrants import QUADRANT_LABELS, RECOMMENDED
+from cnnbench.engine.measurement import BenchRecord
 from cnnbench.report import fmt
 from cnnbench.report.views import QUADRANT_ORDER, gain_grid
 from cnnbench.results import layer_transfer, recommend
@@ -257,3 +258,26 @@ def to_png(fig: Figure) -> bytes:
     buffer = io.BytesIO()
     FigureCanvasAgg(fig).print_png(buffer)
     return buffer.getvalue()
+
+
+def throughput_by_batch(rows: Sequence[BenchRecord]) -> bytes:
+    """Images/s against batch size (log–log) from a hardware suite's rows (``BenchRecord``): one panel per mode,
+    a line per arch (its colour) and precision (solid fp32, dashed otherwise); points that were not timed (out of
+    memory, error) are left out, so a line ends where the batch stopped fitting."""
+    timed = [r for r in rows if r.images_per_s]
+    modes = fmt.ordered((r.mode for r in timed), ("train", "infer"))
+    archs = fmt.unique(r.arch for r in timed)
+    fig = Figure(figsize=(min(5.2 * len(modes), 13), 4.0), dpi=DPI, layout="constrained")
+    axes = fig.subplots(1, len(modes), squeeze=False)[0]
+    for ax, mode in zip(axes, modes, strict=True):
+        for i, arch in enumerate(archs):
+            for precision in fmt.unique(r.precision for r in timed):
+                line = sorted((r.batch, r.images_per_s) for r in timed
+                              if (r.arch, r.mode, r.precision) == (arch, mode, precision))  # fmt: skip
+                if line:
+                    ax.plot(*zip(*line, strict=True), marker="o", ms=3.5, color=ARCH_COLOURS[i % len(ARCH_COLOURS)],
+                            ls="-" if precision == "fp32" else "--", label=f"{arch} {precision}")  # fmt: skip
+        ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="images/s", title=mode)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    return to_png(fig)

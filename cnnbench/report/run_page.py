@@ -5,12 +5,11 @@ renderer asks for it; the tables and sentences it shares with ``report.md`` come
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 
 from cnnbench.config.quadrants import QUADRANT_LABELS, REASONS, RECOMMENDED
 from cnnbench.engine.measurement import TargetRecord
-from cnnbench.report import fmt, views
+from cnnbench.report import fmt, hardware, views
 from cnnbench.report.layout import (
     Block,
     Cell,
@@ -63,6 +62,8 @@ def html_document(report: Report) -> Document:
     """``report.html``: a header with the status counts, then the quality gate when the run was gated, targets, the
     recommendation check, accuracy, transfer gain, throughput, learning curves, the layer-transfer curve, the
     scenarios that did not pass and the full environment, a figure beside each table."""
+    if report.hardware:
+        return hardware.html_document(report)
     view = View(report)
     archs = fmt.unique(arch for arch, _ in view.groups)
     sections = [
@@ -76,7 +77,7 @@ def html_document(report: Report) -> Document:
         *([Section("Layer transfer", _layer_transfer(report.layer_transfer), "layer-transfer")]
           if report.layer_transfer else []),
         Section("Scenarios that did not pass", _failures(report.scenarios), "failures"),
-        Section("Environment", [_environment(report.environment)], "environment"),
+        Section("Environment", [views.environment_table(report.environment)], "environment"),
     ]  # fmt: skip
     return Document(spans(["cnnbench report ", code(report.run_id)]), _header(report), sections, nav=True,
                     page_title=f"cnnbench report {report.run_id}")  # fmt: skip
@@ -93,11 +94,6 @@ def _header(report: Report) -> list[Block]:
         para(environment_line(env)),
         para(bold(f"{summary.scenarios} scenarios:"), " ", *badges[:-1]),
     ]  # fmt: skip
-
-
-def _environment(env: Environment) -> Table:
-    rows = [[key, value if isinstance(value, str) else json.dumps(value)] for key, value in env.data.items()]
-    return table(["key", "value"], rows)
 
 
 def _targets(targets: Sequence[TargetRecord]) -> list[Block]:

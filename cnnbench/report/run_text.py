@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from cnnbench.config.quadrants import QUADRANT_LABELS, REASONS, RECOMMENDED
 from cnnbench.engine.measurement import TargetRecord
-from cnnbench.report import fmt, views
+from cnnbench.report import fmt, hardware, views
 from cnnbench.report.layout import (
     Block,
     Cell,
@@ -59,6 +59,8 @@ def markdown_document(report: Report) -> Document:
     """``report.md``: header, targets, accuracy and transfer-gain tables per arch and head, the recommendation
     check, the best strategies, throughput, the layer-transfer curve, the quality gate and the scenarios that did
     not pass."""
+    if report.hardware:
+        return hardware.markdown_document(report)
     view = View(report)
     env, summary, suite = report.environment, StatusSummary.of(report.scenarios), views.suite_name(report)
     intro: list[Block] = [
@@ -242,6 +244,8 @@ def terminal_document(report: Report) -> Document:
     """The summary at the end of a pytest run: per arch × head the strategy × quadrant accuracy table and which
     strategy won where, whether the recommendation held, the best strategies, the cells at chance, the
     layer-transfer curve, the quality gate's verdicts and the scenarios that did not pass."""
+    if report.hardware:
+        return hardware.terminal_document(report)
     view = View(report)
     summary = StatusSummary.of(report.scenarios)
     title = f"cnnbench {report.run_id}: {summary.scenarios} scenarios — {status_counts(summary)}"

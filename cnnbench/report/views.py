@@ -5,6 +5,7 @@ so the three cannot disagree. Rendering only: every figure comes from the result
 
 from __future__ import annotations
 
+import json
 import textwrap
 from collections.abc import Callable, Iterable, Sequence
 
@@ -98,6 +99,12 @@ def environment_line(env: Environment) -> str:
     versions = f"cnnbench {env.cnnbench} · jax {env.jax} · flax {env.flax} · optax {env.optax}"
     devices = f"{env.backend} backend, {env.device_count}× {env.device_kind}"
     return f"{versions} · {devices} · CPU {env.cpu} · commit {commit(env)}"
+
+
+def environment_table(env: Environment) -> Table:
+    """Every key of the environment record and its value (JSON where not a string)."""
+    rows = [[key, value if isinstance(value, str) else json.dumps(value)] for key, value in env.data.items()]
+    return table(["key", "value"], rows)
 
 
 def commit(env: Environment) -> str:

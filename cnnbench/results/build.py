@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from cnnbench.engine.measurement import TargetRecord
+from cnnbench.engine.measurement import BenchRecord, TargetRecord
 from cnnbench.results import layer_transfer, recommend
 from cnnbench.results.aggregate import over_seeds, scratch_means, transfer_gain
 from cnnbench.results.records import (
@@ -36,10 +36,12 @@ def build_report(
     scenarios: Sequence[ScenarioRecord | Mapping[str, Any]],
     suite: Mapping[str, Any] | None = None,
     gate: GateSummary | Mapping[str, Any] | None = None,
+    hardware: Sequence[BenchRecord] = (),
 ) -> Report:
     """The typed ``cnnbench/1`` report of a run so far: every metric present, ``transfer_gain`` filled, per-seed
     aggregates, the recommendation check, counts by status and, when the run is gated against a baseline, the
-    gate's verdicts (``cnnbench.results.gate.summarize``).
+    gate's verdicts (``cnnbench.results.gate.summarize``). A hardware suite's run has no scenarios and its
+    ``hardware`` rows instead.
 
     Records may be typed or JSON-shaped; raises ValueError when a JSON record lacks a required key or has an
     unknown status, so a bad report is caught where it is made rather than when a baseline is loaded.
@@ -48,6 +50,7 @@ def build_report(
         "schema": SCHEMA, "run_id": run_id, "started": started, "finished": finished,
         "environment": to_json(dict(environment)), "targets": [_json_target(t) for t in targets],
         "scenarios": [_json_record(s) for s in scenarios], "recommendation": [],
+        "hardware": [to_json(h.to_json()) for h in hardware],
     }  # fmt: skip
     problems = validate(skeleton)
     if problems:
@@ -65,7 +68,7 @@ def build_report(
         suite=to_json(suite), targets=target_records, scenarios=tuple(records),
         aggregates=tuple(aggregates(main, target_records)), recommendation=tuple(recommend.check(main)),
         summary=StatusSummary.of(records), best=tuple(recommend.best(main)),
-        layer_transfer=tuple(layer_transfer.points(records)), gate=gate,
+        layer_transfer=tuple(layer_transfer.points(records)), gate=gate, hardware=tuple(hardware),
     )  # fmt: skip
 
 

@@ -16,7 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Self
 
-from cnnbench.engine.measurement import CurvePoint, Measurement, Metrics, Outcome, TargetRecord, Timing
+from cnnbench.config.precision import DEFAULT_PRECISION
+from cnnbench.engine.measurement import BenchRecord, CurvePoint, Measurement, Metrics, Outcome, TargetRecord, Timing
 
 SCHEMA = "cnnbench/1"
 STATUSES = ("passed", "regressed", "diverged", "error")
@@ -288,6 +289,7 @@ class ScenarioRecord(Row):
     gated: bool = False
     gate: GroupVerdict | None = None
     gate_throughput: ProgramVerdict | None = None
+    precision: str = DEFAULT_PRECISION  # reports older than the key ran fp32
 
     @property
     def key(self) -> GroupKey:
@@ -313,7 +315,8 @@ class ScenarioRecord(Row):
         m: Measurement | None = outcome.measurement
         record = cls(id=scenario.id, arch=scenario.arch, strategy=scenario.strategy, quadrant=scenario.quadrant,
                      head=scenario.head, seed=scenario.seed, layer_transfer=scenario.freeze, target=target,
-                     status=outcome.status, error=outcome.error, traceback=outcome.traceback)  # fmt: skip
+                     status=outcome.status, error=outcome.error, traceback=outcome.traceback,
+                     precision=scenario.precision)  # fmt: skip
         if m is None:
             return record
         return replace(record, metrics=m.metrics, curve=tuple(m.curve), frozen_stages=tuple(m.frozen_stages),
@@ -324,7 +327,7 @@ class ScenarioRecord(Row):
         out: dict[str, Any] = {
             "id": self.id, "arch": self.arch, "strategy": self.strategy, "quadrant": self.quadrant,
             "head": self.head, "seed": self.seed, "layer_transfer": self.layer_transfer, "target": self.target,
-            "status": self.status, "error": self.error, "metrics": self.metrics.to_json(),
+            "precision": self.precision, "status": self.status, "error": self.error, "metrics": self.metrics.to_json(),
             "curve": [p.to_json() for p in self.curve], "frozen_stages": list(self.frozen_stages),
         }  # fmt: skip
         if self.measured:
@@ -356,6 +359,7 @@ class ScenarioRecord(Row):
             traceback=data.get("traceback"), gated="gate" in data or "gate_throughput" in data,
             gate=None if not gate else GroupVerdict.from_json(gate),
             gate_throughput=None if not speed else ProgramVerdict.from_json(speed),
+            precision=data.get("precision") or DEFAULT_PRECISION,
         )  # fmt: skip
 
 
@@ -509,6 +513,7 @@ class Report(Row):
     best: tuple[BestRow, ...] = ()
     layer_transfer: tuple[LayerPoint, ...] = ()
     gate: GateSummary | None = None
+    hardware: tuple[BenchRecord, ...] = ()  # a hardware suite's table (cnnbench.config.hardware)
 
     @property
     def strategy_scenarios(self) -> tuple[ScenarioRecord, ...]:
@@ -530,6 +535,8 @@ class Report(Row):
         }  # fmt: skip
         if self.gate is not None:
             out["gate"] = self.gate.to_json()
+        if self.hardware:
+            out["hardware"] = [to_json(h.to_json()) for h in self.hardware]
         return out
 
     @classmethod
@@ -547,6 +554,7 @@ class Report(Row):
             best=tuple(BestRow.from_json(b) for b in data.get("best") or []),
             layer_transfer=tuple(LayerPoint.from_json(p) for p in data.get("layer_transfer") or []),
             gate=None if gate is None else GateSummary.from_json(gate),
+            hardware=tuple(BenchRecord.from_json(h) for h in data.get("hardware") or []),
         )  # fmt: skip
 
 

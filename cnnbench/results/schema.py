@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from cnnbench.engine.measurement import METRIC_COUNTS
+from cnnbench.engine.measurement import BENCH_STATUSES, METRIC_COUNTS
 from cnnbench.results.records import SCHEMA, STATUSES, Report
 
 # Keys every cnnbench/1 report holds (SPEC §8); more may be added, none renamed without bumping SCHEMA.
@@ -31,6 +31,9 @@ REQUIRED_KEYS = {
     "gate_program": ("program", "arch", "strategy", "head", "verdict", "message", "n_baseline", "n_new",
                      "allowed_ratio", "train_baseline", "train_new", "train_ratio", "infer_baseline", "infer_new",
                      "infer_ratio"),
+    # the optional ``hardware`` section: a hardware suite's rows (cnnbench.engine.measurement.BenchRecord)
+    "hardware": ("id", "arch", "batch", "precision", "mode", "status", "images_per_s", "step_ms", "compile_s",
+                 "memory_bytes", "gmacs_per_image", "tflops", "utilisation"),
 }  # fmt: skip
 METRIC_KEYS = (*REQUIRED_KEYS["metrics"], "val_accuracy", "time_to_final_s", "peak_memory_bytes")
 assert set(METRIC_COUNTS) <= set(METRIC_KEYS)
@@ -59,6 +62,13 @@ def validate(report: Any) -> list[str]:
         problems += _missing(section, "gate", "gate")
         for kind, key in (("gate_group", "groups"), ("gate_program", "throughput")):
             problems += _missing_in_list(section.get(key) if isinstance(section, dict) else None, kind, f"gate.{key}")
+    if "hardware" in report:
+        rows = report["hardware"]
+        problems += _missing_in_list(rows, "hardware", "hardware")
+        for i, row in enumerate(rows if isinstance(rows, list) else []):
+            if isinstance(row, dict) and row.get("status", BENCH_STATUSES[0]) not in BENCH_STATUSES:
+                where = _where("hardware", i, row)
+                problems.append(f"{where} has status {row['status']!r}; expected one of {', '.join(BENCH_STATUSES)}")
     return problems
 
 

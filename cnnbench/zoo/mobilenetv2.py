@@ -18,6 +18,7 @@ from typing import Any
 
 import jax
 from flax import nnx
+from flax.nnx.nn.dtypes import promote_dtype
 
 from ._base import ZooModel
 from ._builder import register_model
@@ -55,8 +56,13 @@ class ConvBNAct(nnx.Module):
         self.stride = stride
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        # A depthwise conv keeps its nnx.Conv (kernel (k, k, 1, C)) but is evaluated by depthwise_conv (faster).
-        x = depthwise_conv(x, self.conv.kernel[...], self.stride) if self.depthwise else self.conv(x)
+        # A depthwise conv keeps its nnx.Conv (kernel (k, k, 1, C)) but is evaluated by depthwise_conv (faster), in
+        # the conv's compute dtype as nnx.Conv would (bfloat16 under mixed precision, cnnbench.engine.precision).
+        if self.depthwise:
+            x, kernel = promote_dtype((x, self.conv.kernel[...]), dtype=self.conv.dtype)
+            x = depthwise_conv(x, kernel, self.stride)
+        else:
+            x = self.conv(x)
         x = self.bn(x)
         return x if self.act is None else self.act(x)
 
