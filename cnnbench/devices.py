@@ -23,6 +23,7 @@ VISIBLE = "CUDA_VISIBLE_DEVICES"
 PREALLOCATE = "XLA_PYTHON_CLIENT_PREALLOCATE"
 MEM_FRACTION = "XLA_PYTHON_CLIENT_MEM_FRACTION"
 WORKER_COUNT = "PYTEST_XDIST_WORKER_COUNT"  # set by pytest-xdist in every worker
+SHARED_MEMORY = 0.9  # of a GPU shared by several workers, split between them; the rest is for their CUDA contexts
 
 
 def worker_device_env(worker_id: str, environ: Mapping[str, str], gpu_count: int | None) -> dict[str, str]:
@@ -42,7 +43,7 @@ def worker_device_env(worker_id: str, environ: Mapping[str, str], gpu_count: int
     workers = max(int(environ.get(WORKER_COUNT, 0)), number + 1)
     sharers = len(range(number % len(gpus), workers, len(gpus)))
     if sharers > 1 and MEM_FRACTION not in environ:
-        env[MEM_FRACTION] = f".{100 // sharers:02d}"
+        env[MEM_FRACTION] = f".{int(100 * SHARED_MEMORY / sharers):02d}"
     return env
 
 

@@ -58,6 +58,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("cnnbench", "cnnbench: CNN transfer-learning benchmarks")
     group.addoption("--cnnbench", action="store_true", default=None, help="run the cnnbench suite's scenarios")
     parser.addini("cnnbench", "run the cnnbench suite's scenarios (as --cnnbench)", type="bool", default=False)
+    group.addoption("--cnnbench-force", action="store_true", default=None,
+                    help="run a suite meant for an accelerator (requires_accelerator) on a CPU anyway")  # fmt: skip
+    parser.addini("cnnbench_force", "run a suite meant for an accelerator on a CPU anyway (as --cnnbench-force)",
+                  type="bool", default=False)  # fmt: skip
     for name, text, default in OPTIONS:
         key = name.replace("-", "_")
         shown = default or ("the suite's" if name in FROM_SUITE else "none")
@@ -99,9 +103,14 @@ def _suite_option(config: pytest.Config) -> str:
     return str(candidate) if candidate.suffix == ".toml" or candidate.exists() else value
 
 
+def _flag(config: pytest.Config, name: str) -> bool:
+    """A boolean option, or its ini twin when the command line does not give it."""
+    flag = config.getoption(name)
+    return bool(flag if flag is not None else config.getini(name))
+
+
 def _enabled(config: pytest.Config) -> bool:
-    flag = config.getoption("cnnbench")
-    return bool(flag if flag is not None else config.getini("cnnbench"))
+    return _flag(config, "cnnbench")
 
 
 @pytest.hookimpl(trylast=True)  # after the terminal reporter exists, so progress lines can print
@@ -118,7 +127,7 @@ def pytest_configure(config: pytest.Config) -> None:
     from cnnbench.config.suite import SuiteError, read_suite
     from cnnbench.engine.catalog import registry_catalog
     from cnnbench.results.gate import load_baseline
-    from cnnbench.session import COORDINATES, Filters, Session
+    from cnnbench.session import COORDINATES, Filters, Session, cpu_refusal
 
     try:
         suite = read_suite(_suite_option(config), registry_catalog())
@@ -135,6 +144,10 @@ def pytest_configure(config: pytest.Config) -> None:
                 raise SuiteError(f"--cnnbench-{name} applies to a hardware suite; {suite.name!r} is a transfer suite")
         filters = Filters(**{c: _list_option(config, c) for c in COORDINATES})
         filters.check(suite)
+        if not _flag(config, "cnnbench_force"):
+            refusal = cpu_refusal(suite, filters, _path_option(config, "cache"))
+            if refusal:
+                raise SuiteError(refusal)
         baseline = load_baseline(_path_option(config, "baseline")) if _option(config, "baseline") else None
         if _option(config, "target"):
             suite = _placed(config, suite, filters, log)

@@ -117,6 +117,35 @@ class _Run:
         return self.run_dir
 
 
+def cpu_refusal(suite: Suite, filters: Filters, cache_dir: Path) -> str | None:
+    """Why a suite meant for an accelerator (``requires_accelerator``) should not run here, with the estimated cost of
+    its selected scenarios on this CPU (``cnnbench.engine.estimate``, against the roofline probe's measured peak);
+    None on a GPU or TPU, or for any other suite."""
+    if not suite.requires_accelerator:
+        return None
+    import jax  # here: only a suite meant for an accelerator asks which backend this is
+
+    if jax.default_backend() != "cpu":
+        return None
+    from cnnbench.engine.estimate import EFFICIENCY, split_sizes, suite_cost
+    from cnnbench.engine.roofline import probe
+
+    quadrants = {q: b for q, b in suite.quadrants.items() if not filters.quadrant or q in filters.quadrant}
+    selected = replace(suite, archs=filters.arch or suite.archs, strategies=filters.strategy or suite.strategies,
+                       heads=filters.head or suite.heads, quadrants=quadrants)  # fmt: skip
+    cost = suite_cost(selected, split_sizes(selected, cache_dir))
+    peak = probe((suite.precision,)).peak(suite.precision) or 0.0
+    hours = cost.seconds(peak) / 3600 if peak else float("inf")
+    return (
+        f"suite {suite.name!r} is meant for a GPU or TPU (requires_accelerator = true): its "
+        f"{len(selected.scenarios())} selected scenarios need about {cost.total / 1e15:,.2f} PFLOP of model "
+        f"compute (pretraining {cost.pretrain / 1e15:,.2f}), about {hours:,.1f} hours on this CPU at "
+        f"{EFFICIENCY:.0%} of its measured {peak:.3g} TFLOP/s; run it on an accelerator (README: On a GPU or TPU), "
+        "select less with --cnnbench-arch, "
+        "--cnnbench-quadrant or --cnnbench-strategy, or pass --cnnbench-force to run it here anyway"
+    )
+
+
 @dataclass
 class Session(_Run):
     """One run of a suite: runs scenarios, keeps their records and rewrites the report after each.

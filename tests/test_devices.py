@@ -3,6 +3,7 @@ refusal to set variables that JAX, once imported, would ignore."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -26,7 +27,7 @@ def test_the_users_restriction_is_the_list_of_gpus() -> None:
     environ = {"CUDA_VISIBLE_DEVICES": "2,3", "PYTEST_XDIST_WORKER_COUNT": "3"}
     assert (
         worker_device_env("gw0", environ, 2)
-        == {"CUDA_VISIBLE_DEVICES": "2", "XLA_PYTHON_CLIENT_MEM_FRACTION": ".50"} | OWN
+        == {"CUDA_VISIBLE_DEVICES": "2", "XLA_PYTHON_CLIENT_MEM_FRACTION": ".45"} | OWN
     )
     assert worker_device_env("gw1", environ, 2) == {"CUDA_VISIBLE_DEVICES": "3"} | OWN  # alone on GPU 3: no cap
     assert worker_device_env("gw2", environ, 2)["CUDA_VISIBLE_DEVICES"] == "2"
@@ -38,14 +39,14 @@ def test_more_workers_than_gpus_share_and_split_the_memory() -> None:
     environ = {"PYTEST_XDIST_WORKER_COUNT": "8"}
     assert (
         worker_device_env("gw5", environ, 2)
-        == {"CUDA_VISIBLE_DEVICES": "1", "XLA_PYTHON_CLIENT_MEM_FRACTION": ".25"} | OWN
+        == {"CUDA_VISIBLE_DEVICES": "1", "XLA_PYTHON_CLIENT_MEM_FRACTION": ".22"} | OWN
     )
     # 7 workers on 3 GPUs: GPU 0 serves gw0, gw3, gw6; GPU 1 serves gw1, gw4
     environ = {"PYTEST_XDIST_WORKER_COUNT": "7"}
-    assert worker_device_env("gw6", environ, 3)["XLA_PYTHON_CLIENT_MEM_FRACTION"] == ".33"
-    assert worker_device_env("gw4", environ, 3)["XLA_PYTHON_CLIENT_MEM_FRACTION"] == ".50"
+    assert worker_device_env("gw6", environ, 3)["XLA_PYTHON_CLIENT_MEM_FRACTION"] == ".30"
+    assert worker_device_env("gw4", environ, 3)["XLA_PYTHON_CLIENT_MEM_FRACTION"] == ".45"
     # without xdist's worker count, gw5 on 2 GPUs still knows that gw1 and gw3 share its GPU
-    assert worker_device_env("gw5", {}, 2)["XLA_PYTHON_CLIENT_MEM_FRACTION"] == ".33"
+    assert worker_device_env("gw5", {}, 2)["XLA_PYTHON_CLIENT_MEM_FRACTION"] == ".30"
     message = sharing_warning(8, 2)
     assert message is not None and "8 xdist workers share 2 GPU(s), up to 4 per GPU" in message and "-n 2" in message
 
@@ -115,3 +116,39 @@ def test_importing_the_module_does_not_import_jax() -> None:
     code = "import sys, cnnbench.devices; print('jax' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+WORKER_PROBE = """
+import json, os
+
+def pytest_collection_finish(session):
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "controller")
+    keys = ("CUDA_VISIBLE_DEVICES", "XLA_PYTHON_CLIENT_PREALLOCATE", "XLA_PYTHON_CLIENT_MEM_FRACTION")
+    with open(f"env-{worker}.json", "w") as f:
+        json.dump({k: os.environ.get(k) for k in keys}, f)
+"""
+
+
+def test_the_plugin_gives_each_xdist_worker_its_own_gpu(
+    pytester: pytest.Pytester, tiny_suite_text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bin_dir = pytester.path / "bin"
+    bin_dir.mkdir()
+    _fake_nvidia_smi(bin_dir, "GPU 0: NVIDIA H200 (UUID: GPU-aa)\\nGPU 1: NVIDIA H200 (UUID: GPU-bb)\\n")
+    monkeypatch.setenv("PATH", f"{bin_dir}:{Path(sys.executable).parent}:/usr/bin:/bin")
+    for name in ("CUDA_VISIBLE_DEVICES", "XLA_PYTHON_CLIENT_PREALLOCATE", "XLA_PYTHON_CLIENT_MEM_FRACTION",
+                 "PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT"):  # fmt: skip
+        monkeypatch.delenv(name, raising=False)
+    (pytester.path / "tiny.toml").write_text(tiny_suite_text)
+    pytester.makeconftest(WORKER_PROBE)
+    # -k deselects every scenario: the workers start, configure and collect, and nothing trains
+    result = pytester.runpytest_subprocess("--cnnbench", "--cnnbench-suite=tiny.toml", "-n", "2", "-k", "nothing",
+                                           timeout=300)  # fmt: skip
+    assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED, result.stdout.str() + result.stderr.str()
+    seen = {p.stem[4:]: json.loads(p.read_text()) for p in pytester.path.glob("env-gw*.json")}
+    assert seen == {
+        "gw0": {"CUDA_VISIBLE_DEVICES": "0", "XLA_PYTHON_CLIENT_PREALLOCATE": "false",
+                "XLA_PYTHON_CLIENT_MEM_FRACTION": None},
+        "gw1": {"CUDA_VISIBLE_DEVICES": "1", "XLA_PYTHON_CLIENT_PREALLOCATE": "false",
+                "XLA_PYTHON_CLIENT_MEM_FRACTION": None},
+    }  # fmt: skip

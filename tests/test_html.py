@@ -231,7 +231,8 @@ def test_single_seed_without_scratch_curves_or_a_result_still_renders():
     assert parsed.has_cell("error", "muted")  # the accuracy cell of the errored scenario
     assert parsed.has_cell("89.6", "winner")  # one seed: no ± std
     assert "No <code>scratch</code> result" in html and "No curve recorded for resnet18" in html
-    assert all(src.startswith("data:image/png;base64,") for src in parsed.images) and len(parsed.images) == 2
+    # accuracy bars, accuracy against throughput and the Pareto view of accuracy against cost
+    assert all(src.startswith("data:image/png;base64,") for src in parsed.images) and len(parsed.images) == 3
 
 
 def test_html_modules_do_not_import_jax():

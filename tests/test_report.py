@@ -531,3 +531,24 @@ def test_the_schema_document_and_the_validator_require_the_same_keys():
             documented.setdefault(kind, set()).update(re.findall(r"`(\w+)`", line.split("|")[1]))
     assert documented == {kind: set(REQUIRED_KEYS[kind]) for kind in sections.values()}
     assert documented == SPEC_KEYS  # and both are SPEC §8's
+
+
+def test_pareto_front_keeps_the_archs_no_other_beats_on_both_cost_and_accuracy():
+    from cnnbench.report.views import pareto
+    from cnnbench.results.records import Report
+
+    # (arch, GFLOPs, accuracy): big is dominated by mid (dearer and no better); tiny and mid and huge trade off
+    archs = {"tiny": (0.01, 0.80), "mid": (0.5, 0.90), "big": (2.0, 0.88), "huge": (9.0, 0.95)}
+    records = []
+    for arch, (gflops, acc) in archs.items():
+        for strategy in ("s1", "scratch"):
+            r = record("lenet5", strategy, "q2", "gap", 0)
+            worse = 0.1 if strategy == "scratch" else 0.0
+            r.update(id=f"{arch}-{strategy}-q2-gap", arch=arch, seed=0, status="passed")
+            r["metrics"].update(gflops=gflops, test_accuracy=acc - worse)
+            records.append(r)
+    front = pareto(Report.from_json(make_report(records)))
+    assert [(p.arch, p.label, p.gflops, p.accuracy, p.front) for p in front] == [
+        ("tiny", "s1 × gap", 0.01, 0.80, True), ("mid", "s1 × gap", 0.5, 0.90, True),
+        ("big", "s1 × gap", 2.0, 0.88, False), ("huge", "s1 × gap", 9.0, 0.95, True),
+    ]  # fmt: skip

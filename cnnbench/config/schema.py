@@ -65,6 +65,12 @@ def _transfer(catalog: Catalog) -> dict[str, Any]:
                 "description": "fp32, or bf16 mixed precision (parameters, optimizer state and BatchNorm "
                 "statistics fp32; convolutions and matrix products bf16)",
             },
+            "requires_accelerator": {
+                "type": "boolean",
+                "default": False,
+                "description": "meant for a GPU or TPU: on a CPU a run is refused, with an estimate of its cost, "
+                "unless --cnnbench-force",
+            },
             "archs": _names(archs, "zoo archs to run"),
             "strategies": _names(STRATEGIES.names(), "transfer strategies to run"),
             "heads": _names(heads, "classifier heads to run"),

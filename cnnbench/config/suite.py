@@ -98,6 +98,7 @@ class Suite:
     layer_transfer: tuple[str, str, str] | None  # (arch, quadrant, head) of the layer-transfer curve, if any
     gate: Tolerances  # what the quality gate tolerates
     precision: str  # fp32, or bf16 mixed precision (cnnbench.config.precision)
+    requires_accelerator: bool  # refused on a CPU, with an estimate of its cost, unless forced
     digest: str
     catalog: Catalog = field(repr=False, compare=False)  # what the suite was checked against
     raw: dict = field(repr=False, default_factory=dict)
@@ -208,7 +209,8 @@ class _Reader:
 
 
 def _describe(kind: type) -> str:
-    return {int: "an integer", float: "a number", str: "a string", list: "a list", dict: "a table"}[kind]
+    return {int: "an integer", float: "a number", str: "a string", list: "a list", dict: "a table",
+            bool: "true or false"}[kind]  # fmt: skip
 
 
 def _check(reader: _Reader, cls: type, values: dict[str, Any]) -> None:
@@ -458,6 +460,7 @@ def parse_suite(raw: dict, catalog: Catalog, path: str = "<suite>", digest: str 
         layer_transfer=layer_transfer,
         gate=gate,
         precision=r.get("precision", str, DEFAULT_PRECISION, allowed=PRECISIONS),
+        requires_accelerator=r.get("requires_accelerator", bool, False),
         digest=digest,
         catalog=catalog,
         raw=raw,

@@ -82,7 +82,7 @@ def _intro(report: Report) -> list[Block]:
     return [
         para(f"Started {report.started}, finished {report.finished or 'still running'}; hardware suite ",
              code(suite or "?"), ", hash ", code(env.suite_hash), "."),
-        para(f"Environment: {views.environment_line(env)}; device memory {memory(env.value('device_memory_bytes'))}."),
+        para(f"Environment: {views.environment_line(env)}."),
         para(bold(f"{len(report.hardware)} bench points:"), f" {_counts(report.hardware)}."),
         para(roofline_line(env)),
     ]  # fmt: skip

@@ -26,7 +26,7 @@ from matplotlib.patches import Patch
 from cnnbench.config.quadrants import QUADRANT_LABELS, RECOMMENDED
 from cnnbench.engine.measurement import BenchRecord
 from cnnbench.report import fmt
-from cnnbench.report.views import QUADRANT_ORDER, gain_grid
+from cnnbench.report.views import QUADRANT_ORDER, ParetoPoint, gain_grid
 from cnnbench.results import layer_transfer, recommend
 from cnnbench.results.aggregate import SeedStats
 from cnnbench.results.records import GroupKey, LayerPoint, ScenarioRecord
@@ -280,4 +280,34 @@ def throughput_by_batch(rows: Sequence[BenchRecord]) -> bytes:
         ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="images/s", title=mode)
         ax.grid(True, which="both", alpha=0.3)
     axes[-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    return to_png(fig)
+
+
+def accuracy_vs_cost(points: Sequence[ParetoPoint]) -> bytes:
+    """Each arch's best mean test accuracy (%) against its GFLOPs per image (log), one panel per quadrant, the
+    Pareto front joined by a step line: the archs worth choosing between for that data, from cheap to accurate."""
+    quadrants = fmt.ordered((p.quadrant for p in points), QUADRANT_ORDER)
+    archs = fmt.unique(p.arch for p in points)
+    columns = min(len(quadrants), 2)
+    rows = math.ceil(len(quadrants) / columns)
+    fig = Figure(figsize=(5.0 * columns + 1.4, 3.0 * rows), dpi=DPI, layout="constrained")
+    axes = fig.subplots(rows, columns, sharex=True, squeeze=False).ravel()
+    for ax, quadrant in zip(axes, quadrants, strict=False):
+        here = [p for p in points if p.quadrant == quadrant]
+        front = sorted((p for p in here if p.front), key=lambda p: p.gflops)
+        ax.step([p.gflops for p in front], [100 * p.accuracy for p in front], where="post", color="#444444",
+                linewidth=1, alpha=0.6, zorder=1)  # fmt: skip
+        for p in here:
+            ax.plot(p.gflops, 100 * p.accuracy, "o", color=ARCH_COLOURS[archs.index(p.arch) % 10], markersize=7,
+                    fillstyle="full" if p.front else "none", zorder=2)  # fmt: skip
+            ax.annotate(f"{p.arch} ({p.label})", (p.gflops, 100 * p.accuracy), fontsize=7, xytext=(4, 3),
+                        textcoords="offset points")  # fmt: skip
+        ax.set_xscale("log")
+        ax.set_title(f"{quadrant} ({QUADRANT_LABELS.get(quadrant, '?')})", fontsize=10)
+        ax.set_xlabel("GFLOPs per image (log)")
+        ax.set_ylabel("best test accuracy (%)")
+        ax.grid(alpha=0.3, which="both")
+        ax.tick_params(labelbottom=True)
+    for ax in axes[len(quadrants) :]:
+        ax.set_visible(False)
     return to_png(fig)

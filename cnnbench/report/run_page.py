@@ -72,7 +72,7 @@ def html_document(report: Report) -> Document:
         Section("Recommendation check", _recommendation(report, view), "recommendation"),
         Section("Test accuracy by strategy × quadrant × head", _accuracy(view, archs), "accuracy"),
         Section("Transfer gain over scratch", _gain(view), "gain"),
-        Section("Accuracy vs throughput, and cost", _throughput_html(view), "throughput"),
+        Section("Accuracy vs throughput, and cost", _throughput_html(report, view), "throughput"),
         Section("Learning curves", _curves(report, archs), "curves"),
         *([Section("Layer transfer", _layer_transfer(report.layer_transfer), "layer-transfer")]
           if report.layer_transfer else []),
@@ -221,7 +221,7 @@ def _gain(view: View) -> list[Block]:
     ]  # fmt: skip
 
 
-def _throughput_html(view: View) -> list[Block]:
+def _throughput_html(report: Report, view: View) -> list[Block]:
     points = [(key, view.train_rate(key), view.stats.get(key)) for key in view.records]
     shown = [(*key.coordinates, rate, stats.mean) for key, rate, stats in points if rate and stats]
 
@@ -234,7 +234,18 @@ def _throughput_html(view: View) -> list[Block]:
                           "the mean accuracy and the median train images/s over seeds; the faster and the higher, the "
                           "better.")
                    if shown else para("No scenario has both a throughput and an accuracy.", cls="muted"))  # fmt: skip
-    return [plot, para(THROUGHPUT_NOTE), views.throughput(view)]
+    front = views.pareto(report)
+
+    def draw_front() -> bytes:
+        from cnnbench.report import plots  # matplotlib: see draw()
+
+        return plots.accuracy_vs_cost(front)
+
+    caption = ("Per quadrant, each arch's best strategy × head (mean over seeds) against the GFLOPs per image of its "
+               "deployed model; filled dots and the step line are the Pareto front, the archs that no other arch "
+               "beats on both cost and accuracy.")  # fmt: skip
+    pareto: list[Block] = [Figure(draw_front, "best accuracy against cost per image", caption)] if front else []
+    return [plot, *pareto, para(THROUGHPUT_NOTE), views.throughput(view)]
 
 
 def _curves(report: Report, archs: Sequence[str]) -> list[Block]:

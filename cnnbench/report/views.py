@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import textwrap
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 
 from cnnbench.config.quadrants import RECOMMENDED
 from cnnbench.engine.measurement import TargetRecord
@@ -95,10 +96,14 @@ class View:
 
 
 def environment_line(env: Environment) -> str:
-    """One line naming the software versions, backend, devices, CPU and commit of a report's environment."""
+    """One line naming the software versions, backend, devices and their memory, precision, CPU and commit of a
+    report's environment."""
     versions = f"cnnbench {env.cnnbench} · jax {env.jax} · flax {env.flax} · optax {env.optax}"
-    devices = f"{env.backend} backend, {env.device_count}× {env.device_kind}"
-    return f"{versions} · {devices} · CPU {env.cpu} · commit {commit(env)}"
+    memory = env.value("device_memory_bytes")
+    where = " of host memory" if env.value("device_memory_source") == "host" else " each"
+    size = f" ({memory / 2**30:.1f} GiB{where})" if memory else ""
+    devices = f"{env.backend} backend, {env.device_count}× {env.device_kind}{size}"
+    return f"{versions} · {devices} · {env.value('precision') or 'fp32'} · CPU {env.cpu} · commit {commit(env)}"
 
 
 def environment_table(env: Environment) -> Table:
@@ -150,6 +155,41 @@ def best_line(row: BestRow, targets: Sequence[TargetRecord]) -> str:
         f"best on {row.quadrant} ({target}) with {row.arch}: {row.strategy} × {row.head} "
         f"{100 * row.mean:.1f}%{spread}{ahead}"
     )
+
+
+@dataclass(frozen=True)
+class ParetoPoint:
+    """An arch's best group on a quadrant (``best[]``) at its cost: GFLOPs per image of the deployed model (the
+    mean over the group's scenarios, as the throughput table gives it) and the mean test accuracy. ``front``: no
+    other arch on the quadrant is at least as cheap and at least as accurate, and better in one of the two."""
+
+    arch: str
+    quadrant: str
+    label: str  # the winning strategy × head
+    gflops: float
+    accuracy: float
+    front: bool = False
+
+
+def pareto(report: Report) -> list[ParetoPoint]:
+    """Per quadrant, each arch's best accuracy against its cost per image, with the Pareto front marked: the archs
+    a user with that data should choose between, cheapest first."""
+    points = []
+    for row in report.best:
+        group = [
+            s
+            for s in report.strategy_scenarios
+            if (s.arch, s.strategy, s.quadrant, s.head) == (row.arch, row.strategy, row.quadrant, row.head)
+        ]
+        cost = aggregate.mean_of(group, "gflops")
+        if cost is not None:
+            points.append(ParetoPoint(row.arch, row.quadrant, f"{row.strategy} × {row.head}", cost, row.mean))
+    return [replace(p, front=not any(_dominates(q, p) for q in points if q.quadrant == p.quadrant))
+            for p in sorted(points, key=lambda p: (p.quadrant, p.gflops))]  # fmt: skip
+
+
+def _dominates(a: ParetoPoint, b: ParetoPoint) -> bool:
+    return a.gflops <= b.gflops and a.accuracy >= b.accuracy and (a.gflops, a.accuracy) != (b.gflops, b.accuracy)
 
 
 def _median_rate(records: list[ScenarioRecord], metric: str) -> str:
