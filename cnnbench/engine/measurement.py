@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from cnnbench.config.hardware import BenchPoint
+
 
 def _number(value: Any) -> float | None:
     """A finite float, or None (NaN, ±inf, missing and non-numbers all read as unknown)."""
@@ -211,7 +213,7 @@ class BenchRecord:
     @property
     def id(self) -> str:
         """The bench point's id (``cnnbench.config.hardware.BenchPoint.id``)."""
-        return f"{self.arch}-b{self.batch}-{self.precision}-{self.mode}"
+        return BenchPoint(self.arch, self.batch, self.precision, self.mode).id
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, **{f.name: getattr(self, f.name) for f in fields(self)}}
