@@ -3,7 +3,9 @@ where ``scripts/bench_torch.py --json`` timed the same arch × batch × precisio
 
     cnnbench bench --batch 1,32 --json > jax.json
     /tmp/torch-venv/bin/python scripts/bench_torch.py --batch 1,32 --json > torch.json
-    python scripts/hardware_table.py jax.json torch.json
+    python scripts/hardware_table.py jax.json --torch torch.json
+
+Several ``--json`` files of either side (one per arch, say) join into one table, in the order given.
 """
 
 from __future__ import annotations
@@ -16,17 +18,19 @@ def _rate(value: float | None) -> str:
     return "-" if value is None else f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
 
 
+def _load(path: str) -> list[dict]:
+    with open(path) as f:
+        return json.load(f)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("cnnbench", help="cnnbench bench --json output")
-    parser.add_argument("torch", nargs="?", help="scripts/bench_torch.py --json output")
+    parser.add_argument("cnnbench", nargs="+", help="cnnbench bench --json output(s)")
+    parser.add_argument("--torch", nargs="*", default=[], help="scripts/bench_torch.py --json output(s)")
     args = parser.parse_args()
-    with open(args.cnnbench) as f:
-        rows = json.load(f)
-    torch: dict[tuple, float] = {}
-    if args.torch:
-        with open(args.torch) as f:
-            torch = {(r["arch"], r["batch"], r["precision"], r["mode"]): r["images_per_s"] for r in json.load(f)}
+    rows = [row for path in args.cnnbench for row in _load(path)]
+    torch = {(r["arch"], r["batch"], r["precision"], r["mode"]): r["images_per_s"]
+             for path in args.torch for r in _load(path)}  # fmt: skip
     print(
         "| arch | mode | batch | precision | img/s | [slowest–fastest] | ms/step | compile s | memory (XLA) MiB "
         "| GMACs/img | TFLOP/s | util % | PyTorch img/s | JAX/PyTorch |"
