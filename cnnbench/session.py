@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cnnbench import profiling
 from cnnbench.config.hardware import HARDWARE, MODES, BenchPoint, HardwareSuite
 from cnnbench.config.precision import PRECISIONS
 from cnnbench.config.scenario import Scenario
@@ -22,7 +23,7 @@ from cnnbench.fileio import atomic_write
 from cnnbench.report.io import report_json, write_report
 from cnnbench.results import gate
 from cnnbench.results.build import build_report
-from cnnbench.results.records import GroupKey, Report, ScenarioRecord
+from cnnbench.results.records import GroupKey, Report, RunProfile, ScenarioRecord
 
 if TYPE_CHECKING:  # the runner loads JAX: imported when the first scenario runs (Session.runner)
     from cnnbench.engine.roofline import Roofline
@@ -86,8 +87,9 @@ def narrow(
 
 
 class _Run:
-    """What a transfer run and a hardware run share: an id and start time, the environment, records kept in the
-    suite's order when xdist workers' records merge, and the report rewritten from them."""
+    """What a transfer run and a hardware run share: an id and start time, the environment, the profile of where
+    the time goes (this process's, from the run's start), records kept in the suite's order when xdist workers'
+    records merge, and the report rewritten from them."""
 
     report_root: Path
     records: list[Any]
@@ -99,21 +101,35 @@ class _Run:
         self.started = _now()
         self.run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{suite_name}"
         self.report = self.run_dir = self.environment = None
+        self.profile = profiling.Profile()
+        profiling.activate(self.profile)
 
-    def _merge(self, theirs: list[Any], order: list[str], environment: dict | None) -> None:
-        """Add a worker's records, keeping the suite's ``order`` of ids, and its environment if this has none."""
+    def export(self) -> dict[str, Any]:
+        """This run's results as JSON-serialisable data, for a pytest-xdist worker to hand over."""
+        return {"records": [r.to_json() for r in self.records], "environment": self.environment,
+                "profile": self.profile.to_json()}  # fmt: skip
+
+    def _merge(self, theirs: list[Any], order: list[str], exported: Mapping[str, Any]) -> None:
+        """Add a worker's records, keeping the suite's ``order`` of ids, its environment if this has none, and its
+        profile."""
         rank = {name: i for i, name in enumerate(order)}
         self.records = sorted([*self.records, *theirs], key=lambda r: rank.get(r.id, len(rank)))
-        self.environment = self.environment or environment
+        self.environment = self.environment or exported["environment"]
+        self.profile.absorb(exported["profile"])
 
     def _write(self, finished: bool, suite: dict[str, Any], **parts: Any) -> Path | None:
         """Build the report of the records so far from ``parts`` and write it (atomically); returns its directory,
         None before the first record."""
         if not self.records:
             return None
-        self.report = build_report(run_id=self.run_id, started=self.started, finished=_now() if finished else None,
-                                   environment=self.environment or {}, suite=suite, **parts)  # fmt: skip
-        self.run_dir = write_report(self.report, self.report_root, plots=finished)
+        with profiling.phase("report"):
+            self.report = build_report(run_id=self.run_id, started=self.started,
+                                       finished=_now() if finished else None, environment=self.environment or {},
+                                       suite=suite, profile=self.profile.to_json(), **parts)  # fmt: skip
+            self.run_dir = write_report(self.report, self.report_root, plots=finished)
+        if finished:  # once more without the slow HTML, so the profile counts the final write too
+            self.report = replace(self.report, profile=RunProfile.from_json(self.profile.to_json()))
+            write_report(self.report, self.report_root, plots=False)
         return self.run_dir
 
 
@@ -238,14 +254,12 @@ class Session(_Run):
         return mine if expected <= {r.id for r in mine} else None
 
     def export(self) -> dict[str, Any]:
-        """This session's results as JSON-serialisable data, for a pytest-xdist worker to hand over."""
-        return {"records": [r.to_json() for r in self.records], "targets": [t.to_json() for t in self.targets.values()],
-                "environment": self.environment}  # fmt: skip
+        return super().export() | {"targets": [t.to_json() for t in self.targets.values()]}
 
     def merge(self, exported: Mapping[str, Any]) -> None:
         """Add a worker's ``export()``; records are kept in the suite's scenario order."""
         theirs = [ScenarioRecord.from_json(r) for r in exported["records"]]
-        self._merge(theirs, [s.id for s in self.suite.scenarios()], exported["environment"])
+        self._merge(theirs, [s.id for s in self.suite.scenarios()], exported)
         self.targets.update((t.quadrant, t) for t in map(TargetRecord.from_json, exported["targets"]))
 
     def write(self, finished: bool = False) -> Path | None:
@@ -311,7 +325,8 @@ class HardwareSession(_Run):
             from cnnbench.engine.roofline import probe
 
             self.environment = collect_environment(self.suite.digest, ",".join(self.suite.precisions))
-            self._roofline = probe(self.suite.precisions)
+            with profiling.phase("roofline"):
+                self._roofline = probe(self.suite.precisions)
             self.environment["roofline"] = self._roofline.to_json()
             self.log(_describe_roofline(self._roofline))
         return self._roofline
@@ -326,9 +341,6 @@ class HardwareSession(_Run):
             self.write()
         return record
 
-    def export(self) -> dict[str, Any]:
-        return {"records": [r.to_json() for r in self.records], "environment": self.environment}
-
     def unflagged_regressions(self) -> list[str]:
         """None: a hardware run has no quality gate (the plugin asks every run)."""
         return []
@@ -336,7 +348,7 @@ class HardwareSession(_Run):
     def merge(self, exported: Mapping[str, Any]) -> None:
         """Add a worker's ``export()``; rows are kept in the suite's point order."""
         theirs = [BenchRecord.from_json(r) for r in exported["records"]]
-        self._merge(theirs, [p.id for p in self.suite.points()], exported["environment"])
+        self._merge(theirs, [p.id for p in self.suite.points()], exported)
 
     def write(self, finished: bool = False) -> Path | None:
         """Write the report of the rows so far (atomically); returns its directory."""

@@ -320,7 +320,22 @@ def test_run_passes_and_writes_report_and_benchmarks(bench: Bench, tiny_suite_te
     assert scenarios["lenet5-s1-q4-gap"]["metrics"]["compile_s"] > 0  # the first scenario compiles its programs
     assert "# cnnbench report" in (run_dir / "report.md").read_text()
 
+    # where the time went: every phase of the run once per scenario or per shared piece, adding up to the wall time
+    profile = report["profile"]
+    phases = {p["name"]: p for p in profile["phases"]}
+    assert {"pretrain", "similarity", "features", "data", "models", "train", "evaluate", "timing", "report"} <= set(
+        phases
+    )
+    assert {"compile", "program cache load"} & set(phases)
+    assert phases["models"]["calls"] == phases["train"]["calls"] == phases["timing"]["calls"] == 8
+    assert phases["pretrain"]["calls"] == phases["similarity"]["calls"] == phases["features"]["calls"] == 1
+    assert phases["report"]["calls"] == 8 + 1  # after each scenario, then the final write
+    assert profile["processes"] == 1 and profile["process_s"] == profile["wall_s"]
+    total = sum(p["seconds"] for p in phases.values()) + profile["other_s"]
+    assert total == pytest.approx(profile["wall_s"], abs=0.02)
+
     result.stdout.fnmatch_lines(["*= cnnbench =*", f"cnnbench {run_dir.name}: 8 scenarios — 8 passed*"])
+    result.stdout.fnmatch_lines(["*Where the time went*", "*phase*seconds*share %*calls*"])
     result.stdout.fnmatch_lines(
         [f"report: */reports/{run_dir.name}/report.md (and report.json, report.html; latest/ refreshed)"]
     )
@@ -478,3 +493,8 @@ def test_baseline_saved_then_gated_and_pytest_benchmark_keeps_the_metrics(bench:
     accuracy = {s["strategy"]: s["metrics"]["test_accuracy"] for s in report["scenarios"]}
     gains = {s["strategy"]: s["metrics"]["transfer_gain"] for s in report["scenarios"]}  # over the merged records
     assert gains == {"s3": pytest.approx(accuracy["s3"] - accuracy["scratch"]), "scratch": 0.0}
+    # the profile sums the two workers' phases (one scenario each) and adds the controller's report writing
+    profile = report["profile"]
+    phases = {p["name"]: p for p in profile["phases"]}
+    assert profile["processes"] == 3 and phases["train"]["calls"] == phases["timing"]["calls"] == 2
+    assert profile["process_s"] > profile["wall_s"] > phases["report"]["seconds"] > 0

@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
+from cnnbench import profiling
 from cnnbench.config.hardware import BenchPoint, BenchSettings
 from cnnbench.engine.environment import device_memory
 from cnnbench.engine.macs import canonical_gmacs
@@ -58,7 +59,8 @@ def run_point(point: BenchPoint, settings: BenchSettings, timer: Timer, roofline
     record = BenchRecord(point.arch, point.batch, point.precision, point.mode, "passed", img_size=spec.img_size,
                          in_chans=spec.in_chans, params=spec.params, gmacs_per_image=gmacs(point.arch))  # fmt: skip
     try:
-        program = compile_point(point, settings)
+        with profiling.phase("models"):
+            program = compile_point(point, settings)
         record = replace(record, compile_s=program.compile_s, memory_bytes=program.memory_bytes,
                          memory=program.memory)  # fmt: skip
         limit = device_memory()
@@ -67,9 +69,10 @@ def run_point(point: BenchPoint, settings: BenchSettings, timer: Timer, roofline
                 f"XLA's memory analysis needs {program.memory_bytes / 2**30:.1f} GiB, the device has "
                 f"{limit / 2**30:.1f} GiB"
             )
-        for _ in range(settings.warmup):
-            program.call()
-        stats = timer.timed(program.call)
+        with profiling.phase("timing"):
+            for _ in range(settings.warmup):
+                program.call()
+            stats = timer.timed(program.call)
     except Exception as exc:  # the sweep goes on: out of memory at this batch, or an error of this point alone
         status = "out of memory" if isinstance(exc, OutOfMemory) or _is_oom(exc) else "error"
         return replace(record, status=status, error=f"{type(exc).__name__}: {_first_line(exc)}")
@@ -100,6 +103,7 @@ def compile_point(point: BenchPoint, settings: BenchSettings) -> Compiled:
     t0 = time.perf_counter()
     compiled = fn.lower(*args, x).compile()
     compile_s = time.perf_counter() - t0
+    profiling.add("compile", compile_s)
     memory_bytes, memory = _memory(compiled)
 
     def call() -> None:

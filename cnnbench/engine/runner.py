@@ -21,6 +21,7 @@ import jax
 import numpy as np
 from flax import nnx
 
+from cnnbench import profiling
 from cnnbench.config.quadrants import placement, size_class
 from cnnbench.config.scenario import Scenario
 from cnnbench.config.strategies import STRATEGIES, Strategy, frozen_stages
@@ -111,11 +112,12 @@ class Runner:
         if quadrant not in self._datasets:
             binding, size, chans = self.suite.quadrants[quadrant], self.suite.img_size, self.suite.in_chans
             try:
-                if binding.path is None:
-                    ds = build_target(binding.target, binding.n_train, DATA_SEED, size, chans)
-                else:
-                    ds = load_user_dataset(binding.path, size, chans, DATA_SEED)
-                    ds = ds if binding.n_train is None else ds.with_train_size(binding.n_train, DATA_SEED)
+                with profiling.phase("data"):
+                    if binding.path is None:
+                        ds = build_target(binding.target, binding.n_train, DATA_SEED, size, chans)
+                    else:
+                        ds = load_user_dataset(binding.path, size, chans, DATA_SEED)
+                        ds = ds if binding.n_train is None else ds.with_train_size(binding.n_train, DATA_SEED)
             except ValueError as exc:  # UserDataError, or an n_train the dataset cannot provide
                 self._dataset_errors[quadrant] = exc
                 self.log(f"target {binding.name} ({quadrant}) cannot be used: {exc}")
@@ -136,7 +138,8 @@ class Runner:
                     f"source accuracy {p['val_accuracy']:.1%}  ~{left:.0f} s left"
                 )
 
-            result = load_or_pretrain(self.model_config(arch), self.source, config, self.cache_dir, progress)
+            with profiling.phase("pretrain", inclusive=True):
+                result = load_or_pretrain(self.model_config(arch), self.source, config, self.cache_dir, progress)
             self.log(describe(result, arch))
             self._pretrained[arch] = result
         return self._pretrained[arch]
@@ -146,7 +149,8 @@ class Runner:
         key = (arch, quadrant)
         fresh = key not in self._features
         if fresh:
-            self._features[key] = self._feature_maps(arch, quadrant, pretrained=True)
+            with profiling.phase("features"):
+                self._features[key] = self._feature_maps(arch, quadrant, pretrained=True)
         return self._features[key], fresh
 
     def similarity(self, arch: str, quadrant: str) -> Similarity:
@@ -156,9 +160,10 @@ class Runner:
         if key not in self._similarity:
             ds = self.dataset(quadrant)
             trained = self.features(arch, quadrant)[0]
-            random = self._feature_maps(arch, quadrant, pretrained=False)
-            target = separability(trained.pooled(), random.pooled(), ds.y_train, ds.y_val)
-            self._similarity[key] = Similarity(arch, target, self._source_separability(arch))
+            with profiling.phase("similarity"):
+                random = self._feature_maps(arch, quadrant, pretrained=False)
+                target = separability(trained.pooled(), random.pooled(), ds.y_train, ds.y_val)
+                self._similarity[key] = Similarity(arch, target, self._source_separability(arch))
         return self._similarity[key]
 
     def _source_separability(self, arch: str) -> Separability:
@@ -256,10 +261,14 @@ class Runner:
         try:
             if STRATEGIES.get(scenario.strategy).pretrained:
                 self._measure_similarity(scenario)
-            plan = self.plan(scenario)
-            fitted = self.fit(plan)
-            evaluation = self.evaluate(plan, fitted)
-            train_timing, infer_timing = self.time(fitted, evaluation, timer)
+            with profiling.phase("models"):
+                plan = self.plan(scenario)
+            with profiling.phase("train"):
+                fitted = self.fit(plan)
+            with profiling.phase("evaluate"):
+                evaluation = self.evaluate(plan, fitted)
+            with profiling.phase("timing"):
+                train_timing, infer_timing = self.time(fitted, evaluation, timer)
             return Outcome("passed", _measurement(plan, fitted, evaluation, train_timing, infer_timing))
         except Diverged as exc:
             return Outcome("diverged", error=str(exc))
@@ -310,10 +319,11 @@ class Runner:
         batches = epoch_batches(len(x_train), config.batch_size, config.steps, seed)
 
         def next_batch(step: int) -> tuple[np.ndarray, np.ndarray]:
-            x = x_train[batches[step]]
-            if plan.augment:
-                x = augment(x, plan.augment, np.random.default_rng((seed, step)))
-            return x, y_train[batches[step]]
+            with profiling.phase("data"):
+                x = x_train[batches[step]]
+                if plan.augment:
+                    x = augment(x, plan.augment, np.random.default_rng((seed, step)))
+                return x, y_train[batches[step]]
 
         train = partial(
             fit_model,

@@ -20,6 +20,7 @@ import numpy as np
 import optax
 from flax import nnx
 
+from cnnbench import profiling
 from cnnbench.config.training import OPTIMIZERS, TrainConfig, Watch
 from cnnbench.zoo import ZooModel
 
@@ -182,11 +183,23 @@ class ProgramCache:
         key = (kind, static, treedef, tuple((np.shape(a), jnp.result_type(a)) for a in leaves))
         if key in self._programs:
             return self._programs[key], False
-        t0 = time.perf_counter()
+        hits, t0 = _CACHE_HITS[0], time.perf_counter()
         compiled = _JITTED[kind].lower(*static, *args).compile()
         program = Program(compiled, time.perf_counter() - t0, flops(compiled))
+        profiling.add("program cache load" if _CACHE_HITS[0] > hits else "compile", program.compile_s)
         self._programs[key] = program
         return program, True
+
+
+_CACHE_HITS = [0]  # programs loaded from JAX's persistent compilation cache in this process
+
+
+def _count_cache_hit(event: str, **_: Any) -> None:
+    if event == "/jax/compilation_cache/cache_hits":
+        _CACHE_HITS[0] += 1
+
+
+jax.monitoring.register_event_listener(_count_cache_hit)
 
 
 PROGRAMS = ProgramCache()
@@ -378,7 +391,8 @@ def fit(
             losses = []
             if not np.isfinite(train_loss):
                 raise Diverged(f"training loss became {train_loss} at step {i + 1}")
-            logits, compile_s = predict(eval_graphdef, (trainable, rest), val[0])
+            with profiling.phase("evaluate"):
+                logits, compile_s = predict(eval_graphdef, (trainable, rest), val[0])
             t_eval = time.perf_counter()
             result.compile_s += compile_s
             point = {

@@ -89,16 +89,22 @@ def _intro(report: Report) -> list[Block]:
 
 
 def markdown_document(report: Report) -> Document:
-    """``report.md`` of a hardware run: the header, the roofline and the hardware table."""
+    """``report.md`` of a hardware run: the header, the roofline, the hardware table and where the time went."""
     return Document(spans(["cnnbench hardware report ", code(report.run_id)]), _intro(report),
-                    [Section("Hardware", [para(HARDWARE_NOTE), hardware_table(report.hardware)])])  # fmt: skip
+                    [Section("Hardware", [para(HARDWARE_NOTE), hardware_table(report.hardware)]),
+                     *_profile(report)])  # fmt: skip
 
 
 def terminal_document(report: Report) -> Document:
-    """The end of a pytest run of a hardware suite: the roofline and the short hardware table."""
+    """The end of a pytest run of a hardware suite: the roofline, the short hardware table and where the time
+    went."""
     title = f"cnnbench {report.run_id}: {len(report.hardware)} bench points — {_counts(report.hardware)}"
     return Document(spans([title]), [para(roofline_line(report.environment))],
-                    [Section("", [hardware_table(report.hardware, wide=False)])])  # fmt: skip
+                    [Section("", [hardware_table(report.hardware, wide=False)]), *_profile(report)])  # fmt: skip
+
+
+def _profile(report: Report) -> list[Section]:
+    return [views.profile_section(report.profile)] if report.profile else []
 
 
 def html_document(report: Report) -> Document:

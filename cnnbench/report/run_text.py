@@ -80,6 +80,7 @@ def markdown_document(report: Report) -> Document:
         *([_md_layer_transfer(report.layer_transfer)] if report.layer_transfer else []),
         *([_md_gate(report.gate)] if report.gate else []),
         _md_failures(report.scenarios),
+        *([views.profile_section(report.profile)] if report.profile else []),
     ]  # fmt: skip
     return Document(spans(["cnnbench report ", code(report.run_id)]), intro, sections)
 
@@ -266,6 +267,8 @@ def terminal_document(report: Report) -> Document:
     blocks += _gate_paragraphs(report.gate, 10) if report.gate else []
     blocks += _terminal_failures(report.scenarios)
     sections.append(Section("", blocks))
+    if report.profile:
+        sections.append(views.profile_section(report.profile))
     return Document(spans([title]), intro, sections)
 
 

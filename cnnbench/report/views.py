@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from cnnbench.config.quadrants import RECOMMENDED
 from cnnbench.engine.measurement import TargetRecord
 from cnnbench.report import fmt
-from cnnbench.report.layout import Cell, Span, Table, code, italic, spans, table
+from cnnbench.report.layout import Cell, Section, Span, Table, code, italic, para, spans, table
 from cnnbench.results import aggregate, layer_transfer, recommend
 from cnnbench.results.build import CHANCE_SIGMAS
 from cnnbench.results.records import (
@@ -24,6 +24,7 @@ from cnnbench.results.records import (
     LayerPoint,
     ProgramVerdict,
     Report,
+    RunProfile,
     ScenarioRecord,
     StatusSummary,
 )
@@ -293,3 +294,17 @@ def throughput(view: View) -> Table:
     """The throughput and cost table (:func:`throughput_table`) as a layout table."""
     header, rows = throughput_table(view)
     return table(header, rows, range(3, len(header)))
+
+
+def profile_section(profile: RunProfile) -> Section:
+    """Where the run's time went: each phase's own seconds, its share of the processes' time and its calls, then
+    what the phases leave (``other``)."""
+    total = profile.process_s or 1.0
+    rows = [[p.name, f"{p.seconds:,.1f}", fmt.pct(p.seconds / total), str(p.calls)] for p in profile.phases]
+    rows.append(["other", f"{profile.other_s:,.1f}", fmt.pct(profile.other_s / total), ""])
+    over = "" if profile.processes == 1 else f", {profile.process_s:,.0f} s summed over {profile.processes} processes"
+    intro = para(f"{profile.wall_s:,.0f} s wall{over}. Each phase's own seconds: a phase inside another is not "
+                 "counted twice; compiling includes tracing, and programs loaded from the persistent cache are "
+                 "counted apart.")  # fmt: skip
+    header = ["phase", "seconds", "share %", "calls"]
+    return Section("Where the time went", [intro, table(header, rows, right=(1, 2, 3))])

@@ -18,6 +18,7 @@ from cnnbench.results.records import (
     Environment,
     GateSummary,
     Report,
+    RunProfile,
     ScenarioRecord,
     StatusSummary,
     to_json,
@@ -37,11 +38,12 @@ def build_report(
     suite: Mapping[str, Any] | None = None,
     gate: GateSummary | Mapping[str, Any] | None = None,
     hardware: Sequence[BenchRecord] = (),
+    profile: Mapping[str, Any] | None = None,
 ) -> Report:
     """The typed ``cnnbench/1`` report of a run so far: every metric present, ``transfer_gain`` filled, per-seed
     aggregates, the recommendation check, counts by status and, when the run is gated against a baseline, the
     gate's verdicts (``cnnbench.results.gate.summarize``). A hardware suite's run has no scenarios and its
-    ``hardware`` rows instead.
+    ``hardware`` rows instead. ``profile`` is where the run's time went (``cnnbench.profiling``).
 
     Records may be typed or JSON-shaped; raises ValueError when a JSON record lacks a required key or has an
     unknown status, so a bad report is caught where it is made rather than when a baseline is loaded.
@@ -51,6 +53,7 @@ def build_report(
         "environment": to_json(dict(environment)), "targets": [_json_target(t) for t in targets],
         "scenarios": [_json_record(s) for s in scenarios], "recommendation": [],
         "hardware": [to_json(h.to_json()) for h in hardware],
+        **({"profile": to_json(dict(profile))} if profile is not None else {}),
     }  # fmt: skip
     problems = validate(skeleton)
     if problems:
@@ -69,6 +72,7 @@ def build_report(
         aggregates=tuple(aggregates(main, target_records)), recommendation=tuple(recommend.check(main)),
         summary=StatusSummary.of(records), best=tuple(recommend.best(main)),
         layer_transfer=tuple(layer_transfer.points(records)), gate=gate, hardware=tuple(hardware),
+        profile=RunProfile.from_json(skeleton["profile"]) if profile is not None else None,
     )  # fmt: skip
 
 

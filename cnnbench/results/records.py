@@ -497,6 +497,31 @@ class GateSummary(Row):
 
 
 @dataclass(frozen=True)
+class PhaseRow(Row):
+    """One phase of the run's time (``cnnbench.profiling.PHASES``): its own seconds, summed over processes."""
+
+    name: str
+    seconds: float
+    calls: int
+
+
+@dataclass(frozen=True)
+class RunProfile(Row):
+    """Where the run's time went (``profile``, written by ``cnnbench.profiling.Profile.to_json``)."""
+
+    wall_s: float  # the run's elapsed time (the pytest-xdist controller's)
+    processes: int  # the processes whose phases are summed: 1, or the xdist workers and the controller
+    process_s: float  # their time: the workers' wall time, and the controller's phases
+    other_s: float  # what the phases leave of ``process_s``: collection, pytest, imports, waiting
+    phases: tuple[PhaseRow, ...]
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> RunProfile:
+        row = super().from_json(data)
+        return replace(row, phases=tuple(PhaseRow.from_json(p) for p in data.get("phases") or []))
+
+
+@dataclass(frozen=True)
 class Report(Row):
     """A whole ``cnnbench/1`` report (docs/report-schema.md)."""
 
@@ -514,6 +539,7 @@ class Report(Row):
     layer_transfer: tuple[LayerPoint, ...] = ()
     gate: GateSummary | None = None
     hardware: tuple[BenchRecord, ...] = ()  # a hardware suite's table (cnnbench.config.hardware)
+    profile: RunProfile | None = None  # where the run's time went
 
     @property
     def strategy_scenarios(self) -> tuple[ScenarioRecord, ...]:
@@ -537,6 +563,8 @@ class Report(Row):
             out["gate"] = self.gate.to_json()
         if self.hardware:
             out["hardware"] = [to_json(h.to_json()) for h in self.hardware]
+        if self.profile is not None:
+            out["profile"] = self.profile.to_json()
         return out
 
     @classmethod
@@ -555,6 +583,7 @@ class Report(Row):
             layer_transfer=tuple(LayerPoint.from_json(p) for p in data.get("layer_transfer") or []),
             gate=None if gate is None else GateSummary.from_json(gate),
             hardware=tuple(BenchRecord.from_json(h) for h in data.get("hardware") or []),
+            profile=RunProfile.from_json(data["profile"]) if data.get("profile") else None,
         )  # fmt: skip
 
 

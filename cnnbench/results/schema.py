@@ -34,6 +34,9 @@ REQUIRED_KEYS = {
     # the optional ``hardware`` section: a hardware suite's rows (cnnbench.engine.measurement.BenchRecord)
     "hardware": ("id", "arch", "batch", "precision", "mode", "status", "images_per_s", "step_ms", "compile_s",
                  "memory_bytes", "gmacs_per_image", "tflops", "utilisation"),
+    # the optional ``profile`` section: where the run's time went (cnnbench.profiling)
+    "profile": ("wall_s", "processes", "process_s", "other_s", "phases"),
+    "phase": ("name", "seconds", "calls"),
 }  # fmt: skip
 METRIC_KEYS = (*REQUIRED_KEYS["metrics"], "val_accuracy", "time_to_final_s", "peak_memory_bytes")
 assert set(METRIC_COUNTS) <= set(METRIC_KEYS)
@@ -69,6 +72,11 @@ def validate(report: Any) -> list[str]:
             if isinstance(row, dict) and row.get("status", BENCH_STATUSES[0]) not in BENCH_STATUSES:
                 where = _where("hardware", i, row)
                 problems.append(f"{where} has status {row['status']!r}; expected one of {', '.join(BENCH_STATUSES)}")
+    if "profile" in report:
+        section = report["profile"]
+        problems += _missing(section, "profile", "profile")
+        problems += _missing_in_list(section.get("phases") if isinstance(section, dict) else None, "phase",
+                                     "profile.phases")  # fmt: skip
     return problems
 
 
