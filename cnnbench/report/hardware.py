@@ -92,7 +92,7 @@ def markdown_document(report: Report) -> Document:
     """``report.md`` of a hardware run: the header, the roofline, the hardware table and where the time went."""
     return Document(spans(["cnnbench hardware report ", code(report.run_id)]), _intro(report),
                     [Section("Hardware", [para(HARDWARE_NOTE), hardware_table(report.hardware)]),
-                     *_profile(report)])  # fmt: skip
+                     *views.profile_sections(report)])  # fmt: skip
 
 
 def terminal_document(report: Report) -> Document:
@@ -100,11 +100,8 @@ def terminal_document(report: Report) -> Document:
     went."""
     title = f"cnnbench {report.run_id}: {len(report.hardware)} bench points — {_counts(report.hardware)}"
     return Document(spans([title]), [para(roofline_line(report.environment))],
-                    [Section("", [hardware_table(report.hardware, wide=False)]), *_profile(report)])  # fmt: skip
-
-
-def _profile(report: Report) -> list[Section]:
-    return [views.profile_section(report.profile)] if report.profile else []
+                    [Section("", [hardware_table(report.hardware, wide=False)]),
+                     *views.profile_sections(report)])  # fmt: skip
 
 
 def html_document(report: Report) -> Document:

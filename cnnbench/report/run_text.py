@@ -80,7 +80,7 @@ def markdown_document(report: Report) -> Document:
         *([_md_layer_transfer(report.layer_transfer)] if report.layer_transfer else []),
         *([_md_gate(report.gate)] if report.gate else []),
         _md_failures(report.scenarios),
-        *([views.profile_section(report.profile)] if report.profile else []),
+        *views.profile_sections(report),
     ]  # fmt: skip
     return Document(spans(["cnnbench report ", code(report.run_id)]), intro, sections)
 
@@ -267,8 +267,7 @@ def terminal_document(report: Report) -> Document:
     blocks += _gate_paragraphs(report.gate, 10) if report.gate else []
     blocks += _terminal_failures(report.scenarios)
     sections.append(Section("", blocks))
-    if report.profile:
-        sections.append(views.profile_section(report.profile))
+    sections += views.profile_sections(report)
     return Document(spans([title]), intro, sections)
 
 

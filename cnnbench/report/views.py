@@ -296,7 +296,13 @@ def throughput(view: View) -> Table:
     return table(header, rows, range(3, len(header)))
 
 
-def profile_section(profile: RunProfile) -> Section:
+def profile_sections(report: Report) -> list[Section]:
+    """The report's "Where the time went" section, or none for a report without a profile (one written before
+    cnnbench kept it)."""
+    return [_profile_section(report.profile)] if report.profile else []
+
+
+def _profile_section(profile: RunProfile) -> Section:
     """Where the run's time went: each phase's own seconds, its share of the processes' time and its calls, then
     what the phases leave (``other``)."""
     total = profile.process_s or 1.0
