@@ -6,14 +6,12 @@ imports; a 5.5 GB CPU-capable build, so not a cnnbench dependency)::
     python3 -m venv /tmp/vs-venv && /tmp/vs-venv/bin/pip install -e . torch==2.14.1 torchvision==0.29.1
     /tmp/vs-venv/bin/python benchmarks/vs_pytorch.py [ARCH ...] [--rounds 5] [--json]
 
-The models: lenet5, resnet18, mobilenetv2 and densenet121 at benchmark scale (the ``standard`` suite's input,
-32×32 grey, and each arch's benchmark width) under the ``gap`` head with 10 classes, batch 64; and resnet50 at its
-canonical 224×224×3 with 1,000 classes, batch 32. The cnnbench side is the engine's own train step (``engine.train``:
-the program every scenario runs, here ``scratch``: every parameter trains), the PyTorch side torchvision's blocks
-built to the same widths, in eager mode, channels_last and contiguous; the two sides' trainable parameter counts
-are asserted equal. Both train with the suite's recipe: AdamW with the base's and the head's weight decay, the
-gradient clipped to the suite's global norm, softmax cross-entropy. Each round times every side in turn for at
-least ``--min-round-s``; a side's figure is its median round.
+The models and the engine's step are ``engine_cases``'s: the engine's own train step (the program every
+scenario runs, as ``scratch``) against torchvision's blocks built to the same widths, in eager mode, channels_last
+and contiguous; the two sides' trainable parameter counts are asserted equal. Both train with the ``standard``
+suite's recipe: AdamW with the base's and the head's weight decay, the gradient clipped to the suite's global
+norm, softmax cross-entropy. Each round times every side in turn for at least ``--min-round-s``; a side's figure
+is its median round.
 
 For the benchmark-scale archs it also runs the ``fit`` loop of a ``scratch`` scenario on ``q1`` (host batches,
 evaluation) and ``q3`` (plus augmentation) of the ``standard`` suite, and divides its images/s by the steady-state
@@ -27,45 +25,23 @@ import json
 import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
 from pathlib import Path
 
 import jax
 import numpy as np
 import torch
 import torchvision
-from flax import nnx
+from engine_cases import CASES, Case, engine_step, interleaved, standard_recipe
 from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
 from cnnbench.config.scenario import Scenario
 from cnnbench.config.suite import load_suite
 from cnnbench.engine.catalog import registry_catalog
-from cnnbench.engine.heads import create_head
 from cnnbench.engine.runner import Runner
-from cnnbench.engine.timing import calls_per_round, measure
-from cnnbench.engine.train import TransferModel, count, fit
-from cnnbench.zoo import create_model
+from cnnbench.engine.timing import measure
 from cnnbench.zoo.layers import make_divisible, scale_channels
-
-
-@dataclass(frozen=True)
-class Case:
-    """One model of the table: the zoo's config and the batch it trains at."""
-
-    arch: str
-    img_size: int
-    in_chans: int
-    width: float
-    classes: int
-    batch: int
-
-    @property
-    def name(self) -> str:
-        return f"{self.arch} {self.img_size}px×{self.in_chans} w{self.width:g} b{self.batch}"
-
 
 # ------------------------------------------------------------------------------------------- PyTorch side
 
@@ -158,20 +134,6 @@ def torch_step(case: Case, recipe: dict, head_decay: float, x: np.ndarray, y: np
 # ------------------------------------------------------------------------------------------- cnnbench side
 
 
-def engine_step(case: Case, config, x: np.ndarray, y: np.ndarray):
-    """The engine's compiled train step of ``case`` (``fit`` of one step compiles it; ``replay`` steps again),
-    its trainable parameter count and the head's weight decay."""
-    base = create_model(case.arch, num_classes=0, img_size=case.img_size, in_chans=case.in_chans, width=case.width)
-    head = create_head("gap", base.feature_shape, case.classes, seed=0)
-    model = TransferModel.build(base, head, case.classes, seed=0)
-    trainable = count(nnx.state(model, nnx.Param))
-    one = replace(config, steps=1, eval_points=1, warmup_steps=0, batch_size=case.batch)
-    fitted = fit(model, (), head.loss, lambda _: (x, y), (x, y), one, lr_base=config.learning_rate,
-                 lr_head=config.learning_rate, weight_decay_head=head.weight_decay)  # fmt: skip
-    assert fitted.step is not None
-    return fitted.step.replay(), trainable, head.weight_decay
-
-
 def fit_loop(runner: Runner, arch: str, quadrant: str) -> tuple[float, float]:
     """images/s of a ``scratch`` scenario's whole ``fit`` loop on ``quadrant``, and of its steady-state step
     afterwards (median of 5 rounds)."""
@@ -182,29 +144,6 @@ def fit_loop(runner: Runner, arch: str, quadrant: str) -> tuple[float, float]:
     return loop, plan.config.batch_size / measure(fitted.step.replay(), 5, 0.5).median
 
 
-# ------------------------------------------------------------------------------------------------ timing
-
-
-def interleaved(steps: dict[str, Callable[[], None]], n: int, min_round_s: float) -> dict[str, list[float]]:
-    """Seconds per step of each side, ``n`` rounds in which every side runs in turn."""
-    calls = {name: calls_per_round(fn, min_round_s) for name, fn in steps.items()}  # warm-up and calibration
-    times: dict[str, list[float]] = {name: [] for name in steps}
-    for _ in range(n):
-        for name, fn in steps.items():
-            t0 = time.perf_counter()
-            for _ in range(calls[name]):
-                fn()
-            times[name].append((time.perf_counter() - t0) / calls[name])
-    return times
-
-
-CASES = {
-    "lenet5": Case("lenet5", 32, 1, 1.0, 10, 64),
-    "resnet18": Case("resnet18", 32, 1, 0.25, 10, 64),
-    "mobilenetv2": Case("mobilenetv2", 32, 1, 0.5, 10, 64),
-    "densenet121": Case("densenet121", 32, 1, 0.25, 10, 64),
-    "resnet50": Case("resnet50", 224, 3, 1.0, 1000, 32),
-}
 LOOP_ARCHS = ("lenet5", "resnet18", "mobilenetv2", "densenet121")
 
 
@@ -219,19 +158,16 @@ def main() -> None:
     unknown = [a for a in args.archs if a not in CASES]
     if unknown:
         parser.error(f"unknown arch {', '.join(unknown)}; this table has {', '.join(CASES)}")
-    suite = load_suite("standard", registry_catalog())
-    config = suite.train.config(1)
+    config = standard_recipe()
     recipe = {"learning_rate": config.learning_rate, "weight_decay": config.weight_decay,
               "clip_norm": config.clip_norm}  # fmt: skip
-    assert config.optimizer == "adamw", config.optimizer
     rows = []
     for arch in args.archs:
         case = CASES[arch]
-        rng = np.random.default_rng(0)
-        x = rng.standard_normal((case.batch, case.img_size, case.img_size, case.in_chans), dtype=np.float32)
-        y = rng.integers(0, case.classes, case.batch).astype(np.int32)
-        ours, ours_params, head_decay = engine_step(case, config, x, y)
-        steps = {"cnnbench": ours}
+        x, y = case.batch_data()
+        ours = engine_step(case, config, x, y)
+        ours_params, head_decay = ours.params, ours.head_decay
+        steps = {"cnnbench": ours.step}
         for layout in ("channels_last", "contiguous"):
             step, params = torch_step(case, recipe, head_decay, x, y, layout == "channels_last")
             if params != ours_params:
@@ -247,6 +183,7 @@ def main() -> None:
         rows.append(row)
     if not args.no_loop:
         with tempfile.TemporaryDirectory() as cache:
+            suite = load_suite("standard", registry_catalog())
             runner = Runner(suite, Path(cache), log=lambda line: print(line, file=sys.stderr))
             for row in rows:
                 if row["arch"] in LOOP_ARCHS:
