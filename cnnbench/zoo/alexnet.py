@@ -28,7 +28,7 @@ from flax import nnx
 
 from ._base import ZooModel
 from ._builder import register_model
-from .layers import adaptive_avg_pool, conv_out_size, scale_channels, torch_linear
+from .layers import adaptive_avg_pool, conv, conv_out_size, scale_channels, torch_linear
 
 POOL_SIZE = 6  # torchvision's AdaptiveAvgPool2d((6, 6))
 
@@ -43,7 +43,7 @@ def torch_conv(
     def bias_init(key: jax.Array, shape: tuple[int, ...], dtype: jax.typing.DTypeLike = float) -> jax.Array:
         return jax.random.uniform(key, shape, dtype, -bound, bound)
 
-    return nnx.Conv(
+    return conv(
         in_chs,
         out_chs,
         (kernel, kernel),

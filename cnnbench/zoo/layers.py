@@ -4,6 +4,8 @@ the reference implementations."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -103,6 +105,62 @@ def shifted_depthwise(
     return out
 
 
+PATCH_LIMIT = 1 << 16  # per-image patch elements (out_h · out_w · kh · kw · cin) up to which a conv runs as a dot
+
+
+def patch_conv(
+    lhs: jax.Array,
+    rhs: jax.Array,
+    window_strides: tuple[int, ...],
+    padding: str | tuple[tuple[int, int], ...],
+    lhs_dilation: tuple[int, ...] | None = None,
+    rhs_dilation: tuple[int, ...] | None = None,
+    dimension_numbers: Any = None,
+    feature_group_count: int = 1,
+    precision: Any = None,
+    **kwargs: Any,
+) -> jax.Array:
+    """Drop-in for ``lax.conv_general_dilated`` (``nnx.Conv``'s ``conv_general_dilated`` hook): a small NHWC
+    convolution as one matrix product of the padded input's ``kh·kw`` strided slices, side by side, with the kernel
+    reshaped to ``(kh·kw·cin, cout)``. On XLA:CPU the dot and its gradients beat the convolution's for the small
+    channel counts and maps of the benchmark-scale zoo (``benchmarks/conv_as_matmul.py``, docs/benchmarks.md).
+    Grouped, dilated or non-2-D convolutions, and any whose patches would exceed ``PATCH_LIMIT`` elements per image
+    (the canonical-scale maps), go to ``lax.conv_general_dilated``."""
+    native = partial(jax.lax.conv_general_dilated, lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation,
+                     rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers,
+                     feature_group_count=feature_group_count, precision=precision, **kwargs)  # fmt: skip
+    dilated = any(d != 1 for d in (lhs_dilation or ()) + (rhs_dilation or ()))
+    if lhs.ndim != 4 or feature_group_count != 1 or dilated or dimension_numbers != _NHWC:
+        return native()
+    kh, kw, cin, cout = rhs.shape
+    if isinstance(padding, str):
+        padding = tuple(jax.lax.padtype_to_pads(lhs.shape[1:3], (kh, kw), window_strides, padding))
+    (top, bottom), (left, right) = padding
+    sh, sw = window_strides
+    out_h = (lhs.shape[1] + top + bottom - kh) // sh + 1
+    out_w = (lhs.shape[2] + left + right - kw) // sw + 1
+    if out_h * out_w * kh * kw * cin > PATCH_LIMIT:
+        return native()
+    xp = jnp.pad(lhs, ((0, 0), (top, bottom), (left, right), (0, 0)))
+    slices = [
+        xp[:, i : i + sh * (out_h - 1) + 1 : sh, j : j + sw * (out_w - 1) + 1 : sw, :]
+        for i in range(kh)
+        for j in range(kw)
+    ]
+    patches = slices[0] if len(slices) == 1 else jnp.concatenate(slices, axis=-1)
+    kernel = rhs.reshape(kh * kw * cin, cout)
+    return jnp.matmul(patches, kernel, precision=precision, preferred_element_type=kwargs.get("preferred_element_type"))
+
+
+_NHWC = jax.lax.conv_dimension_numbers((1, 1, 1, 1), (1, 1, 1, 1), ("NHWC", "HWIO", "NHWC"))  # what nnx.Conv passes
+
+
+def conv(in_chs: int, out_chs: int, kernel_size: tuple[int, int], **kwargs: Any) -> nnx.Conv:
+    """``nnx.Conv`` (same arguments, same parameters) evaluated by ``patch_conv``: every zoo convolution is built
+    here, so each family gets the faster small-convolution path."""
+    return nnx.Conv(in_chs, out_chs, kernel_size, conv_general_dilated=patch_conv, **kwargs)
+
+
 def conv2d(
     in_chs: int,
     out_chs: int,
@@ -115,7 +173,7 @@ def conv2d(
 ) -> nnx.Conv:
     """Bias-free k×k convolution with PyTorch's symmetric k//2 padding (odd kernels), the zoo's common conv."""
     pad = kernel // 2
-    return nnx.Conv(
+    return conv(
         in_chs,
         out_chs,
         (kernel, kernel),

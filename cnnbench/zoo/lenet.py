@@ -13,7 +13,7 @@ from flax import nnx
 
 from ._base import ZooModel
 from ._builder import register_model
-from .layers import scale_channels
+from .layers import conv, scale_channels
 
 
 def _subsample(x: jax.Array) -> jax.Array:
@@ -23,7 +23,7 @@ def _subsample(x: jax.Array) -> jax.Array:
 
 def _conv5(in_chs: int, out_chs: int, rngs: nnx.Rngs) -> nnx.Conv:
     """An unpadded 5×5 convolution with bias, as in every LeNet-5 C layer."""
-    return nnx.Conv(in_chs, out_chs, (5, 5), padding="VALID", rngs=rngs)
+    return conv(in_chs, out_chs, (5, 5), padding="VALID", rngs=rngs)
 
 
 class LeNet5(ZooModel):

@@ -17,6 +17,7 @@ from ._base import ZooModel
 from ._builder import register_model
 from .layers import (
     ConvBN,
+    conv,
     conv_out_size,
     kaiming_fan_out,
     make_divisible,
@@ -32,10 +33,8 @@ class SEModule(nnx.Module):
 
     def __init__(self, chs: int, rd_ratio: float = 1 / 16, *, rngs: nnx.Rngs) -> None:
         rd_chs = make_divisible(chs * rd_ratio, round_limit=0.0)  # timm: round_limit=0.
-        self.fc1 = nnx.Conv(chs, rd_chs, (1, 1), kernel_init=kaiming_fan_out, bias_init=torch_bias_init(chs), rngs=rngs)
-        self.fc2 = nnx.Conv(
-            rd_chs, chs, (1, 1), kernel_init=kaiming_fan_out, bias_init=torch_bias_init(rd_chs), rngs=rngs
-        )
+        self.fc1 = conv(chs, rd_chs, (1, 1), kernel_init=kaiming_fan_out, bias_init=torch_bias_init(chs), rngs=rngs)
+        self.fc2 = conv(rd_chs, chs, (1, 1), kernel_init=kaiming_fan_out, bias_init=torch_bias_init(rd_chs), rngs=rngs)
 
     def gate(self, x: jax.Array) -> jax.Array:
         """The per-channel excitation (N, 1, 1, C) in (0, 1)."""

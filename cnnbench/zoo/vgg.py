@@ -22,7 +22,7 @@ from flax import nnx
 
 from ._base import ZooModel
 from ._builder import register_model
-from .layers import adaptive_avg_pool, batch_norm, kaiming_fan_out, scale_channels
+from .layers import adaptive_avg_pool, batch_norm, conv, kaiming_fan_out, scale_channels
 
 POOL_SIZE = 7  # torchvision's AdaptiveAvgPool2d((7, 7))
 BLOCK_CHANNELS = (64, 128, 256, 512, 512)
@@ -44,8 +44,7 @@ def _block(in_chs: int, out_chs: int, depth: int, use_bn: bool, rngs: nnx.Rngs) 
     """``depth`` × (3×3 conv [+ BN] + ReLU), then the 2×2 max-pool."""
     layers: list[Any] = []
     for _ in range(depth):
-        conv = nnx.Conv(in_chs, out_chs, (3, 3), padding=((1, 1), (1, 1)), kernel_init=kaiming_fan_out, rngs=rngs)
-        layers.append(conv)
+        layers.append(conv(in_chs, out_chs, (3, 3), padding=((1, 1), (1, 1)), kernel_init=kaiming_fan_out, rngs=rngs))
         if use_bn:
             layers.append(batch_norm(out_chs, rngs=rngs))
         layers.append(nnx.relu)

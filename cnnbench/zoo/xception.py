@@ -29,7 +29,7 @@ from jax import lax
 
 from ._base import ZooModel
 from ._builder import register_model
-from .layers import batch_norm, conv_out_size, scale_channels, shifted_depthwise
+from .layers import batch_norm, conv, conv_out_size, scale_channels, shifted_depthwise
 
 glorot_uniform = nnx.initializers.glorot_uniform()
 
@@ -99,7 +99,7 @@ class SeparableConv(nnx.Module):
             conv_general_dilated=depthwise_conv,
             rngs=rngs,
         )
-        self.pointwise = nnx.Conv(in_chs, out_chs, (1, 1), use_bias=False, kernel_init=glorot_uniform, rngs=rngs)
+        self.pointwise = conv(in_chs, out_chs, (1, 1), use_bias=False, kernel_init=glorot_uniform, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         return self.pointwise(self.depthwise(x))
@@ -136,7 +136,7 @@ class ConvBNKeras(nnx.Module):
         act: Callable[[jax.Array], jax.Array] | None = None,
         rngs: nnx.Rngs,
     ) -> None:
-        self.conv = nnx.Conv(
+        self.conv = conv(
             in_chs,
             out_chs,
             (kernel, kernel),
