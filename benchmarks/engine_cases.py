@@ -20,10 +20,11 @@ from flax import nnx
 
 from cnnbench.config.suite import load_suite
 from cnnbench.config.training import TrainConfig
+from cnnbench.engine.batches import StepBatches
 from cnnbench.engine.catalog import registry_catalog
 from cnnbench.engine.heads import create_head
 from cnnbench.engine.timing import calls_per_round
-from cnnbench.engine.train import TransferModel, count, fit
+from cnnbench.engine.train import TrainStep, TransferModel, count, fit
 from cnnbench.zoo import create_model, layers
 
 
@@ -74,6 +75,7 @@ class EngineStep:
     head_decay: float  # the head's weight decay
     compile_s: float
     loss: float  # the loss on the batch after the first step: what tells two builds' numerics apart
+    train_step: TrainStep  # the program and states ``step`` replays: call one or the other, not both
 
 
 def engine_step(
@@ -91,11 +93,11 @@ def engine_step(
     model = TransferModel.build(base, head, case.classes, seed=0)
     trainable = count(nnx.state(model, nnx.Param))
     one = replace(config, steps=1, eval_points=1, warmup_steps=0, batch_size=case.batch)
-    fitted = fit(model, (), head.loss, lambda _: (x, y), (x, y), one, lr_base=config.learning_rate,
+    fitted = fit(model, (), head.loss, StepBatches(lambda _: (x, y)), (x, y), one, lr_base=config.learning_rate,
                  lr_head=config.learning_rate, weight_decay_head=head.weight_decay)  # fmt: skip
     assert fitted.step is not None
     loss = fitted.curve[-1]["val_loss"]
-    return EngineStep(fitted.step.replay(), trainable, head.weight_decay, fitted.compile_s, loss)
+    return EngineStep(fitted.step.replay(), trainable, head.weight_decay, fitted.compile_s, loss, fitted.step)
 
 
 def interleaved(steps: dict[str, Callable[[], None]], n: int, min_round_s: float) -> dict[str, list[float]]:

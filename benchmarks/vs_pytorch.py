@@ -13,9 +13,10 @@ suite's recipe: AdamW with the base's and the head's weight decay, the gradient 
 norm, softmax cross-entropy. Each round times every side in turn for at least ``--min-round-s``; a side's figure
 is its median round.
 
-For the benchmark-scale archs it also runs the ``fit`` loop of a ``scratch`` scenario on ``q1`` (host batches,
-evaluation) and ``q3`` (plus augmentation) of the ``standard`` suite, and divides its images/s by the steady-state
-step's: how much of the step the loop around it keeps.
+For the benchmark-scale archs it also runs the ``fit`` loop of a ``scratch`` scenario on ``q1`` (chunks of steps
+per dispatch, batches gathered on the device, evaluation) and ``q3`` (plus augmentation on the device) of the
+``standard`` suite, and divides its images/s by the steady-state step's (one step per dispatch): how much of the
+step the loop around it keeps.
 """
 
 from __future__ import annotations

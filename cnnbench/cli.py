@@ -30,7 +30,7 @@ def _zoo_rows(names: list[str]) -> list[dict]:
     from flax import nnx
 
     from cnnbench.engine.macs import canonical_gmacs
-    from cnnbench.engine.train import flops
+    from cnnbench.engine.programs import flops
     from cnnbench.zoo import count_params, create_model, get_spec
 
     rows = []

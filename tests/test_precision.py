@@ -17,6 +17,7 @@ from flax import nnx
 
 from cnnbench.config.scenario import Scenario
 from cnnbench.config.suite import parse_suite, resolve
+from cnnbench.engine.batches import TargetBatches
 from cnnbench.engine.catalog import registry_catalog
 from cnnbench.engine.environment import fingerprint
 from cnnbench.engine.heads import create_head
@@ -91,7 +92,7 @@ def test_a_bf16_step_keeps_every_state_float32_and_frozen_stages_frozen_bit_for_
     rng = np.random.default_rng(0)
     x, y = rng.random((32, 32, 32, 1), dtype=np.float32), rng.integers(0, 4, 32).astype(np.int32)
     idx = epoch_batches(len(x), 16, 3, 0)
-    result = fit(model, ("stem", "layer1"), model.head.loss, lambda i: (x[idx[i]], y[idx[i]]), (x, y),
+    result = fit(model, ("stem", "layer1"), model.head.loss, TargetBatches.of(x, y, idx), (x, y),
                  TrainConfig(steps=3, batch_size=16, eval_points=1), lr_base=1e-2, lr_head=1e-2,
                  weight_decay_head=1e-4)  # fmt: skip
     after = _flat(result.model())

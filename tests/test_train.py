@@ -13,6 +13,7 @@ import pytest
 from flax import nnx
 
 from cnnbench.config.strategies import STRATEGIES, frozen_stages
+from cnnbench.engine.batches import StepBatches, TargetBatches
 from cnnbench.engine.heads import HEADS, create_head, squared_hinge
 from cnnbench.engine.train import (
     AUX_LOSS_WEIGHT,
@@ -42,6 +43,11 @@ def _data(n: int = 64, classes: int = 4, seed: int = 0) -> tuple[np.ndarray, np.
     return x, y
 
 
+def _fixed(x: np.ndarray, y: np.ndarray) -> StepBatches:
+    """The first 16 images at every step."""
+    return StepBatches(lambda _: (x[:16], y[:16]))
+
+
 def _train(arch: str, strategy: str, head: str = "gap", seed: int = 0, steps: int = 3, **kw):
     width = 0.125 if arch.startswith("resnet") else 1.0
     base = create_model(arch, num_classes=0, in_chans=1, img_size=32, width=width, rngs=nnx.Rngs(seed))
@@ -55,7 +61,7 @@ def _train(arch: str, strategy: str, head: str = "gap", seed: int = 0, steps: in
         model,
         frozen,
         model.head.loss,
-        lambda i: (x[idx[i]], y[idx[i]]),
+        TargetBatches.of(x, y, idx),
         (x, y),
         config,
         lr_base=1e-2,
@@ -136,16 +142,40 @@ def test_training_is_deterministic_given_the_seed() -> None:
     assert not all(np.array_equal(a[p], c[p]) for p in a)
 
 
+def test_many_steps_per_dispatch_train_exactly_as_one_step_per_dispatch() -> None:
+    """An evaluation ends a chunk: evaluating after every step runs one step per dispatch, evaluating once runs
+    all eight in one. The program is the same, so the weights must match bit for bit, and the chunk's mean loss
+    the mean of the per-step losses; the schedule (warm-up, cosine) is sliced per chunk."""
+    x, y = _data()
+    idx = epoch_batches(len(x), 16, 8, 0)
+
+    def run(eval_points: int):
+        base = create_model("lenet5", num_classes=0, rngs=nnx.Rngs(0))
+        model = TransferModel(base, create_head("gap", base.feature_shape, 4, seed=0))
+        config = TrainConfig(steps=8, batch_size=16, learning_rate=1e-2, warmup_steps=3, eval_points=eval_points)
+        return fit(model, (), model.head.loss, TargetBatches.of(x, y, idx, ["flip"], seed=1), (x, y), config,
+                   1e-2, 1e-2, 1e-4)  # fmt: skip
+
+    stepwise, chunked = run(8), run(1)
+    assert [p["step"] for p in stepwise.curve] == list(range(1, 9)) and [p["step"] for p in chunked.curve] == [8]
+    assert stepwise.step.program is chunked.step.program
+    a, b = _flat(stepwise.model()), _flat(chunked.model())
+    assert all(np.array_equal(a[p], b[p]) for p in a)
+    per_step = [p["train_loss"] for p in stepwise.curve]
+    assert chunked.curve[0]["train_loss"] == pytest.approx(np.mean(per_step), rel=1e-6)
+    assert len(set(per_step)) == 8  # eight different batches and weights: each step's own loss
+
+
 def test_learning_rate_is_data_so_scenarios_share_a_compiled_step() -> None:
     base = create_model("lenet5", num_classes=0, rngs=nnx.Rngs(0))
     model = TransferModel(base, create_head("gap", base.feature_shape, 4, seed=0))
     x, y = _data()
     config = TrainConfig(steps=2, batch_size=16, eval_points=1)
-    first = fit(model, (), model.head.loss, lambda i: (x[:16], y[:16]), (x, y), config, 1e-3, 1e-3, 1e-4)
+    first = fit(model, (), model.head.loss, _fixed(x, y), (x, y), config, 1e-3, 1e-3, 1e-4)
     model2 = TransferModel(
         create_model("lenet5", num_classes=0, rngs=nnx.Rngs(1)), create_head("gap", base.feature_shape, 4, seed=1)
     )
-    second = fit(model2, (), model2.head.loss, lambda i: (x[:16], y[:16]), (x, y), config, 5e-2, 1e-1, 1e-2)
+    second = fit(model2, (), model2.head.loss, _fixed(x, y), (x, y), config, 5e-2, 1e-1, 1e-2)
     assert first.step.program is second.step.program and second.compile_s == 0.0
 
 
@@ -156,7 +186,7 @@ def test_training_time_leaves_out_compiling_the_validation_program() -> None:
     x, y = _data()
     config = TrainConfig(steps=2, batch_size=16, eval_points=2)
     t0 = time.perf_counter()
-    result = fit(model, (), model.head.loss, lambda i: (x[:16], y[:16]), (x, y), config, 1e-3, 1e-3, 1e-4)
+    result = fit(model, (), model.head.loss, _fixed(x, y), (x, y), config, 1e-3, 1e-3, 1e-4)
     wall = time.perf_counter() - t0
     assert result.compile_s > 0
     assert result.train_s + result.compile_s <= wall  # each second counted once: compiling is not training
@@ -208,7 +238,7 @@ def test_auxiliary_losses_add_to_the_training_loss_with_weight_0_3() -> None:
             model,
             (),
             model.head.loss,
-            lambda i: (x[:16], y[:16]),
+            _fixed(x, y),
             (x, y),
             config,
             lr_base=1e-2,
@@ -248,7 +278,7 @@ def _watched(watch: Watch, steps: int = 40):
         model,
         (),
         model.head.loss,
-        lambda i: (x[idx[i]], y[idx[i]]),
+        TargetBatches.of(x, y, idx),
         val,
         config,
         lr_base=3e-2,

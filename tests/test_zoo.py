@@ -16,6 +16,7 @@ from flax import nnx
 
 from cnnbench.config.strategies import STRATEGIES, frozen_stages
 from cnnbench.config.suite import Suite, builtin_suites, read_suite
+from cnnbench.engine.batches import StepBatches
 from cnnbench.engine.catalog import registry_catalog
 from cnnbench.engine.heads import create_head, softmax_cross_entropy
 from cnnbench.engine.train import TrainConfig, TransferModel, fit
@@ -104,7 +105,7 @@ def check_one_s2_train_step(name: str) -> None:
         model,
         frozen,
         softmax_cross_entropy,
-        lambda _: (x, y),
+        StepBatches(lambda _: (x, y)),
         (x, y),
         config,
         lr_base=1e-2,

@@ -28,6 +28,7 @@ from flax import nnx
 import cnnbench
 from cnnbench.config.training import PretrainConfig
 from cnnbench.data.source import SourceConfig, SourceDomain
+from cnnbench.engine.batches import StepBatches
 from cnnbench.engine.heads import GAPHead, softmax_cross_entropy
 from cnnbench.engine.train import TransferModel, accuracy, fit, predict
 from cnnbench.fileio import atomic_write
@@ -139,7 +140,7 @@ def pretrain(
         net,
         (),
         softmax_cross_entropy,
-        lambda step: domain.batch(config.seed, step, batch),
+        StepBatches(lambda step: domain.batch(config.seed, step, batch)),
         val,
         config.train,
         lr_base=config.train.learning_rate,

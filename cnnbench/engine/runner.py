@@ -26,24 +26,24 @@ from cnnbench.config.quadrants import placement, size_class
 from cnnbench.config.scenario import Scenario
 from cnnbench.config.strategies import STRATEGIES, Strategy, frozen_stages
 from cnnbench.config.suite import Suite
-from cnnbench.data.augment import augment
 from cnnbench.data.dataset import Dataset
 from cnnbench.data.source import SourceConfig, SourceDomain
 from cnnbench.data.targets import build_target
 from cnnbench.data.user import load_user_dataset
+from cnnbench.engine.batches import TargetBatches
 from cnnbench.engine.heads import Head, create_head
 from cnnbench.engine.measurement import CurvePoint, Measurement, Metrics, Outcome, TargetRecord, Timing
 from cnnbench.engine.precision import apply_precision
 from cnnbench.engine.pretrain import ModelConfig, Pretrained, describe, load_into, load_or_pretrain
+from cnnbench.engine.programs import PROGRAMS, Program
 from cnnbench.engine.similarity import THRESHOLD, Separability, Similarity, pooled, separability
 from cnnbench.engine.similarity import summarize as summarize_similarity
 from cnnbench.engine.timing import Timer, summarize
 from cnnbench.engine.train import (
-    PROGRAMS,
+    APPLY,
     Diverged,
     FitResult,
     HeadOnly,
-    Program,
     TrainConfig,
     TransferModel,
     Watch,
@@ -315,15 +315,10 @@ class Runner:
     def fit(plan: Plan) -> FitResult:
         """Train as planned: in one phase, or two (the head alone on the frozen base, then the planned stages
         unfrozen at the base LR, within the same step budget) merged into one result."""
-        config, seed, x_train, y_train = plan.config, plan.scenario.seed, plan.inputs.train, plan.dataset.y_train
-        batches = epoch_batches(len(x_train), config.batch_size, config.steps, seed)
-
-        def next_batch(step: int) -> tuple[np.ndarray, np.ndarray]:
-            with profiling.phase("data"):
-                x = x_train[batches[step]]
-                if plan.augment:
-                    x = augment(x, plan.augment, np.random.default_rng((seed, step)))
-                return x, y_train[batches[step]]
+        config, seed, x_train = plan.config, plan.scenario.seed, plan.inputs.train
+        order = epoch_batches(len(x_train), config.batch_size, config.steps, seed)
+        with profiling.phase("data"):
+            batches = TargetBatches.of(x_train, plan.dataset.y_train, order, plan.augment, seed)
 
         train = partial(
             fit_model,
@@ -339,7 +334,7 @@ class Runner:
             first = train(
                 model,
                 tuple(plan.base.stage_names),
-                next_batch=next_batch,
+                batches=batches,
                 config=replace(config, steps=head_first),
                 lr_base=0.0,
             )
@@ -347,7 +342,7 @@ class Runner:
         fitted = train(
             model,
             frozen,
-            next_batch=lambda step: next_batch(head_first + step),
+            batches=batches.after(head_first),
             config=replace(config, steps=config.steps - head_first),
             lr_base=config.learning_rate * plan.lr_ratio,
         )
@@ -363,7 +358,7 @@ class Runner:
         graphdef, state = nnx.split(deployed)
         x_test = plan.dataset.x_test
         batch = np.resize(x_test, (INFER_BATCH, *x_test.shape[1:]))
-        program, fresh = PROGRAMS.get("apply", (graphdef, None), (state,), batch)
+        program, fresh = PROGRAMS.get(APPLY, (graphdef, None), (state,), batch)
         compile_s += program.compile_s if fresh else 0.0
         return Evaluation(test_accuracy, deployed, state, program, batch, compile_s)
 
@@ -375,7 +370,7 @@ class Runner:
         assert step is not None  # fit leaves one whenever it returns
         infer_stats = timer.inference(evaluation.infer)
         train_stats = timer.train_step(step.replay())
-        return summarize(train_stats, len(step.x)), summarize(infer_stats, INFER_BATCH)
+        return summarize(train_stats, step.batch_size), summarize(infer_stats, INFER_BATCH)
 
 
 @dataclass(frozen=True)

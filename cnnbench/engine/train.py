@@ -1,13 +1,15 @@
 """The one training loop every scenario and the pretraining run through (SPEC §3).
 
 Models are split into a trainable state and the rest (frozen parameters, BatchNorm statistics, RNG state) and
-stepped by pure functions compiled ahead of time. Learning rates, weight decay and the clipping norm are
-optimizer *state* (``optax.inject_hyperparams``), so scenarios that differ only in those numbers share one
-compiled program; ``PROGRAMS`` keeps each program and how long it took to compile.
+stepped by pure functions compiled ahead of time, many steps per dispatch: one program runs a chunk of steps on
+a stack of batches. Learning rates, weight decay and the clipping norm are optimizer *state*
+(``optax.inject_hyperparams``) and the schedule is an argument, so scenarios that differ only in those numbers
+share one compiled program.
 """
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -22,6 +24,8 @@ from flax import nnx
 
 from cnnbench import profiling
 from cnnbench.config.training import OPTIMIZERS, TrainConfig, Watch
+from cnnbench.engine.batches import Batches, chunk_steps
+from cnnbench.engine.programs import PROGRAMS, Program
 from cnnbench.zoo import ZooModel
 
 # ----------------------------------------------------------------------------------------------- models
@@ -139,6 +143,22 @@ def _train_step(graphdef, frozen, loss, opt_name, trainable, rest, opt_state, hy
     return optax.apply_updates(trainable, updates), new_rest, opt_state, value
 
 
+def _train_steps(graphdef, frozen, loss, opt_name, trainable, rest, opt_state, hyper, lr_scales, xs, ys, n):
+    """The first ``n`` steps of a chunk in one program: step i trains on ``xs[i], ys[i]`` with both learning
+    rates times ``lr_scales[i]``; returns the states and each step's loss (rows from ``n`` on stay NaN)."""
+
+    def body(i, carry):
+        trainable, rest, opt_state, losses = carry
+        h = dict(hyper, lr_base=hyper["lr_base"] * lr_scales[i], lr_head=hyper["lr_head"] * lr_scales[i])
+        trainable, rest, opt_state, value = _train_step(
+            graphdef, frozen, loss, opt_name, trainable, rest, opt_state, h, xs[i], ys[i]
+        )
+        return trainable, rest, opt_state, losses.at[i].set(value)
+
+    losses = jnp.full(len(xs), jnp.nan, jnp.float32)
+    return jax.lax.fori_loop(0, n, body, (trainable, rest, opt_state, losses))
+
+
 def _apply(graphdef, method, states, x):
     model = nnx.merge(graphdef, *states)
     return _f32(model(x) if method is None else getattr(model, method)(x))
@@ -149,60 +169,8 @@ def _f32(x: jax.Array) -> jax.Array:
     return x.astype(jnp.float32)
 
 
-_JITTED = {
-    "train": jax.jit(_train_step, static_argnums=(0, 1, 2, 3), donate_argnums=(4, 5, 6)),
-    "apply": jax.jit(_apply, static_argnums=(0, 1)),
-}
-
-
-@dataclass
-class Program:
-    """An ahead-of-time compiled program and what compiling it cost."""
-
-    compiled: Any
-    compile_s: float
-    flops: float | None
-
-
-def flops(compiled: Any) -> float | None:
-    """FLOPs of a compiled program from XLA's cost analysis (None where the backend gives none)."""
-    cost = compiled.cost_analysis()
-    cost = cost[0] if isinstance(cost, list) else cost
-    return (cost or {}).get("flops")
-
-
-class ProgramCache:
-    """Compiled programs keyed by function, static arguments and argument shapes, shared across scenarios."""
-
-    def __init__(self) -> None:
-        self._programs: dict[Any, Program] = {}
-
-    def get(self, kind: str, static: tuple, *args: Any) -> tuple[Program, bool]:
-        """The program for ``kind`` at these static values and argument shapes; True when compiled just now."""
-        leaves, treedef = jax.tree.flatten(args)
-        key = (kind, static, treedef, tuple((np.shape(a), jnp.result_type(a)) for a in leaves))
-        if key in self._programs:
-            return self._programs[key], False
-        hits, t0 = _CACHE_HITS[0], time.perf_counter()
-        compiled = _JITTED[kind].lower(*static, *args).compile()
-        program = Program(compiled, time.perf_counter() - t0, flops(compiled))
-        profiling.add("program cache load" if _CACHE_HITS[0] > hits else "compile", program.compile_s)
-        self._programs[key] = program
-        return program, True
-
-
-_CACHE_HITS = [0]  # programs loaded from JAX's persistent compilation cache in this process
-
-
-def _count_cache_hit(event: str, **_: Any) -> None:
-    if event == "/jax/compilation_cache/cache_hits":
-        _CACHE_HITS[0] += 1
-
-
-jax.monitoring.register_event_listener(_count_cache_hit)
-
-
-PROGRAMS = ProgramCache()
+TRAIN = jax.jit(_train_steps, static_argnums=(0, 1, 2, 3), donate_argnums=(4, 5, 6))
+APPLY = jax.jit(_apply, static_argnums=(0, 1))
 
 
 # ------------------------------------------------------------------------------------------------ config
@@ -210,26 +178,35 @@ PROGRAMS = ProgramCache()
 
 @dataclass
 class TrainStep:
-    """The compiled train step and the states and arguments it can be called with again: the final (or best)
-    model states, the optimizer state after the last step, the un-scheduled hyper-parameters and the first batch."""
+    """The compiled train program and the states and arguments it can be called with again: the final (or best)
+    model states, the optimizer state after the last step, the un-scheduled hyper-parameters and the first chunk
+    of batches."""
 
     program: Program
     trainable: nnx.State
     rest: nnx.State
     opt_state: Any
     hyper: dict[str, Any]
-    x: Any
-    y: Any
+    xs: Any
+    ys: Any
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.xs.shape[1])
 
     def replay(self) -> Callable[[], None]:
-        """A function that runs one more step on the first batch and blocks until it is done (what a train-step
-        timing calls). Each call donates the states it steps, so after the first call ``trainable``, ``rest`` and
-        ``opt_state`` here, and whatever shares their buffers, are spent."""
+        """A function that runs one more step (a dispatch of the program for one step) on the first batch and
+        blocks until it is done: what a train-step timing calls, so the rate it gives includes a dispatch per
+        step, which training spreads over a chunk. Each call donates the states it steps, so after the first call
+        ``trainable``, ``rest`` and ``opt_state`` here, and whatever shares their buffers, are spent."""
         carry = [self.trainable, self.rest, self.opt_state]
+        lr_scales = jnp.ones(len(self.xs), jnp.float32)
 
         def step() -> None:
-            carry[0], carry[1], carry[2], loss = self.program.compiled(*carry, self.hyper, self.x, self.y)
-            jax.block_until_ready(loss)
+            carry[0], carry[1], carry[2], losses = self.program.compiled(
+                *carry, self.hyper, lr_scales, self.xs, self.ys, 1
+            )
+            jax.block_until_ready(losses)
 
         return step
 
@@ -324,7 +301,7 @@ def predict(
     size = min(batch_size, n)
     pad = -n % size
     xp = np.concatenate([x, np.zeros((pad, *x.shape[1:]), x.dtype)]) if pad else x
-    program, fresh = PROGRAMS.get("apply", (graphdef, method), states, xp[:size])
+    program, fresh = PROGRAMS.get(APPLY, (graphdef, method), states, xp[:size])
     outs = [np.asarray(program.compiled(states, xp[i : i + size])) for i in range(0, len(xp), size)]
     return np.concatenate(outs)[:n], program.compile_s if fresh else 0.0
 
@@ -337,7 +314,7 @@ def fit(
     model: nnx.Module,
     frozen: tuple[str, ...],
     loss: Callable,
-    next_batch: Callable[[int], tuple[Any, Any]],
+    batches: Batches,
     val: tuple[np.ndarray, np.ndarray],
     config: TrainConfig,
     lr_base: float,
@@ -348,8 +325,9 @@ def fit(
 ) -> FitResult:
     """Train ``model``'s non-frozen parameters for ``config.steps`` steps, evaluating on ``val`` along the way.
 
-    ``next_batch(step)`` yields the training batch of each step, so in-memory targets and the streamed source
-    domain share this loop. Raises ``Diverged`` when the loss stops being finite.
+    The steps run in chunks of up to ``chunk_steps`` steps per dispatch of one compiled program, a chunk ending
+    at each evaluation point; ``batches`` supplies each chunk's batches, so in-memory targets and the streamed
+    source domain share this loop. Raises ``Diverged`` when the loss stops being finite.
     """
     model.train()
     if isinstance(model, TransferModel):
@@ -369,35 +347,41 @@ def fit(
         "wd_head": np.float32(weight_decay_head),
         "clip_norm": np.float32(config.clip_norm),
     }
-    x0, y0 = next_batch(0)
-    step, fresh = PROGRAMS.get("train", static, trainable, rest, opt_state, hyper, x0, y0)
-    result = FitResult(trainable, rest, graphdef, eval_graphdef, compile_s=step.compile_s if fresh else 0.0)
+    eval_at = np.linspace(0, config.steps, config.eval_points + 1, dtype=int)[1:].tolist()
+    k = chunk_steps(batches.batch_nbytes)
+    ends = [0, *eval_at]
+    chunks = [(s, min(s + k, end)) for begin, end in itertools.pairwise(ends) for s in range(begin, end, k)]
+    xs0, ys0 = batches.chunk(0, chunks[0][1], k)
+    ones = np.ones(k, np.float32)
+    program, fresh = PROGRAMS.get(TRAIN, static, trainable, rest, opt_state, hyper, ones, xs0, ys0, np.int32(k))
+    result = FitResult(trainable, rest, graphdef, eval_graphdef, compile_s=program.compile_s if fresh else 0.0)
 
-    eval_at = set(np.linspace(0, config.steps, config.eval_points + 1, dtype=int)[1:].tolist())
     watch = Watch() if watch is None else watch
     plateau = _Plateau(watch)
     best: tuple[float, Any] | None = None  # (validation accuracy, copies of the states) for early stopping
     since_best = 0
     t0 = time.perf_counter()
     losses = []
-    for i in range(config.steps):
-        x, y = (x0, y0) if i == 0 else next_batch(i)
-        lr_scale = multipliers[i] * plateau.scale
-        h = dict(hyper, lr_base=hyper["lr_base"] * lr_scale, lr_head=hyper["lr_head"] * lr_scale)
-        trainable, rest, opt_state, value = step.compiled(trainable, rest, opt_state, h, x, y)
-        losses.append(value)
-        if i + 1 in eval_at:
-            train_loss = float(np.mean(jax.device_get(losses)))
+    for start, stop in chunks:
+        n = stop - start
+        xs, ys = (xs0, ys0) if start == 0 else batches.chunk(start, n, k)
+        lr_scales = np.resize(multipliers[start:stop] * np.float32(plateau.scale), k)
+        trainable, rest, opt_state, chunk_losses = program.compiled(
+            trainable, rest, opt_state, hyper, lr_scales, xs, ys, np.int32(n)
+        )
+        losses.append((chunk_losses, n))
+        if stop in eval_at:
+            train_loss = float(np.mean(np.concatenate([np.asarray(values)[:n] for values, n in losses])))
             losses = []
             if not np.isfinite(train_loss):
-                raise Diverged(f"training loss became {train_loss} at step {i + 1}")
+                raise Diverged(f"training loss became {train_loss} at step {stop}")
             with profiling.phase("evaluate"):
                 logits, compile_s = predict(eval_graphdef, (trainable, rest), val[0])
             t_eval = time.perf_counter()
             result.compile_s += compile_s
             t0 += compile_s  # the training clock leaves out compiling the validation program (counted in compile_s)
             point = {
-                "step": i + 1,
+                "step": stop,
                 "train_loss": train_loss,
                 "val_loss": float(loss(logits, val[1])),
                 "val_accuracy": accuracy(logits, val[1]),
@@ -414,8 +398,8 @@ def fit(
                     best, since_best = (point["val_accuracy"], jax.tree.map(jnp.copy, (trainable, rest))), 0
                 else:
                     since_best += 1
-                if since_best >= watch.early_stopping and i + 1 < config.steps:
-                    result.stopped_at = i + 1
+                if since_best >= watch.early_stopping and stop < config.steps:
+                    result.stopped_at = stop
                     break
     if best is not None:
         trainable, rest = best[1]
@@ -429,5 +413,5 @@ def fit(
     result.time_to_final_s = next(
         (p["elapsed_s"] for p in result.curve if final is not None and p["val_accuracy"] >= final), None
     )
-    result.step = TrainStep(step, trainable, rest, opt_state, dict(hyper), x0, y0)
+    result.step = TrainStep(program, trainable, rest, opt_state, dict(hyper), xs0, ys0)
     return result

@@ -1,0 +1,69 @@
+"""Ahead-of-time compiled programs, shared across scenarios, and what compiling each one cost.
+
+Every program the engine runs (train steps, predictions, batch gathering) is compiled once per function, static
+arguments and argument shapes in a process; ``PROGRAMS`` keeps them and books each compile (or load from JAX's
+persistent compilation cache) in the run's profile.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from cnnbench import profiling
+
+
+@dataclass
+class Program:
+    """An ahead-of-time compiled program and what compiling it cost."""
+
+    compiled: Any
+    compile_s: float
+    flops: float | None
+
+
+def flops(compiled: Any) -> float | None:
+    """FLOPs of a compiled program from XLA's cost analysis (None where the backend gives none)."""
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    return (cost or {}).get("flops")
+
+
+class ProgramCache:
+    """Compiled programs keyed by jitted function, static arguments and argument shapes."""
+
+    def __init__(self) -> None:
+        self._programs: dict[Any, Program] = {}
+
+    def get(self, fn: Any, static: tuple, *args: Any) -> tuple[Program, bool]:
+        """The program of the jitted ``fn`` at these static values (its leading arguments) and argument shapes;
+        True when compiled (or loaded from the persistent cache) just now."""
+        leaves, treedef = jax.tree.flatten(args)
+        key = (fn, static, treedef, tuple((np.shape(a), jnp.result_type(a)) for a in leaves))
+        if key in self._programs:
+            return self._programs[key], False
+        hits, t0 = _CACHE_HITS[0], time.perf_counter()
+        compiled = fn.lower(*static, *args).compile()
+        program = Program(compiled, time.perf_counter() - t0, flops(compiled))
+        profiling.add("program cache load" if _CACHE_HITS[0] > hits else "compile", program.compile_s)
+        self._programs[key] = program
+        return program, True
+
+
+_CACHE_HITS = [0]  # programs loaded from JAX's persistent compilation cache in this process
+
+
+def _count_cache_hit(event: str, **_: Any) -> None:
+    if event == "/jax/compilation_cache/cache_hits":
+        _CACHE_HITS[0] += 1
+
+
+jax.monitoring.register_event_listener(_count_cache_hit)
+
+
+PROGRAMS = ProgramCache()
