@@ -4,7 +4,8 @@ the reference implementations."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
+from dataclasses import dataclass
+from functools import wraps
 from typing import Any
 
 import jax
@@ -83,9 +84,7 @@ def adaptive_avg_pool(x: jax.Array, output_size: int | tuple[int, int]) -> jax.A
     return jnp.einsum("ih,nhwc,jw->nijc", mh, x, mw)
 
 
-def shifted_depthwise(
-    x: jax.Array, kernel: jax.Array, stride: int, pads: tuple[tuple[int, int], tuple[int, int]]
-) -> jax.Array:
+def shifted_depthwise(x: jax.Array, kernel: jax.Array, stride: int, pads: tuple[tuple[int, int], ...]) -> jax.Array:
     """An NHWC depthwise convolution (kernel (kh, kw, 1, C)) as kh·kw shifted per-channel products.
 
     Equal in value to XLA's grouped convolution, but its gradient is several times faster on XLA:CPU, where
@@ -108,39 +107,77 @@ def shifted_depthwise(
 PATCH_LIMIT = 1 << 16  # per-image patch elements (out_h · out_w · kh · kw · cin) up to which a conv runs as a dot
 
 
-def patch_conv(
-    lhs: jax.Array,
-    rhs: jax.Array,
-    window_strides: tuple[int, ...],
-    padding: str | tuple[tuple[int, int], ...],
-    lhs_dilation: tuple[int, ...] | None = None,
-    rhs_dilation: tuple[int, ...] | None = None,
-    dimension_numbers: Any = None,
-    feature_group_count: int = 1,
-    precision: Any = None,
-    **kwargs: Any,
-) -> jax.Array:
-    """Drop-in for ``lax.conv_general_dilated`` (``nnx.Conv``'s ``conv_general_dilated`` hook): a small NHWC
-    convolution as one matrix product of the padded input's ``kh·kw`` strided slices, side by side, with the kernel
-    reshaped to ``(kh·kw·cin, cout)``. On XLA:CPU the dot and its gradients beat the convolution's for the small
-    channel counts and maps of the benchmark-scale zoo (``benchmarks/conv_as_matmul.py``, docs/benchmarks.md).
-    Grouped, dilated or non-2-D convolutions, and any whose patches would exceed ``PATCH_LIMIT`` elements per image
-    (the canonical-scale maps), go to ``lax.conv_general_dilated``."""
-    native = partial(jax.lax.conv_general_dilated, lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation,
-                     rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers,
-                     feature_group_count=feature_group_count, precision=precision, **kwargs)  # fmt: skip
-    dilated = any(d != 1 for d in (lhs_dilation or ()) + (rhs_dilation or ()))
-    if lhs.ndim != 4 or feature_group_count != 1 or dilated or dimension_numbers != _NHWC:
-        return native()
+@dataclass(frozen=True)
+class ConvCall:
+    """The arguments of one ``lax.conv_general_dilated`` call, as ``nnx.Conv`` passes them to its hook."""
+
+    lhs: jax.Array
+    rhs: jax.Array
+    window_strides: tuple[int, ...]
+    padding: str | tuple[tuple[int, int], ...]
+    lhs_dilation: tuple[int, ...] | None
+    rhs_dilation: tuple[int, ...] | None
+    dimension_numbers: Any
+    feature_group_count: int
+    kwargs: dict[str, Any]  # precision, preferred_element_type
+
+    @property
+    def dilated(self) -> bool:
+        return any(d != 1 for d in (self.lhs_dilation or ()) + (self.rhs_dilation or ()))
+
+    def explicit_padding(self) -> tuple[tuple[int, int], ...]:
+        """The padding as (low, high) per spatial dimension, a padding name resolved for these shapes."""
+        if isinstance(self.padding, str):
+            window = self.rhs.shape[: self.lhs.ndim - 2]
+            return tuple(jax.lax.padtype_to_pads(self.lhs.shape[1:-1], window, self.window_strides, self.padding))
+        return tuple(self.padding)
+
+
+def conv_hook(fast: Callable[[ConvCall], jax.Array | None]) -> Callable[..., jax.Array]:
+    """A drop-in for ``lax.conv_general_dilated`` (``nnx.Conv``'s ``conv_general_dilated`` hook) that computes a
+    call with ``fast`` where ``fast`` handles it, and with ``lax.conv_general_dilated`` where it returns None."""
+
+    @wraps(fast)
+    def hook(
+        lhs: jax.Array,
+        rhs: jax.Array,
+        window_strides: tuple[int, ...],
+        padding: str | tuple[tuple[int, int], ...],
+        lhs_dilation: tuple[int, ...] | None = None,
+        rhs_dilation: tuple[int, ...] | None = None,
+        dimension_numbers: Any = None,
+        feature_group_count: int = 1,
+        **kwargs: Any,
+    ) -> jax.Array:
+        call = ConvCall(lhs, rhs, tuple(window_strides), padding, lhs_dilation, rhs_dilation, dimension_numbers,
+                        feature_group_count, kwargs)  # fmt: skip
+        out = fast(call)
+        if out is None:
+            out = jax.lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation,
+                                               rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers,
+                                               feature_group_count=feature_group_count, **kwargs)  # fmt: skip
+        return out
+
+    return hook
+
+
+@conv_hook
+def patch_conv(call: ConvCall) -> jax.Array | None:
+    """A small NHWC convolution as one matrix product of the padded input's ``kh·kw`` strided slices, side by
+    side, with the kernel reshaped to ``(kh·kw·cin, cout)``. On XLA:CPU the dot and its gradients beat the
+    convolution's for the small channel counts and maps of the benchmark-scale zoo (``benchmarks/conv_as_matmul.py``,
+    docs/benchmarks.md). Grouped, dilated or non-2-D convolutions, and any whose patches would exceed
+    ``PATCH_LIMIT`` elements per image (the canonical-scale maps), go to ``lax.conv_general_dilated``."""
+    lhs, rhs = call.lhs, call.rhs
+    if lhs.ndim != 4 or call.feature_group_count != 1 or call.dilated or call.dimension_numbers != _NHWC:
+        return None
     kh, kw, cin, cout = rhs.shape
-    if isinstance(padding, str):
-        padding = tuple(jax.lax.padtype_to_pads(lhs.shape[1:3], (kh, kw), window_strides, padding))
-    (top, bottom), (left, right) = padding
-    sh, sw = window_strides
+    (top, bottom), (left, right) = call.explicit_padding()
+    sh, sw = call.window_strides
     out_h = (lhs.shape[1] + top + bottom - kh) // sh + 1
     out_w = (lhs.shape[2] + left + right - kw) // sw + 1
     if out_h * out_w * kh * kw * cin > PATCH_LIMIT:
-        return native()
+        return None
     xp = jnp.pad(lhs, ((0, 0), (top, bottom), (left, right), (0, 0)))
     slices = [
         xp[:, i : i + sh * (out_h - 1) + 1 : sh, j : j + sw * (out_w - 1) + 1 : sw, :]
@@ -149,7 +186,8 @@ def patch_conv(
     ]
     patches = slices[0] if len(slices) == 1 else jnp.concatenate(slices, axis=-1)
     kernel = rhs.reshape(kh * kw * cin, cout)
-    return jnp.matmul(patches, kernel, precision=precision, preferred_element_type=kwargs.get("preferred_element_type"))
+    return jnp.matmul(patches, kernel, precision=call.kwargs.get("precision"),
+                      preferred_element_type=call.kwargs.get("preferred_element_type"))  # fmt: skip
 
 
 _NHWC = jax.lax.conv_dimension_numbers((1, 1, 1, 1), (1, 1, 1, 1), ("NHWC", "HWIO", "NHWC"))  # what nnx.Conv passes

@@ -25,58 +25,31 @@ from typing import Any
 
 import jax
 from flax import nnx
-from jax import lax
 
 from ._base import ZooModel
 from ._builder import register_model
-from .layers import batch_norm, conv, conv_out_size, scale_channels, shifted_depthwise
+from .layers import ConvCall, batch_norm, conv, conv_hook, conv_out_size, scale_channels, shifted_depthwise
 
 glorot_uniform = nnx.initializers.glorot_uniform()
 
 
-def depthwise_conv(
-    lhs: jax.Array,
-    rhs: jax.Array,
-    window_strides: tuple[int, ...],
-    padding: str | tuple[tuple[int, int], ...],
-    lhs_dilation: tuple[int, ...] | None = None,
-    rhs_dilation: tuple[int, ...] | None = None,
-    dimension_numbers: Any = None,
-    feature_group_count: int = 1,
-    **kwargs: Any,
-) -> jax.Array:
-    """Drop-in for ``lax.conv_general_dilated`` (``nnx.Conv``'s ``conv_general_dilated`` hook): an NHWC
-    depthwise convolution (multiplier 1, stride 1, no dilation, odd kernel, "SAME" or explicit padding) as a sum
-    of shifted per-channel products, identical in value; anything else goes to ``lax.conv_general_dilated``."""
-    kh, kw, kin, kout = rhs.shape
+@conv_hook
+def depthwise_conv(call: ConvCall) -> jax.Array | None:
+    """An NHWC depthwise convolution (multiplier 1, stride 1, no dilation, odd kernel, "SAME" or explicit
+    padding) as a sum of shifted per-channel products, identical in value; anything else goes to
+    ``lax.conv_general_dilated``."""
+    kh, kw, kin, kout = call.rhs.shape
     simple = (
-        lhs.ndim == 4
+        call.lhs.ndim == 4
         and kin == 1
-        and feature_group_count == lhs.shape[-1] == kout
-        and all(s == 1 for s in window_strides)
-        and all(d == 1 for d in (lhs_dilation or ()) + (rhs_dilation or ()))
+        and call.feature_group_count == call.lhs.shape[-1] == kout
+        and all(s == 1 for s in call.window_strides)
+        and not call.dilated
         and kh % 2 == 1
         and kw % 2 == 1
-        and (padding == "SAME" or not isinstance(padding, str))
+        and (call.padding == "SAME" or not isinstance(call.padding, str))
     )
-    if not simple:
-        return lax.conv_general_dilated(
-            lhs,
-            rhs,
-            window_strides,
-            padding,
-            lhs_dilation=lhs_dilation,
-            rhs_dilation=rhs_dilation,
-            dimension_numbers=dimension_numbers,
-            feature_group_count=feature_group_count,
-            **kwargs,
-        )
-    if isinstance(padding, str):  # "SAME", the one string `simple` lets through
-        pads = ((kh // 2, kh // 2), (kw // 2, kw // 2))
-    else:
-        (top, bottom), (left, right) = padding
-        pads = ((top, bottom), (left, right))
-    return shifted_depthwise(lhs, rhs, 1, pads)
+    return shifted_depthwise(call.lhs, call.rhs, 1, call.explicit_padding()) if simple else None
 
 
 def _same_size(size: int, stride: int) -> int:
