@@ -73,7 +73,7 @@ class EngineStep:
     step: Callable[[], None]  # one more step on the batch, blocking until done
     params: int  # trainable parameters
     head_decay: float  # the head's weight decay
-    compile_s: float
+    compile_s: float  # the train program's, and the one-step fit's evaluation program's
     loss: float  # the loss on the batch after the first step: what tells two builds' numerics apart
     train_step: TrainStep  # the program and states ``step`` replays: call one or the other, not both
 

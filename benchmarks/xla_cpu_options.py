@@ -22,6 +22,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from typing import Any
 
@@ -64,28 +65,32 @@ def worker(arch: str) -> None:
 
 
 class Worker:
-    """A worker process of one option and the driver's end of its pipes."""
+    """A worker process of one option and the driver's end of its pipes; its error output goes to a temporary
+    file, which no amount of warnings can fill the way a pipe nobody reads fills."""
 
     def __init__(self, arch: str, flags: str) -> None:
         env = dict(os.environ, XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} {flags}".strip())
+        self.errors = tempfile.TemporaryFile("w+")  # noqa: SIM115  # closed in close(), with the process
         self.process = subprocess.Popen(
             [sys.executable, __file__, "--worker", arch],
             env=env,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=self.errors,
             text=True,
         )
         self.calls = 1
 
     def ready(self) -> dict[str, Any] | str:
         """What the worker built, or why it exited: the last line of its error output."""
-        assert self.process.stdout is not None and self.process.stderr is not None
+        assert self.process.stdout is not None
         line = self.process.stdout.readline()
         if line:
             return json.loads(line)
-        errors = [e for e in self.process.stderr.read().splitlines() if e.strip()]
-        return errors[-1] if errors else f"exited with {self.process.wait()}"
+        code = self.process.wait()
+        self.errors.seek(0)
+        errors = [e for e in self.errors.read().splitlines() if e.strip()]
+        return errors[-1] if errors else f"exited with {code}"
 
     def ask(self, command: str) -> str:
         assert self.process.stdin is not None and self.process.stdout is not None
@@ -97,6 +102,7 @@ class Worker:
         assert self.process.stdin is not None
         self.process.stdin.close()
         self.process.wait()
+        self.errors.close()
 
 
 def compare(arch: str, rounds: int, min_round_s: float) -> list[dict[str, Any]]:
