@@ -15,14 +15,18 @@ from flax import nnx
 from cnnbench.config.strategies import STRATEGIES, frozen_stages
 from cnnbench.engine.batches import StepBatches, TargetBatches
 from cnnbench.engine.heads import HEADS, create_head, squared_hinge
+from cnnbench.engine.programs import PROGRAMS
 from cnnbench.engine.train import (
+    APPLY,
     AUX_LOSS_WEIGHT,
+    PREDICT_BATCH,
     TrainConfig,
     TransferModel,
     Watch,
     epoch_batches,
     fit,
     lr_multipliers,
+    predict,
 )
 from cnnbench.zoo import create_model
 
@@ -166,6 +170,27 @@ def test_many_steps_per_dispatch_train_exactly_as_one_step_per_dispatch() -> Non
     assert len(set(per_step)) == 8  # eight different batches and weights: each step's own loss
 
 
+def test_validation_test_and_deployed_predictions_share_one_program() -> None:
+    """However training split the states (here around a frozen stage) and whatever a set's size, predictions run
+    on one merged state in batches of PREDICT_BATCH: the deployed model's timed inference reuses the program the
+    validation predictions compiled."""
+    x, y = _data(n=300)
+    base = create_model("lenet5", num_classes=0, rngs=nnx.Rngs(0))
+    model = TransferModel(base, create_head("gap", base.feature_shape, 6, seed=0))  # 6 classes: no other test's
+    config = TrainConfig(steps=1, batch_size=16, eval_points=1)
+    result = fit(model, ("c1",), model.head.loss, _fixed(x, y), (x, y), config, 1e-3, 1e-3, 1e-4)
+    logits, compile_s = predict(result.eval_graphdef, (result.trainable, result.rest), x[:40])
+    assert compile_s == 0.0 and logits.shape == (40, 6)
+    trained = result.model()
+    deployed = TransferModel(trained.base, trained.head)
+    deployed.eval()
+    graphdef, state = nnx.split(deployed)
+    batch = np.resize(x, (PREDICT_BATCH, *x.shape[1:]))
+    program, fresh = PROGRAMS.get(APPLY, (graphdef, None), (state,), batch)
+    assert not fresh
+    np.testing.assert_allclose(np.asarray(program.compiled((state,), batch))[:40], logits, rtol=1e-6, atol=1e-6)
+
+
 def test_learning_rate_is_data_so_scenarios_share_a_compiled_step() -> None:
     base = create_model("lenet5", num_classes=0, rngs=nnx.Rngs(0))
     model = TransferModel(base, create_head("gap", base.feature_shape, 4, seed=0))
@@ -289,7 +314,7 @@ def _watched(watch: Watch, steps: int = 40):
 
 
 def test_early_stopping_stops_and_keeps_the_best_evaluation() -> None:
-    from cnnbench.engine.train import accuracy, predict
+    from cnnbench.engine.train import accuracy
 
     result = _watched(Watch(early_stopping=2))
     accs = [p["val_accuracy"] for p in result.curve]

@@ -39,6 +39,7 @@ class ProgramCache:
 
     def __init__(self) -> None:
         self._programs: dict[Any, Program] = {}
+        self.seconds = 0.0  # compiling and loading every program so far: a caller's share is the change over its call
 
     def get(self, fn: Any, static: tuple, *args: Any) -> tuple[Program, bool]:
         """The program of the jitted ``fn`` at these static values (its leading arguments) and argument shapes;
@@ -51,6 +52,7 @@ class ProgramCache:
         compiled = fn.lower(*static, *args).compile()
         program = Program(compiled, time.perf_counter() - t0, flops(compiled))
         profiling.add("program cache load" if _CACHE_HITS[0] > hits else "compile", program.compile_s)
+        self.seconds += program.compile_s
         self._programs[key] = program
         return program, True
 

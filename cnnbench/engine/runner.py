@@ -41,6 +41,7 @@ from cnnbench.engine.similarity import summarize as summarize_similarity
 from cnnbench.engine.timing import Timer, summarize
 from cnnbench.engine.train import (
     APPLY,
+    PREDICT_BATCH,
     Diverged,
     FitResult,
     HeadOnly,
@@ -56,7 +57,7 @@ from cnnbench.engine.train import fit as fit_model
 from cnnbench.zoo import ZooModel
 
 DATA_SEED = 0  # the splits are fixed per suite, so every strategy sees the same images
-INFER_BATCH = 256
+INFER_BATCH = PREDICT_BATCH  # so the timed inference runs the program the test predictions compiled
 SOURCE_NCM_SIZE = 2600  # held-out source glyphs for the similarity's source gain: 25 per class to fit, 25 to test
 
 

@@ -293,16 +293,22 @@ def epoch_batches(n: int, batch_size: int, steps: int, seed: int) -> np.ndarray:
     return order[: steps * batch_size].reshape(steps, batch_size)
 
 
+PREDICT_BATCH = 256  # the batch of every prediction program, and of a deployed model's timed inference
+
+
 def predict(
-    graphdef: Any, states: tuple, x: np.ndarray, batch_size: int = 256, method: str | None = None
+    graphdef: Any, states: tuple, x: np.ndarray, batch_size: int = PREDICT_BATCH, method: str | None = None
 ) -> tuple[np.ndarray, float]:
-    """Outputs of the model (or of ``method``) on ``x`` in fixed-size batches; returns them and compile time."""
+    """Outputs of the model (or of ``method``) on ``x`` in batches of ``batch_size`` (the last one padded);
+    returns them and compile time. The model's states are passed as one state, however training split them, and
+    every set is padded to the same batch, so a model's validation and test predictions and its deployed copy's
+    timed inference (batch ``batch_size``) all run one compiled program."""
+    graphdef, state = nnx.split(nnx.merge(graphdef, *states))
     n = len(x)
-    size = min(batch_size, n)
-    pad = -n % size
+    pad = -n % batch_size
     xp = np.concatenate([x, np.zeros((pad, *x.shape[1:]), x.dtype)]) if pad else x
-    program, fresh = PROGRAMS.get(APPLY, (graphdef, method), states, xp[:size])
-    outs = [np.asarray(program.compiled(states, xp[i : i + size])) for i in range(0, len(xp), size)]
+    program, fresh = PROGRAMS.get(APPLY, (graphdef, method), (state,), xp[:batch_size])
+    outs = [np.asarray(program.compiled((state,), xp[i : i + batch_size])) for i in range(0, len(xp), batch_size)]
     return np.concatenate(outs)[:n], program.compile_s if fresh else 0.0
 
 
@@ -351,10 +357,11 @@ def fit(
     k = chunk_steps(batches.batch_nbytes)
     ends = [0, *eval_at]
     chunks = [(s, min(s + k, end)) for begin, end in itertools.pairwise(ends) for s in range(begin, end, k)]
-    xs0, ys0 = batches.chunk(0, chunks[0][1], k)
+    compiled_before = PROGRAMS.seconds
+    xs0, ys0 = batches.chunk(0, chunks[0][1], k)  # compiles the programs gathering the batches, where they are new
     ones = np.ones(k, np.float32)
-    program, fresh = PROGRAMS.get(TRAIN, static, trainable, rest, opt_state, hyper, ones, xs0, ys0, np.int32(k))
-    result = FitResult(trainable, rest, graphdef, eval_graphdef, compile_s=program.compile_s if fresh else 0.0)
+    program, _ = PROGRAMS.get(TRAIN, static, trainable, rest, opt_state, hyper, ones, xs0, ys0, np.int32(k))
+    result = FitResult(trainable, rest, graphdef, eval_graphdef, compile_s=PROGRAMS.seconds - compiled_before)
 
     watch = Watch() if watch is None else watch
     plateau = _Plateau(watch)
