@@ -10,6 +10,7 @@ and the head's weight decay, the gradient clipped to the suite's global norm.
 
 from __future__ import annotations
 
+import argparse
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -111,3 +112,14 @@ def interleaved(steps: dict[str, Callable[[], None]], n: int, min_round_s: float
                 fn()
             times[name].append((time.perf_counter() - t0) / calls[name])
     return times
+
+
+def case_arguments(
+    doc: str, default_archs: tuple[str, ...] = ("lenet5", "resnet18", "mobilenetv2")
+) -> argparse.ArgumentParser:
+    """A script's parser with the options interleaved rounds share: the archs, ``--rounds`` and ``--min-round-s``."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("archs", nargs="*", default=list(default_archs), help=f"any of {', '.join(CASES)}")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--min-round-s", type=float, default=1.0)
+    return parser

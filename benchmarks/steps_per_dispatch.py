@@ -10,13 +10,12 @@ dispatched one by one without blocking in between (the loop ``fit`` ran before c
 
 from __future__ import annotations
 
-import argparse
 import statistics
 from collections.abc import Callable
 
 import jax
 import numpy as np
-from engine_cases import CASES, engine_step, interleaved, standard_recipe
+from engine_cases import CASES, case_arguments, engine_step, interleaved, standard_recipe
 
 from cnnbench.engine.batches import chunk_steps
 
@@ -45,10 +44,7 @@ def drivers(arch: str) -> tuple[dict[str, Callable[[], None]], int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("archs", nargs="*", default=["lenet5", "resnet18", "mobilenetv2"])
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--min-round-s", type=float, default=1.0)
+    parser = case_arguments(__doc__)
     args = parser.parse_args()
     print("| model | steps per chunk | ms per step, chunked | ms per step, one per dispatch | chunked speed-up |")
     print("|---|---:|---:|---:|---:|")
