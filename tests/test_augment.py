@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from cnnbench.data.augment import augment
+from cnnbench.engine import batches as batches_module
 from cnnbench.engine.batches import TargetBatches
 from cnnbench.engine.train import epoch_batches
 
@@ -73,3 +74,16 @@ def test_a_step_gets_the_same_batch_whatever_chunk_it_falls_in() -> None:
     assert not np.array_equal(other[:6], xs[:6])  # and each seed its own
     plain = np.asarray(TargetBatches.of(x, y, order).chunk(0, 6, 8)[0])
     np.testing.assert_array_equal(plain[:6], x[order[:6]])  # no augmentation: the rows themselves
+
+
+def test_a_training_set_too_large_for_the_device_is_gathered_on_the_host_to_the_same_batches(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    x, y = _batch(40), np.arange(40, dtype=np.int32)
+    order = epoch_batches(len(x), 8, 6, seed=0)
+    on_device = TargetBatches.of(x, y, order, ["crop"], seed=2)
+    monkeypatch.setattr(batches_module, "DEVICE_DATA_BYTES", 0)
+    on_host = TargetBatches.of(x, y, order, ["crop"], seed=2)
+    assert isinstance(on_host.x, np.ndarray) and not isinstance(on_device.x, np.ndarray)
+    for a, b in zip(on_device.chunk(1, 4, 8), on_host.chunk(1, 4, 8), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
