@@ -52,13 +52,14 @@ class StepBatches:
 
     @property
     def batch_nbytes(self) -> int:
-        return int(np.asarray(self._first[0]).nbytes)
+        return int(self._first[0].nbytes)
 
     def chunk(self, start: int, n: int, k: int) -> tuple[jax.Array, jax.Array]:
         with profiling.phase("data"):
             pairs = [self._first if start + i == 0 else self.next_batch(start + i) for i in range(n)]
-            xs, ys = (jnp.stack([p[j] for p in pairs]) for j in (0, 1))
-            return _pad(xs, k), _pad(ys, k)
+            rows = [pairs[i % n] for i in range(k)]  # padding repeats the chunk's batches, as np.resize would
+            xs, ys = (jnp.stack([p[j] for p in rows]) for j in (0, 1))
+            return xs, ys
 
 
 @dataclass(frozen=True)
@@ -116,8 +117,3 @@ def _gather(x: jax.Array, y: jax.Array, idx: jax.Array) -> tuple[jax.Array, jax.
 def _augment(ops: tuple[str, ...], xs: jax.Array, seed: jax.Array, steps: jax.Array) -> jax.Array:
     keys = jax.vmap(partial(jax.random.fold_in, jax.random.key(seed)))(steps)
     return jax.vmap(lambda x, key: augment(x, ops, key))(xs, keys)
-
-
-def _pad(a: jax.Array, k: int) -> jax.Array:
-    """``a`` (n, ...) grown to k rows by repeating its rows."""
-    return a if len(a) == k else jnp.resize(a, (k, *a.shape[1:]))
