@@ -7,11 +7,13 @@ its median round and its ratio to the defaults' median. The loss after the first
 same initialisation, says whether an option changes the numerics (the defaults' loss is the reference). An option
 this build of XLA does not know makes its worker exit, and the table says so::
 
-    python benchmarks/xla_cpu_options.py [ARCH ...] [--rounds 5] [--json]
+    python benchmarks/xla_cpu_options.py [ARCH ...] [--rounds 5] [--only "LLVM -O1,oneDNN"] [--json]
 
-Options tried: XNNPACK off (on by default, it runs dots and some convolutions), XNNPACK graph fusion, XNNPACK
-library fusions, YNNPACK convolutions, oneDNN (only in builds with it), the legacy emitters instead of the fusion
-emitters, 512-bit vectors, single-threaded Eigen, and fast math (not exact: shown for its speed only).
+Options tried (``--only`` picks some): XNNPACK off (on by default, it runs dots and some convolutions), XNNPACK graph
+fusion, XNNPACK library fusions, YNNPACK convolutions, oneDNN (only in builds with it), the legacy emitters instead
+of the fusion emitters, 512-bit vectors, single-threaded Eigen, fast math (not exact: shown for its speed only), and
+LLVM's optimisation level 1 and 0 (less compiling for a slower step). Each row also says what building the step
+cost: compiling it, and everything before the first timed step (the model's initialisation included).
 """
 
 from __future__ import annotations
@@ -41,6 +43,9 @@ OPTIONS = {
     "512-bit vectors": "--xla_cpu_prefer_vector_width=512",
     "single-threaded Eigen": "--xla_cpu_multi_thread_eigen=false",
     "fast math (inexact)": "--xla_cpu_enable_fast_math=true",
+    "LLVM -O1": "--xla_backend_optimization_level=1",
+    "LLVM -O0": "--xla_backend_optimization_level=0",
+    "LLVM -O0 + legacy emitters": "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false",
 }
 
 
@@ -50,8 +55,10 @@ def worker(arch: str) -> None:
     over N calls)."""
     case = CASES[arch]
     x, y = case.batch_data()
+    t0 = time.perf_counter()
     built = engine_step(case, standard_recipe(), x, y)
-    print(json.dumps({"compile_s": built.compile_s, "loss": built.loss, "params": built.params}), flush=True)
+    built_in = {"setup_s": time.perf_counter() - t0, "compile_s": built.compile_s}
+    print(json.dumps({**built_in, "loss": built.loss, "params": built.params}), flush=True)
     for line in sys.stdin:
         command, value = line.split()
         if command == "calibrate":
@@ -105,10 +112,12 @@ class Worker:
         self.errors.close()
 
 
-def compare(arch: str, rounds: int, min_round_s: float) -> list[dict[str, Any]]:
-    """One row per option: its build (or why it failed) and its median step time over interleaved rounds."""
+def compare(arch: str, rounds: int, min_round_s: float, options: list[str]) -> list[dict[str, Any]]:
+    """One row per option of ``options`` (the defaults first): its build (or why it failed) and its median step
+    time over interleaved rounds."""
     rows, workers = [], {}
-    for label, flags in OPTIONS.items():  # one at a time: compiling shares the cores too
+    for label in ["defaults", *(o for o in options if o != "defaults")]:
+        flags = OPTIONS[label]  # one at a time: compiling shares the cores too
         w = Worker(arch, flags)
         built = w.ready()
         if isinstance(built, str):
@@ -140,6 +149,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--min-round-s", type=float, default=1.0)
     parser.add_argument("--json", action="store_true", help="JSON rows instead of a markdown table")
+    parser.add_argument("--only", help=f"comma-separated options to try beside the defaults, of: {', '.join(OPTIONS)}")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -148,19 +158,22 @@ def main() -> None:
     unknown = [a for a in args.archs if a not in CASES]
     if unknown:
         parser.error(f"unknown arch {', '.join(unknown)}; the cases are {', '.join(CASES)}")
-    rows = [row for arch in args.archs for row in compare(arch, args.rounds, args.min_round_s)]
+    options = list(OPTIONS) if args.only is None else args.only.split(",")
+    if unknown := [o for o in options if o not in OPTIONS]:
+        parser.error(f"unknown option {', '.join(unknown)}; the options are {', '.join(OPTIONS)}")
+    rows = [row for arch in args.archs for row in compare(arch, args.rounds, args.min_round_s, options)]
     if args.json:
         print(json.dumps(rows, indent=1))
         return
-    print("| model | option | XLA_FLAGS | step ms | speed-up | loss change after one step | compile s |")
-    print("|---|---|---|---:|---:|---:|---:|")
+    print("| model | option | XLA_FLAGS | step ms | speed-up | loss change after one step | compile s | build s |")
+    print("|---|---|---|---:|---:|---:|---:|---:|")
     for r in rows:
         name, flags = CASES[r["arch"]].name, f"`{r['flags']}`" if r["flags"] else "(none)"
         if "error" in r:
-            print(f"| {name} | {r['option']} | {flags} | rejected: {r['error'][:80]} | | | |")
+            print(f"| {name} | {r['option']} | {flags} | rejected: {r['error'][:80]} | | | | |")
         else:
             print(f"| {name} | {r['option']} | {flags} | {r['step_ms']:.2f} | {r['speedup']:.2f} "
-                  f"| {r['loss_change']:+.1e} | {r['compile_s']:.1f} |")  # fmt: skip
+                  f"| {r['loss_change']:+.1e} | {r['compile_s']:.1f} | {r['setup_s']:.1f} |")  # fmt: skip
 
 
 if __name__ == "__main__":
