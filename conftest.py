@@ -1,14 +1,23 @@
 """Fixtures shared by cnnbench's own tests: a tiny suite, one pretraining cache for the whole session, and the zoo
-tests' abstract models and quick compiles."""
+tests' abstract models; and XLA without its expensive optimisations for every test.
+
+The tests check what cnnbench computes, not how fast: XLA's optimisations cost about half of compiling each program
+and compiling is most of the tests' time, so ``JAX_DISABLE_MOST_OPTIMIZATIONS`` is on for this process and the
+pytest runs it starts (set before JAX is imported; a value already in the environment wins). Throughput is bounded
+in benchmarks and in the gate's check of a real ``pytest --cnnbench`` run, never here.
+"""
 
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
 
 TINY_SUITE = """
 name = "tiny"
@@ -41,27 +50,34 @@ steps = 12
 
 
 @pytest.fixture(scope="session")
-def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A pretraining/compilation cache reused by every test of the session, so lenet5 pretrains once."""
-    return tmp_path_factory.mktemp("cnnbench-cache")
+def shared_cache(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A pretraining/compilation cache reused by every test of the session, so lenet5 pretrains once; under
+    pytest-xdist one for all the workers (in the session's temporary directory, above each worker's own): the cache
+    is built for concurrent runs, its lock makes one worker pretrain while the others wait, and XLA's persistent
+    cache lets a program one worker compiled load in the other."""
+    root = tmp_path_factory.getbasetemp()
+    if hasattr(request.config, "workerinput"):  # an xdist worker: its basetemp is <session basetemp>/popen-gwN
+        root = root.parent
+    path = root / "cnnbench-cache"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+@pytest.fixture
+def optimized_compiles() -> Iterator[None]:
+    """XLA's full optimisations while a test runs, for the few whose time goes into running their programs (many
+    training steps) rather than compiling them; the module docstring says why the rest go without."""
+    import jax  # here, not at the top: the plugin tests check that a run without --cnnbench loads no JAX
+
+    previous = jax.config.read("jax_disable_most_optimizations")
+    jax.config.update("jax_disable_most_optimizations", False)
+    yield
+    jax.config.update("jax_disable_most_optimizations", previous)
 
 
 @pytest.fixture
 def tiny_suite_text() -> str:
     return TINY_SUITE
-
-
-@pytest.fixture(scope="module")
-def quick_compiles() -> Iterator[None]:
-    """XLA without its expensive optimisations while a module runs (``jax_disable_most_optimizations``): zoo tests
-    check what the models compute, not how fast, and the optimisations cost about half of building and compiling
-    each benchmark-scale model. Modules opt in with ``pytestmark = pytest.mark.usefixtures("quick_compiles")``."""
-    import jax  # here, not at the top: the plugin tests check that a run without --cnnbench loads no JAX
-
-    previous = jax.config.read("jax_disable_most_optimizations")
-    jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", previous)
 
 
 @functools.cache

@@ -84,7 +84,6 @@ def _flat(module: nnx.Module) -> dict[tuple, np.ndarray]:
     return {tuple(k.key for k in path): np.array(v) for path, v in flat}
 
 
-@pytest.mark.usefixtures("quick_compiles")  # what is computed in which dtype, not how fast
 def test_a_bf16_step_keeps_every_state_float32_and_frozen_stages_frozen_bit_for_bit() -> None:
     base = create_model("resnet18", num_classes=0, in_chans=1, img_size=32, width=0.125, rngs=nnx.Rngs(0))
     model = apply_precision(TransferModel(base, create_head("gap", base.feature_shape, 4, seed=0)), "bf16")
@@ -124,6 +123,7 @@ def test_the_precision_is_in_every_record_and_in_the_fingerprint() -> None:
 BF16_TOLERANCE = 0.015
 
 
+@pytest.mark.usefixtures("optimized_compiles")  # 900 training steps: running them costs more than compiling
 @pytest.mark.parametrize("quadrant", ["q2", "q4"])
 def test_a_bf16_smoke_scenario_reaches_the_fp32_accuracy(
     quadrant: str, shared_cache: Any, tiny_suite_text: str

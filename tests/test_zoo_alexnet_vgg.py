@@ -15,8 +15,6 @@ from flax import nnx
 from cnnbench.zoo import count_params, create_model, get_spec
 from cnnbench.zoo.alexnet import LocalResponseNorm, adaptive_avg_pool, local_response_norm
 
-pytestmark = pytest.mark.usefixtures("quick_compiles")  # conftest.py: XLA without its slow optimisations
-
 CANONICAL = {
     "alexnet": 61_100_840,
     "vgg11": 132_863_336,

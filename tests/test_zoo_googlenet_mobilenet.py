@@ -16,8 +16,6 @@ from cnnbench.zoo import count_params, create_model, get_spec
 from cnnbench.zoo.googlenet import GoogLeNet, adaptive_avg_pool, ceil_pool_size, max_pool_ceil
 from cnnbench.zoo.mobilenetv2 import InvertedResidual, MobileNetV2, depthwise_conv, make_divisible
 
-pytestmark = pytest.mark.usefixtures("quick_compiles")  # conftest.py: XLA without its slow optimisations
-
 
 @functools.cache
 def bench_model(name: str, num_classes: int = 10) -> nnx.Module:

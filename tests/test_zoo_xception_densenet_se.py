@@ -20,8 +20,6 @@ from cnnbench.zoo.densenet import DenseBlock
 from cnnbench.zoo.resnet import SEModule, make_divisible
 from cnnbench.zoo.xception import SeparableConv, depthwise_conv
 
-pytestmark = pytest.mark.usefixtures("quick_compiles")  # conftest.py: XLA without its slow optimisations
-
 NEW = ("xception", "densenet121", "seresnet50")
 
 
