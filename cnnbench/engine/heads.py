@@ -16,6 +16,7 @@ import optax
 from flax import nnx
 
 from cnnbench.registry import Registry
+from cnnbench.zoo import init
 
 Loss = Callable[[jax.Array, jax.Array], jax.Array]
 
@@ -60,9 +61,9 @@ class FCHead(Head):
 
     def __init__(self, feature_shape: tuple[int, int, int], num_classes: int, *, rngs: nnx.Rngs) -> None:
         h, w, c = feature_shape
-        self.hidden = nnx.Linear(h * w * c, 256, rngs=rngs)
+        self.hidden = nnx.Linear(h * w * c, 256, kernel_init=init.lecun_normal(), rngs=rngs)
         self.dropout = nnx.Dropout(0.5, rngs=rngs)
-        self.out = nnx.Linear(256, num_classes, rngs=rngs)
+        self.out = nnx.Linear(256, num_classes, kernel_init=init.lecun_normal(), rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         x = x.reshape(x.shape[0], -1)
@@ -77,7 +78,7 @@ class GAPHead(Head):
     weight_decay = 1e-4
 
     def __init__(self, feature_shape: tuple[int, int, int], num_classes: int, *, rngs: nnx.Rngs) -> None:
-        self.out = nnx.Linear(feature_shape[-1], num_classes, rngs=rngs)
+        self.out = nnx.Linear(feature_shape[-1], num_classes, kernel_init=init.lecun_normal(), rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         return self.out(_global_average_pool(x))
@@ -95,7 +96,7 @@ class SVMHead(Head):
     weight_decay = 1e-2
 
     def __init__(self, feature_shape: tuple[int, int, int], num_classes: int, *, rngs: nnx.Rngs) -> None:
-        self.out = nnx.Linear(feature_shape[-1], num_classes, rngs=rngs)
+        self.out = nnx.Linear(feature_shape[-1], num_classes, kernel_init=init.lecun_normal(), rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         return self.out(_global_average_pool(x))

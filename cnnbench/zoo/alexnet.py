@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from . import init
 from ._base import ZooModel
 from ._builder import register_model
 from .layers import adaptive_avg_pool, conv, conv_out_size, scale_channels, torch_linear
@@ -39,18 +40,14 @@ def torch_conv(
     """Convolution initialised like ``torch.nn.Conv2d``: kaiming_uniform(a=√5) weights, i.e. uniform in
     ±1/sqrt(fan_in), and bias uniform in ±1/sqrt(fan_in), with fan_in = in_chs·k·k."""
     bound = (in_chs * kernel * kernel) ** -0.5
-
-    def bias_init(key: jax.Array, shape: tuple[int, ...], dtype: jax.typing.DTypeLike = float) -> jax.Array:
-        return jax.random.uniform(key, shape, dtype, -bound, bound)
-
     return conv(
         in_chs,
         out_chs,
         (kernel, kernel),
         strides=stride,
         padding=((padding, padding), (padding, padding)),
-        kernel_init=nnx.initializers.variance_scaling(1 / 3, "fan_in", "uniform"),
-        bias_init=bias_init,
+        kernel_init=init.variance_scaling(1 / 3, "fan_in", "uniform"),
+        bias_init=init.uniform(-bound, bound),
         rngs=rngs,
     )
 

@@ -16,13 +16,14 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from . import init
 from ._base import ZooModel
 from ._builder import register_model
 from .layers import batch_norm, conv2d, conv_out_size, scale_channels
 
 # torchvision densenet: nn.init.kaiming_normal_(m.weight) -> mode="fan_in", gain sqrt(2).
-kaiming_fan_in = nnx.initializers.variance_scaling(2.0, "fan_in", "normal")
-torch_linear_kernel = nnx.initializers.variance_scaling(1 / 3, "fan_in", "uniform")
+kaiming_fan_in = init.variance_scaling(2.0, "fan_in", "normal")
+torch_linear_kernel = init.variance_scaling(1 / 3, "fan_in", "uniform")
 
 
 def _conv(in_chs: int, out_chs: int, kernel: int, stride: int, rngs: nnx.Rngs) -> nnx.Conv:

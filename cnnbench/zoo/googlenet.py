@@ -31,12 +31,13 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from . import init
 from ._base import ZooModel
 from ._builder import register_model
 from .layers import adaptive_avg_pool, batch_norm, conv2d, conv_out_size, scale_channels, torch_bias_init
 
 # torchvision's init_weights: trunc_normal_(std=0.01, a=-2, b=2); the bounds are ±200 std, so a plain normal.
-_weight_init = nnx.initializers.normal(0.01)
+_weight_init = init.normal(0.01)
 
 
 def _linear(in_features: int, out_features: int, rngs: nnx.Rngs) -> nnx.Linear:

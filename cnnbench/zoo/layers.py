@@ -13,8 +13,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from . import init
+
 # torchvision's conv init: kaiming_normal_(mode="fan_out", nonlinearity="relu").
-kaiming_fan_out = nnx.initializers.variance_scaling(2.0, "fan_out", "normal")
+kaiming_fan_out = init.variance_scaling(2.0, "fan_out", "normal")
 
 
 def scale_channels(channels: int, width: float) -> int:
@@ -38,16 +40,12 @@ def batch_norm(num_features: int, *, epsilon: float = 1e-5, rngs: nnx.Rngs) -> n
 def torch_bias_init(fan_in: int) -> nnx.Initializer:
     """PyTorch's default bias init for linear and conv layers: uniform in ±1/sqrt(fan_in)."""
     bound = fan_in**-0.5
-
-    def init(key: jax.Array, shape: tuple[int, ...], dtype: jax.typing.DTypeLike = jnp.float32) -> jax.Array:
-        return jax.random.uniform(key, shape, dtype, -bound, bound)
-
-    return init
+    return init.uniform(-bound, bound)
 
 
 def torch_linear(in_features: int, out_features: int, *, rngs: nnx.Rngs) -> nnx.Linear:
     """Dense layer initialised like ``torch.nn.Linear``: weight and bias uniform in ±1/sqrt(fan_in)."""
-    kernel_init = nnx.initializers.variance_scaling(1 / 3, "fan_in", "uniform")
+    kernel_init = init.variance_scaling(1 / 3, "fan_in", "uniform")
     return nnx.Linear(
         in_features, out_features, kernel_init=kernel_init, bias_init=torch_bias_init(in_features), rngs=rngs
     )
@@ -194,8 +192,9 @@ _NHWC = jax.lax.conv_dimension_numbers((1, 1, 1, 1), (1, 1, 1, 1), ("NHWC", "HWI
 
 
 def conv(in_chs: int, out_chs: int, kernel_size: tuple[int, int], **kwargs: Any) -> nnx.Conv:
-    """``nnx.Conv`` (same arguments, same parameters) evaluated by ``patch_conv``: every zoo convolution is built
-    here, so each family gets the faster small-convolution path."""
+    """``nnx.Conv`` (same arguments, same parameters, flax's default kernel initialiser drawn by ``init``) evaluated
+    by ``patch_conv``: every zoo convolution is built here, so each family gets the faster small-convolution path."""
+    kwargs.setdefault("kernel_init", init.lecun_normal())
     return nnx.Conv(in_chs, out_chs, kernel_size, conv_general_dilated=patch_conv, **kwargs)
 
 

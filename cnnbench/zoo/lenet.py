@@ -11,6 +11,7 @@ from typing import Any
 import jax
 from flax import nnx
 
+from . import init
 from ._base import ZooModel
 from ._builder import register_model
 from .layers import conv, scale_channels
@@ -48,7 +49,9 @@ class LeNet5(ZooModel):
         self.feature_shape = (size, size, c5)
         self.classifier = (
             nnx.Sequential(
-                nnx.Linear(size * size * c5, f6, rngs=rngs), nnx.tanh, nnx.Linear(f6, num_classes, rngs=rngs)
+                nnx.Linear(size * size * c5, f6, kernel_init=init.lecun_normal(), rngs=rngs),
+                nnx.tanh,
+                nnx.Linear(f6, num_classes, kernel_init=init.lecun_normal(), rngs=rngs),
             )
             if num_classes
             else None

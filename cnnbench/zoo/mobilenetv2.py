@@ -20,6 +20,7 @@ import jax
 from flax import nnx
 from flax.nnx.nn.dtypes import promote_dtype
 
+from . import init
 from ._base import ZooModel
 from ._builder import register_model
 from .layers import batch_norm, conv2d, conv_out_size, make_divisible, shifted_depthwise
@@ -111,7 +112,7 @@ class MobileNetV2(ZooModel):
                 nnx.Linear(
                     last,
                     num_classes,
-                    kernel_init=nnx.initializers.normal(0.01),
+                    kernel_init=init.normal(0.01),
                     bias_init=nnx.initializers.zeros_init(),
                     rngs=rngs,
                 ),

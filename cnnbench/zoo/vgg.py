@@ -20,6 +20,7 @@ from typing import Any
 import jax
 from flax import nnx
 
+from . import init
 from ._base import ZooModel
 from ._builder import register_model
 from .layers import adaptive_avg_pool, batch_norm, conv, kaiming_fan_out, scale_channels
@@ -33,7 +34,7 @@ DEPTHS: dict[str, tuple[int, int, int, int, int]] = {
     "vgg19": (2, 2, 4, 4, 4),
 }
 
-_linear_init = nnx.initializers.normal(0.01)
+_linear_init = init.normal(0.01)
 
 
 def _max_pool(x: jax.Array) -> jax.Array:

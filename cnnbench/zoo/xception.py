@@ -26,11 +26,12 @@ from typing import Any
 import jax
 from flax import nnx
 
+from . import init
 from ._base import ZooModel
 from ._builder import register_model
 from .layers import ConvCall, batch_norm, conv, conv_hook, conv_out_size, scale_channels, shifted_depthwise
 
-glorot_uniform = nnx.initializers.glorot_uniform()
+glorot_uniform = init.glorot_uniform()
 
 
 @conv_hook
