@@ -19,7 +19,7 @@ from flax import nnx
 
 from cnnbench.registry import Registry
 
-from . import _base, layers
+from . import _base, init, layers
 from ._base import ZooModel
 
 Builder = Callable[..., ZooModel]
@@ -115,11 +115,12 @@ def create_model(
 
 
 def code_digest(name: str) -> str:
-    """A digest of the source that defines ``name``: its family module and the zoo's shared layers and base class.
-    Artefacts derived from a model (cached pretrained bases) carry it, so editing a family rebuilds its own."""
+    """A digest of the source that defines ``name``: its family module and the zoo's shared layers, initialisers and
+    base class. Artefacts derived from a model (cached pretrained bases) carry it, so editing a family rebuilds its
+    own."""
     spec = get_spec(name)
     digest = hashlib.sha256()
-    for module in (sys.modules[spec.build.__module__], layers, _base):
+    for module in (sys.modules[spec.build.__module__], layers, init, _base):
         assert module.__file__ is not None  # each is a plain source module
         with open(module.__file__, "rb") as source:
             digest.update(source.read())
