@@ -49,6 +49,12 @@ OPTIONS = (
         "matrix products bf16); a hardware suite: the precisions to time (comma-separated)",
         "",
     ),
+    (
+        "seeds-together",
+        "train a group's seeds in one program, vmapped over their stacked states: on, off, or auto (on a GPU or TPU; "
+        "off on a CPU, where it measured slower)",
+        "auto",
+    ),
     ("batch", "a hardware suite: the batch sizes to time instead of the suite's (comma-separated)", ""),
     ("mode", "a hardware suite: the modes to time, train and/or infer (comma-separated)", ""),
 )
@@ -127,7 +133,7 @@ def pytest_configure(config: pytest.Config) -> None:
     from cnnbench.config.suite import SuiteError, read_suite
     from cnnbench.engine.catalog import registry_catalog
     from cnnbench.results.gate import load_baseline
-    from cnnbench.session import COORDINATES, Filters, Session, cpu_refusal
+    from cnnbench.session import COORDINATES, SEEDS_TOGETHER, Filters, Session, cpu_refusal
 
     try:
         suite = read_suite(_suite_option(config), registry_catalog())
@@ -149,6 +155,9 @@ def pytest_configure(config: pytest.Config) -> None:
             if refusal:
                 raise SuiteError(refusal)
         baseline = load_baseline(_path_option(config, "baseline")) if _option(config, "baseline") else None
+        together = _option(config, "seeds_together")
+        if together not in SEEDS_TOGETHER:
+            raise SuiteError(f"--cnnbench-seeds-together {together!r}: expected one of {', '.join(SEEDS_TOGETHER)}")
         if _option(config, "target"):
             suite = _placed(config, suite, filters, log)
             filters.check(suite)
@@ -162,6 +171,7 @@ def pytest_configure(config: pytest.Config) -> None:
         log=log,
         writes_reports=not _is_xdist_worker(config),
         baseline=baseline,
+        seeds_together=together,
     )
     if not session.scenarios():
         raise pytest.UsageError(f"cnnbench: the filters select no scenario of suite {suite.name!r}")

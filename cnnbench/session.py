@@ -27,10 +27,11 @@ from cnnbench.results.records import GroupKey, Report, RunProfile, ScenarioRecor
 
 if TYPE_CHECKING:  # the runner loads JAX: imported when the first scenario runs (Session.runner)
     from cnnbench.engine.roofline import Roofline
-    from cnnbench.engine.runner import Runner
+    from cnnbench.engine.runner import Runner, Trained
     from cnnbench.engine.timing import Timer
 
 COORDINATES = ("arch", "strategy", "quadrant", "head")
+SEEDS_TOGETHER = ("auto", "on", "off")  # auto: on a GPU or TPU, off on a CPU (where it measured slower)
 
 
 @dataclass(frozen=True)
@@ -169,6 +170,9 @@ class Session(_Run):
     Under pytest-xdist each worker runs its scenarios with ``writes_reports=False`` and hands ``export()`` to
     the controller, whose session ``merge``s them into the one report.
 
+    With ``seeds_together`` (``SEEDS_TOGETHER``) a group's selected seeds train together in one program when its
+    first seed runs (``Runner.train``); each seed's own item then times and records it.
+
     With a ``baseline`` the run is gated (``cnnbench.results.gate``): when the last selected seed of a group has run,
     the group's accuracy is judged over all its seeds, and when the last selected scenario of a program has run,
     its throughput (on comparable hardware); a regression gives that last record status ``regressed``, so its
@@ -183,15 +187,20 @@ class Session(_Run):
     log: Callable[[str], None] = print
     writes_reports: bool = True
     baseline: gate.Baseline | None = None
+    seeds_together: str = "auto"
     records: list[ScenarioRecord] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        if self.seeds_together not in SEEDS_TOGETHER:
+            raise SuiteError(f"seeds together {self.seeds_together!r}: expected one of {', '.join(SEEDS_TOGETHER)}")
         self._begin(self.suite.name)
         self.targets: dict[str, TargetRecord] = {}  # by quadrant: what the report says about its target
         self.selected_ids: list[str] = [s.id for s in self.scenarios()]  # narrowed by the plugin after collection
         self._keys: dict[str, GroupKey] = {s.id: GroupKey.of(s) for s in self.suite.scenarios()}
         self.tolerances = self.suite.gate
         self._runner: Runner | None = None
+        self._together = False  # decided with the backend, when the runner is built
+        self._trained: dict[str, Trained | Outcome] = {}  # seeds trained with an earlier seed of their group
 
     def scenarios(self) -> list[Scenario]:
         return self.filters.select(self.suite.scenarios())
@@ -211,11 +220,18 @@ class Session(_Run):
             jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
             self.environment = collect_environment(self.suite.digest, self.suite.precision)
             self._runner = Runner(self.suite, self.cache_dir, self.log)
+            on_cpu = jax.default_backend() == "cpu"
+            self._together = self.seeds_together == "on" or (self.seeds_together == "auto" and not on_cpu)
         return self._runner
 
     def run(self, scenario: Scenario, timer: Timer) -> ScenarioRecord:
-        """Run one scenario, record it and rewrite the report, whatever the scenario's outcome."""
-        outcome: Outcome = self.runner.run(scenario, timer)
+        """Run one scenario (training its group's other selected seeds with it where seeds train together),
+        record it and rewrite the report, whatever the scenario's outcome."""
+        runner = self.runner
+        if scenario.id not in self._trained:
+            group = self._group(scenario)
+            self._trained.update(zip([s.id for s in group], runner.train(group), strict=True))
+        outcome: Outcome = runner.measure(self._trained.pop(scenario.id), timer)
         target = self.suite.quadrants[scenario.quadrant].name
         record = ScenarioRecord.from_outcome(scenario, target, outcome)
         if self.baseline is not None:
@@ -225,6 +241,15 @@ class Session(_Run):
         if self.writes_reports:
             self.write()
         return record
+
+    def _group(self, scenario: Scenario) -> list[Scenario]:
+        """What trains with ``scenario``: itself, and where seeds train together its group's other selected seeds
+        that have not run yet."""
+        if not self._together:
+            return [scenario]
+        done, selected = {r.id for r in self.records}, set(self.selected_ids)
+        return [s for s in self.scenarios() if s.id == scenario.id or
+                (s.group == scenario.group and s.id in selected and s.id not in done)]  # fmt: skip
 
     def _judge(self, record: ScenarioRecord, baseline: gate.Baseline) -> ScenarioRecord:
         """``record`` with the gate's verdicts: on its group once its last selected seed has run here, on its

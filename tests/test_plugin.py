@@ -216,6 +216,8 @@ BAD_INPUT = [
     pytest.param(SUITE, ["--cnnbench-quadrant=q9"], ["*'q9'*", "*q3, q4*"], id="quadrant"),
     pytest.param(SUITE, ["--cnnbench-arch=resnet18"], ["*'resnet18' is not in suite 'tiny'*lenet5*"],
                  id="arch-not-in-suite"),
+    pytest.param(SUITE, ["--cnnbench-seeds-together=yes"],
+                 ["*--cnnbench-seeds-together 'yes': expected one of auto, on, off*"], id="seeds-together"),
     pytest.param("nope", [], ["*unknown suite 'nope'*smoke*"], id="suite-name"),
     pytest.param("missing.toml", [], ["*missing.toml does not exist*"], id="suite-file"),
     pytest.param("bad-key.toml", [], ["*bad-key.toml*key 'train.lr': unknown key; expected one of*"], id="suite-key"),

@@ -51,9 +51,9 @@ from cnnbench.engine.train import (
     accuracy,
     count,
     epoch_batches,
+    fit_seeds,
     predict,
 )
-from cnnbench.engine.train import fit as fit_model
 from cnnbench.zoo import ZooModel
 
 DATA_SEED = 0  # the splits are fixed per suite, so every strategy sees the same images
@@ -259,22 +259,42 @@ class Runner:
     def run(self, scenario: Scenario, timer: Timer) -> Outcome:
         """Train and measure one scenario: plan, fit, evaluate, time. Returns its outcome (passed with its
         measurement, diverged or error) and never raises for the scenario's own failure."""
+        (trained,) = self.train([scenario])
+        return self.measure(trained, timer)
+
+    def train(self, scenarios: list[Scenario]) -> list[Trained | Outcome]:
+        """Plan, fit and evaluate one scenario, or the seeds of one group together (``fit_seeds``: one program
+        vmapped over their stacked states). Each comes back ``Trained``, ready for ``measure``, or as the outcome
+        it already has: diverged, or an error (which fails the whole group). Never raises for their own failure."""
         try:
-            if STRATEGIES.get(scenario.strategy).pretrained:
-                self._measure_similarity(scenario)
+            if STRATEGIES.get(scenarios[0].strategy).pretrained:
+                self._measure_similarity(scenarios[0])
             with profiling.phase("models"):
-                plan = self.plan(scenario)
+                plans = [self.plan(s) for s in scenarios]
             with profiling.phase("train"):
-                fitted = self.fit(plan)
-            with profiling.phase("evaluate"):
-                evaluation = self.evaluate(plan, fitted)
+                fits = self.fit_seeds(plans)
+            trained: list[Trained | Outcome] = []
+            for plan, fitted in zip(plans, fits, strict=True):
+                if isinstance(fitted, Diverged):
+                    trained.append(Outcome("diverged", error=str(fitted)))
+                    continue
+                with profiling.phase("evaluate"):
+                    trained.append(Trained(plan, fitted, self.evaluate(plan, fitted)))
+            return trained
+        except Exception as exc:  # the scenarios fail alone; the run and its report go on
+            return [_error(exc)] * len(scenarios)
+
+    def measure(self, trained: Trained | Outcome, timer: Timer) -> Outcome:
+        """Time a trained scenario's train step and inference and return its outcome; an outcome passes through."""
+        if isinstance(trained, Outcome):
+            return trained
+        try:
             with profiling.phase("timing"):
-                train_timing, infer_timing = self.time(fitted, evaluation, timer)
-            return Outcome("passed", _measurement(plan, fitted, evaluation, train_timing, infer_timing))
-        except Diverged as exc:
-            return Outcome("diverged", error=str(exc))
-        except Exception as exc:  # the scenario fails alone; the run and its report go on
-            return Outcome("error", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
+                train_timing, infer_timing = self.time(trained.fitted, trained.evaluation, timer)
+            measurement = _measurement(trained.plan, trained.fitted, trained.evaluation, train_timing, infer_timing)
+            return Outcome("passed", measurement)
+        except Exception as exc:
+            return _error(exc)
 
     def plan(self, scenario: Scenario) -> Plan:
         """Everything ``scenario`` trains with, decided before training: its target and budget, the base
@@ -314,40 +334,51 @@ class Runner:
 
     @staticmethod
     def fit(plan: Plan) -> FitResult:
-        """Train as planned: in one phase, or two (the head alone on the frozen base, then the planned stages
-        unfrozen at the base LR, within the same step budget) merged into one result."""
-        config, seed, x_train = plan.config, plan.scenario.seed, plan.inputs.train
-        order = epoch_batches(len(x_train), config.batch_size, config.steps, seed)
-        with profiling.phase("data"):
-            batches = TargetBatches.of(x_train, plan.dataset.y_train, order, plan.augment, seed)
+        """Train one scenario as planned (``fit_seeds``); raises ``Diverged`` where its loss stopped being finite."""
+        (fitted,) = Runner.fit_seeds([plan])
+        if isinstance(fitted, Diverged):
+            raise fitted
+        return fitted
 
+    @staticmethod
+    def fit_seeds(plans: list[Plan]) -> list[FitResult | Diverged]:
+        """Train as planned — one scenario, or a group's seeds together — in one phase, or two (the head alone on
+        the frozen base, then the planned stages unfrozen at the base LR, within the same step budget) merged into
+        one result per seed. A seed that diverges in the first phase skips the second."""
+        plan, config = plans[0], plans[0].config
+        orders = [epoch_batches(len(p.inputs.train), config.batch_size, config.steps, p.scenario.seed) for p in plans]
+        with profiling.phase("data"):  # the training set goes on the device once, whatever the number of seeds
+            shared = TargetBatches.of(plan.inputs.train, plan.dataset.y_train, orders[0], plan.augment)
+            batches = [replace(shared, order=o, seed=p.scenario.seed) for o, p in zip(orders, plans, strict=True)]
         train = partial(
-            fit_model,
+            fit_seeds,
             loss=plan.head.loss,
             val=(plan.inputs.val, plan.dataset.y_val),
             lr_head=config.learning_rate,
             weight_decay_head=plan.head.weight_decay,
             watch=plan.watch,
         )
-        model, frozen = plan.trainee()
-        first, head_first = None, plan.head_first
+        trainees = [p.trainee() for p in plans]
+        models, frozen = [m for m, _ in trainees], trainees[0][1]
+        head_first = plan.head_first
+        firsts: list[FitResult | Diverged | None] = [None] * len(plans)
         if head_first:
-            first = train(
-                model,
-                tuple(plan.base.stage_names),
-                batches=batches,
-                config=replace(config, steps=head_first),
-                lr_base=0.0,
-            )
-            model = first.model()
-        fitted = train(
-            model,
+            firsts = list(train(models, tuple(plan.base.stage_names), batches=batches,
+                                config=replace(config, steps=head_first), lr_base=0.0))  # fmt: skip
+        live = [i for i, f in enumerate(firsts) if not isinstance(f, Diverged)]
+        seconds = train(
+            [models[i] if firsts[i] is None else firsts[i].model() for i in live],  # type: ignore[union-attr]
             frozen,
-            batches=batches.after(head_first),
+            batches=[batches[i].after(head_first) for i in live],
             config=replace(config, steps=config.steps - head_first),
             lr_base=config.learning_rate * plan.lr_ratio,
         )
-        return fitted if first is None else fitted.after(first, head_first)
+        fits: dict[int, FitResult | Diverged] = {i: f for i, f in enumerate(firsts) if isinstance(f, Diverged)}
+        for i, second in zip(live, seconds, strict=True):
+            first = firsts[i]
+            both = isinstance(first, FitResult) and isinstance(second, FitResult)
+            fits[i] = second.after(first, head_first) if both else second  # type: ignore[union-attr,arg-type]
+        return [fits[i] for i in range(len(plans))]
 
     @staticmethod
     def evaluate(plan: Plan, fitted: FitResult) -> Evaluation:
@@ -371,7 +402,7 @@ class Runner:
         assert step is not None  # fit leaves one whenever it returns
         infer_stats = timer.inference(evaluation.infer)
         train_stats = timer.train_step(step.replay())
-        return summarize(train_stats, step.batch_size), summarize(infer_stats, INFER_BATCH)
+        return summarize(train_stats, step.images_per_call), summarize(infer_stats, INFER_BATCH)
 
 
 @dataclass(frozen=True)
@@ -431,6 +462,20 @@ class Evaluation:
     def infer(self) -> None:
         """One inference call of the deployed model, blocking until done (what the inference timing calls)."""
         jax.block_until_ready(self.program.compiled((self.state,), self.batch))
+
+
+@dataclass(frozen=True, eq=False)
+class Trained:
+    """A scenario trained and evaluated, waiting for ``Runner.measure`` to time it (a group's seeds train at once
+    and are timed one pytest item each)."""
+
+    plan: Plan
+    fitted: FitResult
+    evaluation: Evaluation
+
+
+def _error(exc: Exception) -> Outcome:
+    return Outcome("error", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
 
 
 def _measurement(

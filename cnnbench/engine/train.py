@@ -4,7 +4,8 @@ Models are split into a trainable state and the rest (frozen parameters, BatchNo
 stepped by pure functions compiled ahead of time, many steps per dispatch: one program runs a chunk of steps on
 a stack of batches. Learning rates, weight decay and the clipping norm are optimizer *state*
 (``optax.inject_hyperparams``) and the schedule is an argument, so scenarios that differ only in those numbers
-share one compiled program.
+share one compiled program. A group's seeds can train together: one program, vmapped over their stacked states
+(``fit_seeds``).
 """
 
 from __future__ import annotations
@@ -159,6 +160,15 @@ def _train_steps(graphdef, frozen, loss, opt_name, trainable, rest, opt_state, h
     return jax.lax.fori_loop(0, n, body, (trainable, rest, opt_state, losses))
 
 
+def _train_steps_seeds(graphdef, frozen, loss, opt_name, trainable, rest, opt_state, hyper, lr_scales, xs, ys, n):
+    """``_train_steps`` of S seeds in one program, vmapped over a leading seed axis of every argument but ``hyper``:
+    seed s runs its first ``n[s]`` steps on its own batches and learning-rate scales. The loop runs until every seed
+    is done and leaves a seed past its ``n`` as it was, so a seed that stopped early (``n`` 0) rides along
+    untouched."""
+    steps = partial(_train_steps, graphdef, frozen, loss, opt_name)
+    return jax.vmap(steps, in_axes=(0, 0, 0, None, 0, 0, 0, 0))(trainable, rest, opt_state, hyper, lr_scales, xs, ys, n)
+
+
 def _apply(graphdef, method, states, x):
     model = nnx.merge(graphdef, *states)
     return _f32(model(x) if method is None else getattr(model, method)(x))
@@ -170,6 +180,7 @@ def _f32(x: jax.Array) -> jax.Array:
 
 
 TRAIN = jax.jit(_train_steps, static_argnums=(0, 1, 2, 3), donate_argnums=(4, 5, 6))
+TRAIN_SEEDS = jax.jit(_train_steps_seeds, static_argnums=(0, 1, 2, 3), donate_argnums=(4, 5, 6))
 APPLY = jax.jit(_apply, static_argnums=(0, 1))
 
 
@@ -178,9 +189,9 @@ APPLY = jax.jit(_apply, static_argnums=(0, 1))
 
 @dataclass
 class TrainStep:
-    """The compiled train program and the states and arguments it can be called with again: the final (or best)
-    model states, the optimizer state after the last step, the un-scheduled hyper-parameters and the first chunk
-    of batches."""
+    """The compiled train program and the states and arguments it can be called with again: the final model
+    states, the optimizer state after the last step, the un-scheduled hyper-parameters and the first chunk of
+    batches; all with a leading seed axis where ``seeds`` > 1 (a group's seeds trained in one program)."""
 
     program: Program
     trainable: nnx.State
@@ -189,22 +200,30 @@ class TrainStep:
     hyper: dict[str, Any]
     xs: Any
     ys: Any
+    seeds: int = 1
 
     @property
     def batch_size(self) -> int:
-        return int(self.xs.shape[1])
+        return int(self.xs.shape[2 if self.seeds > 1 else 1])  # xs: ([seeds,] steps, batch, ...)
+
+    @property
+    def images_per_call(self) -> int:
+        """Images one call of ``replay``'s step trains on: a batch for each seed."""
+        return self.batch_size * self.seeds
 
     def replay(self) -> Callable[[], None]:
-        """A function that runs one more step (a dispatch of the program for one step) on the first batch and
-        blocks until it is done: what a train-step timing calls, so the rate it gives includes a dispatch per
-        step, which training spreads over a chunk. Each call donates the states it steps, so after the first call
-        ``trainable``, ``rest`` and ``opt_state`` here, and whatever shares their buffers, are spent."""
-        carry = [self.trainable, self.rest, self.opt_state]
-        lr_scales = jnp.ones(len(self.xs), jnp.float32)
+        """A function that runs one more step (a dispatch of the program for one step, of every seed) on the first
+        batch and blocks until it is done: what a train-step timing calls, so the rate it gives includes a
+        dispatch per step, which training spreads over a chunk. Each call donates the states it steps and keeps
+        the new ones here, so it can be timed again (a group's items each time it); whatever shared the
+        original buffers is spent."""
+        k = self.xs.shape[1 if self.seeds > 1 else 0]
+        lr_scales = jnp.ones((self.seeds, k) if self.seeds > 1 else k, jnp.float32)
+        n = np.ones(self.seeds, np.int32) if self.seeds > 1 else np.int32(1)
 
         def step() -> None:
-            carry[0], carry[1], carry[2], losses = self.program.compiled(
-                *carry, self.hyper, lr_scales, self.xs, self.ys, 1
+            self.trainable, self.rest, self.opt_state, losses = self.program.compiled(
+                self.trainable, self.rest, self.opt_state, self.hyper, lr_scales, self.xs, self.ys, n
             )
             jax.block_until_ready(losses)
 
@@ -335,15 +354,71 @@ def fit(
     at each evaluation point; ``batches`` supplies each chunk's batches, so in-memory targets and the streamed
     source domain share this loop. Raises ``Diverged`` when the loss stops being finite.
     """
-    model.train()
-    if isinstance(model, TransferModel):
-        freeze(model, frozen)
-    graphdef, trainable, rest = nnx.split(model, trainable_filter(frozen), ...)  # type: ignore[misc]  # 2 filters: 2 states
-    eval_model = nnx.merge(graphdef, trainable, rest)
+    (result,) = fit_seeds([model], frozen, loss, [batches], val, config, lr_base, lr_head, weight_decay_head,
+                          progress, watch)  # fmt: skip
+    if isinstance(result, Diverged):
+        raise result
+    return result
+
+
+@dataclass
+class _Lane:
+    """One seed's side of a fit: its result so far, plateau, best evaluation (validation accuracy and copies of
+    the states, for early stopping), the losses since its last evaluation, and whether it has stopped."""
+
+    result: FitResult
+    plateau: _Plateau
+    best: tuple[float, Any] | None = None
+    since_best: int = 0
+    losses: list = field(default_factory=list)
+    stopped: bool = False
+    diverged: Diverged | None = None
+
+
+def fit_seeds(
+    models: Sequence[nnx.Module],
+    frozen: tuple[str, ...],
+    loss: Callable,
+    batches: Sequence[Batches],
+    val: tuple[np.ndarray, np.ndarray],
+    config: TrainConfig,
+    lr_base: float,
+    lr_head: float,
+    weight_decay_head: float,
+    progress: Callable[[dict], None] | None = None,
+    watch: Watch | None = None,
+) -> list[FitResult | Diverged]:
+    """``fit`` of one model per seed, each on its own ``batches``; several train together in one program
+    (``TRAIN_SEEDS``, vmapped over their stacked states), one alone in the single-model program.
+
+    Each seed keeps its own curve, plateau, early stopping and divergence: a seed that stopped or diverged rides
+    along untouched, and a diverged one is returned as its ``Diverged``. Every seed shares the training clock:
+    its ``train_s`` and curve times are the group's wall time over the number of seeds, what training one of them
+    cost; the first seed's ``compile_s`` counts the shared programs.
+    """
+    seeds = len(models)
+    together = seeds > 1
+    splits: list[tuple[Any, nnx.State, nnx.State]] = []
+    for model in models:
+        model.train()
+        if isinstance(model, TransferModel):
+            freeze(model, frozen)
+        graphdef, trainable, rest = nnx.split(model, trainable_filter(frozen), ...)  # type: ignore[misc]  # 2 filters: 2 states
+        splits.append((graphdef, trainable, rest))
+    graphdef = splits[0][0]  # the seeds' models differ only in their values
+    eval_model = nnx.merge(*splits[0])
     eval_model.eval()
     eval_graphdef = nnx.graphdef(eval_model)
+    opt = optimizer(config.optimizer)
 
-    opt_state = optimizer(config.optimizer).init(trainable)
+    def pack(trees: Sequence[Any]) -> Any:  # the program's form of per-seed values: stacked, or the one seed's own
+        return jax.tree.map(lambda *a: jnp.stack(a), *trees) if together else trees[0]
+
+    def lane_of(tree: Any, i: int) -> Any:
+        return jax.tree.map(lambda a: a[i], tree) if together else tree
+
+    trainable, rest = pack([t for _, t, _ in splits]), pack([r for _, _, r in splits])
+    opt_state = pack([opt.init(t) for _, t, _ in splits])
     multipliers = lr_multipliers(config)
     static = (graphdef, frozen, loss, config.optimizer)
     hyper = {
@@ -354,71 +429,93 @@ def fit(
         "clip_norm": np.float32(config.clip_norm),
     }
     eval_at = np.linspace(0, config.steps, config.eval_points + 1, dtype=int)[1:].tolist()
-    k = chunk_steps(batches.batch_nbytes)
+    k = chunk_steps(batches[0].batch_nbytes)
     ends = [0, *eval_at]
     chunks = [(s, min(s + k, end)) for begin, end in itertools.pairwise(ends) for s in range(begin, end, k)]
     compiled_before = PROGRAMS.seconds
-    xs0, ys0 = batches.chunk(0, chunks[0][1], k)  # compiles the programs gathering the batches, where they are new
-    ones = np.ones(k, np.float32)
-    program, _ = PROGRAMS.get(TRAIN, static, trainable, rest, opt_state, hyper, ones, xs0, ys0, np.int32(k))
-    result = FitResult(trainable, rest, graphdef, eval_graphdef, compile_s=PROGRAMS.seconds - compiled_before)
-
+    first = [b.chunk(0, chunks[0][1], k) for b in batches]  # compiles the programs gathering the batches if new
+    xs0, ys0 = pack([x for x, _ in first]), pack([y for _, y in first])
+    ones, counts = pack([np.ones(k, np.float32)] * seeds), pack([np.int32(k)] * seeds)
+    program, _ = PROGRAMS.get(TRAIN_SEEDS if together else TRAIN, static, trainable, rest, opt_state, hyper, ones,
+                              xs0, ys0, counts)  # fmt: skip
     watch = Watch() if watch is None else watch
-    plateau = _Plateau(watch)
-    best: tuple[float, Any] | None = None  # (validation accuracy, copies of the states) for early stopping
-    since_best = 0
+    lanes = [_Lane(FitResult(t, r, graphdef, eval_graphdef), _Plateau(watch)) for _, t, r in splits]
+    lanes[0].result.compile_s = PROGRAMS.seconds - compiled_before
+
     t0 = time.perf_counter()
-    losses = []
     for start, stop in chunks:
+        if all(lane.stopped for lane in lanes):
+            break
         n = stop - start
-        xs, ys = (xs0, ys0) if start == 0 else batches.chunk(start, n, k)
-        lr_scales = np.resize(multipliers[start:stop] * np.float32(plateau.scale), k)
+        if start == 0:
+            xs, ys = xs0, ys0
+        else:
+            chunk = [b.chunk(start, n, k) for b in batches]
+            xs, ys = pack([x for x, _ in chunk]), pack([y for _, y in chunk])
+        lr_scales = pack([np.resize(multipliers[start:stop] * np.float32(lane.plateau.scale), k) for lane in lanes])
+        steps = pack([np.int32(0 if lane.stopped else n) for lane in lanes])
         trainable, rest, opt_state, chunk_losses = program.compiled(
-            trainable, rest, opt_state, hyper, lr_scales, xs, ys, np.int32(n)
+            trainable, rest, opt_state, hyper, lr_scales, xs, ys, steps
         )
-        losses.append((chunk_losses, n))
-        if stop in eval_at:
-            train_loss = float(np.mean(np.concatenate([np.asarray(values)[:n] for values, n in losses])))
-            losses = []
+        for i, lane in enumerate(lanes):
+            if not lane.stopped:
+                lane.losses.append((lane_of(chunk_losses, i), n))
+        if stop not in eval_at:
+            continue
+        for i, lane in enumerate(lanes):
+            if lane.stopped:
+                continue
+            train_loss = float(np.mean(np.concatenate([np.asarray(values)[:m] for values, m in lane.losses])))
+            lane.losses = []
             if not np.isfinite(train_loss):
-                raise Diverged(f"training loss became {train_loss} at step {stop}")
+                lane.diverged, lane.stopped = Diverged(f"training loss became {train_loss} at step {stop}"), True
+                continue
+            states = (lane_of(trainable, i), lane_of(rest, i))
             with profiling.phase("evaluate"):
-                logits, compile_s = predict(eval_graphdef, (trainable, rest), val[0])
+                logits, compile_s = predict(eval_graphdef, states, val[0])
             t_eval = time.perf_counter()
-            result.compile_s += compile_s
+            lanes[0].result.compile_s += compile_s
             t0 += compile_s  # the training clock leaves out compiling the validation program (counted in compile_s)
             point = {
                 "step": stop,
                 "train_loss": train_loss,
                 "val_loss": float(loss(logits, val[1])),
                 "val_accuracy": accuracy(logits, val[1]),
-                "lr_scale": float(plateau.scale),
-                "elapsed_s": t_eval - t0,
+                "lr_scale": float(lane.plateau.scale),
+                "elapsed_s": (t_eval - t0) / seeds,
             }
-            result.curve.append(point)
+            lane.result.curve.append(point)
             if progress is not None:
                 progress(dict(point, steps=config.steps))
-            plateau.observe(point["val_loss"])
+            lane.plateau.observe(point["val_loss"])
             if watch.early_stopping:
-                if best is None or point["val_accuracy"] > best[0]:
+                if lane.best is None or point["val_accuracy"] > lane.best[0]:
                     # copies: the compiled step donates (and so invalidates) the buffers it is given
-                    best, since_best = (point["val_accuracy"], jax.tree.map(jnp.copy, (trainable, rest))), 0
+                    lane.best, lane.since_best = (point["val_accuracy"], jax.tree.map(jnp.copy, states)), 0
                 else:
-                    since_best += 1
-                if since_best >= watch.early_stopping and stop < config.steps:
-                    result.stopped_at = stop
-                    break
-    if best is not None:
-        trainable, rest = best[1]
-    result.train_s = time.perf_counter() - t0
-    result.trainable, result.rest = trainable, rest
+                    lane.since_best += 1
+                if lane.since_best >= watch.early_stopping and stop < config.steps:
+                    lane.result.stopped_at, lane.stopped = stop, True
+    train_s = (time.perf_counter() - t0) / seeds
+    step = TrainStep(program, trainable, rest, opt_state, dict(hyper), xs0, ys0, seeds)
+    return [_finish(lane, lane.best[1] if lane.best else (lane_of(trainable, i), lane_of(rest, i)), train_s, step)
+            for i, lane in enumerate(lanes)]  # fmt: skip
+
+
+def _finish(lane: _Lane, states: tuple[Any, Any], train_s: float, step: TrainStep) -> FitResult | Diverged:
+    """A lane's result: its final (or best) states, training time and the time it reached its final accuracy."""
+    if lane.diverged is not None:
+        return lane.diverged
+    result = lane.result
+    result.trainable, result.rest = states
+    result.train_s = train_s
     final = (
         max(p["val_accuracy"] for p in result.curve)
-        if best is not None
+        if lane.best is not None
         else (result.curve[-1]["val_accuracy"] if result.curve else None)
     )
     result.time_to_final_s = next(
         (p["elapsed_s"] for p in result.curve if final is not None and p["val_accuracy"] >= final), None
     )
-    result.step = TrainStep(program, trainable, rest, opt_state, dict(hyper), xs0, ys0)
+    result.step = step
     return result
