@@ -67,6 +67,16 @@ def shared_cache(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     return path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _persistent_compilation_cache(shared_cache: Path) -> None:
+    """XLA's persistent compilation cache in the shared cache, where a ``pytest --cnnbench`` run keeps it: a program
+    one xdist worker, in-process test or pytest run started by a test compiled loads in the others instead of
+    compiling again (set before the session compiles anything)."""
+    from cnnbench.engine.programs import persist  # JAX: not at the top (see ``_abstract``)
+
+    persist(shared_cache)
+
+
 @pytest.fixture
 def optimized_compiles() -> Iterator[None]:
     """XLA's full optimisations while a test runs, for the few whose time goes into running their programs (many

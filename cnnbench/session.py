@@ -212,12 +212,10 @@ class Session(_Run):
             import jax  # here: a session that runs nothing (collection, a usage error) never loads JAX
 
             from cnnbench.engine.environment import collect_environment
+            from cnnbench.engine.programs import persist
             from cnnbench.engine.runner import Runner
 
-            # one compiled-program cache per backend, so a cache directory shared by CPU and GPU runs serves both
-            xla_cache = (self.cache_dir / "xla" / jax.default_backend()).absolute()
-            jax.config.update("jax_compilation_cache_dir", str(xla_cache))
-            jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+            persist(self.cache_dir)
             self.environment = collect_environment(self.suite.digest, self.suite.precision)
             self._runner = Runner(self.suite, self.cache_dir, self.log)
             on_cpu = jax.default_backend() == "cpu"

@@ -234,14 +234,17 @@ def test_groups_and_programs_name_their_units():
 class FakeRunner:
     """Stands in for ``cnnbench.engine.runner.Runner``: every scenario "trains" to the accuracy given for its seed."""
 
-    def __init__(self, accuracy: dict[int, float], train: float) -> None:
-        self.accuracy, self.train = accuracy, train
+    def __init__(self, accuracy: dict[int, float], images_per_s: float) -> None:
+        self.accuracy, self.images_per_s = accuracy, images_per_s
 
-    def run(self, scenario, timer) -> Outcome:
-        metrics = Metrics(test_accuracy=self.accuracy[scenario.seed], train_images_per_s=self.train,
-                          infer_images_per_s=5000.0)  # fmt: skip
+    def train(self, scenarios) -> list[Outcome]:
         timing = Timing(None, None, None, None, None)
-        return Outcome("passed", Measurement(metrics, (), (), (), 0, None, timing, timing))
+        return [Outcome("passed", Measurement(Metrics(test_accuracy=self.accuracy[s.seed],
+                                                      train_images_per_s=self.images_per_s, infer_images_per_s=5000.0),
+                                              (), (), (), 0, None, timing, timing)) for s in scenarios]  # fmt: skip
+
+    def measure(self, trained: Outcome, timer) -> Outcome:
+        return trained
 
     def target_info(self) -> list[TargetRecord]:
         return []

@@ -115,7 +115,8 @@ def test_the_session_trains_a_group_at_its_first_seed_and_times_each_seed_in_its
     calls: list[int] = []
     original = Runner.train
     monkeypatch.setattr(Runner, "train", lambda self, group: calls.append(len(group)) or original(self, group))
-    suite, filters = _suite(tiny_suite_text), Filters(strategy=("s1",), quadrant=("q4",), head=("gap",))
+    # scratch: no pretrained base, so no similarity to measure, in either session
+    suite, filters = _suite(tiny_suite_text), Filters(strategy=("scratch",), quadrant=("q4",), head=("gap",))
     runs = {}
     for together in ("on", "auto"):
         session = Session(suite, filters, tmp_path / together, shared_cache, log=lambda _: None,
@@ -123,7 +124,7 @@ def test_the_session_trains_a_group_at_its_first_seed_and_times_each_seed_in_its
         runs[together] = [session.run(s, _Once()) for s in session.scenarios()]
     assert calls == [len(SEEDS), 1, 1, 1]
     on, auto = runs["on"], runs["auto"]
-    assert [r.id for r in on] == [r.id for r in auto] == [f"lenet5-s1-q4-gap-seed{s}" for s in SEEDS]
+    assert [r.id for r in on] == [r.id for r in auto] == [f"lenet5-scratch-q4-gap-seed{s}" for s in SEEDS]
     assert all(r.status == "passed" for r in on + auto)
     assert [r.metrics.test_accuracy for r in on] == [r.metrics.test_accuracy for r in auto]
     assert len({r.metrics.test_accuracy for r in on}) > 1 or len({r.metrics.val_accuracy for r in on}) > 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -55,6 +56,19 @@ class ProgramCache:
         self.seconds += program.compile_s
         self._programs[key] = program
         return program, True
+
+
+PERSIST_MIN_COMPILE_S = 0.2  # a quicker program is not written to the persistent cache (nor is an eager op's)
+
+
+def persist(cache_dir: Path) -> Path:
+    """Keep compiled programs in JAX's persistent compilation cache under ``cache_dir``/xla/<backend> (one per
+    backend, so a cache directory shared by CPU and GPU runs serves both); returns that directory. Set before the
+    process compiles anything."""
+    path = (Path(cache_dir) / "xla" / jax.default_backend()).absolute()
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", PERSIST_MIN_COMPILE_S)
+    return path
 
 
 _CACHE_HITS = [0]  # programs loaded from JAX's persistent compilation cache in this process
