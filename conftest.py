@@ -48,11 +48,6 @@ steps = 12
 """
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    if not (config.getoption("cnnbench") or config.getini("cnnbench")):  # the project's tests, not a benchmark run
-        os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
-
-
 @pytest.fixture(scope="session")
 def shared_cache(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A pretraining/compilation cache reused by every test of the session, so lenet5 pretrains once; under
@@ -67,14 +62,26 @@ def shared_cache(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     return path
 
 
+def _is_benchmark_run(config: pytest.Config) -> bool:
+    """A ``pytest --cnnbench`` run in this directory, which loads this file too, rather than the project's tests."""
+    return bool(config.getoption("cnnbench") or config.getini("cnnbench"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not _is_benchmark_run(config):
+        os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
+
+
 @pytest.fixture(scope="session", autouse=True)
-def _persistent_compilation_cache(shared_cache: Path) -> None:
+def _persistent_compilation_cache(request: pytest.FixtureRequest) -> None:
     """XLA's persistent compilation cache in the shared cache, where a ``pytest --cnnbench`` run keeps it: a program
     one xdist worker, in-process test or pytest run started by a test compiled loads in the others instead of
-    compiling again (set before the session compiles anything)."""
+    compiling again (set before the session compiles anything). A benchmark run keeps its own cache's."""
+    if _is_benchmark_run(request.config):
+        return
     from cnnbench.engine.programs import persist  # JAX: not at the top (see ``_abstract``)
 
-    persist(shared_cache)
+    persist(request.getfixturevalue("shared_cache"))
 
 
 @pytest.fixture
