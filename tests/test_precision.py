@@ -125,7 +125,7 @@ def test_the_precision_is_in_every_record_and_in_the_fingerprint() -> None:
 BF16_TOLERANCE = 0.015
 
 
-@pytest.mark.usefixtures("optimized_compiles")  # 360 training steps: running them costs more than compiling
+@pytest.mark.usefixtures("optimized_compiles")  # 360 training steps, compiled as a benchmark run compiles them
 def test_a_bf16_smoke_scenario_reaches_the_fp32_accuracy(shared_cache: Any, tiny_suite_text: str) -> None:
     quadrant = "q4"
     raw = tomllib.loads(resolve("smoke").read_text())
