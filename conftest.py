@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 
+from cnnbench.plugin import enabled
+
 TINY_SUITE = """
 name = "tiny"
 archs = ["lenet5"]
@@ -62,13 +64,8 @@ def shared_cache(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     return path
 
 
-def _is_benchmark_run(config: pytest.Config) -> bool:
-    """A ``pytest --cnnbench`` run in this directory, which loads this file too, rather than the project's tests."""
-    return bool(config.getoption("cnnbench") or config.getini("cnnbench"))
-
-
 def pytest_configure(config: pytest.Config) -> None:
-    if not _is_benchmark_run(config):
+    if not enabled(config):  # the project's tests, not a ``pytest --cnnbench`` run, which loads this file too
         os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
 
 
@@ -77,7 +74,7 @@ def _persistent_compilation_cache(request: pytest.FixtureRequest) -> None:
     """XLA's persistent compilation cache in the shared cache, where a ``pytest --cnnbench`` run keeps it: a program
     one xdist worker, in-process test or pytest run started by a test compiled loads in the others instead of
     compiling again (set before the session compiles anything). A benchmark run keeps its own cache's."""
-    if _is_benchmark_run(request.config):
+    if enabled(request.config):
         return
     from cnnbench.engine.programs import persist  # JAX: not at the top (see ``_abstract``)
 

@@ -115,7 +115,8 @@ def _flag(config: pytest.Config, name: str) -> bool:
     return bool(flag if flag is not None else config.getini(name))
 
 
-def _enabled(config: pytest.Config) -> bool:
+def enabled(config: pytest.Config) -> bool:
+    """Whether this pytest run is a cnnbench run (``--cnnbench``, or ``cnnbench = true`` in the ini)."""
     return _flag(config, "cnnbench")
 
 
@@ -123,7 +124,7 @@ def _enabled(config: pytest.Config) -> bool:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "cnnbench: a cnnbench transfer-learning scenario")
     config.addinivalue_line("markers", "xdist_group(name): pytest-xdist --dist loadgroup runs a group on one worker")
-    if not _enabled(config):
+    if not enabled(config):
         return
     log = _logger(config)
     _place_worker(config, log)  # before anything imports JAX
