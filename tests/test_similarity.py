@@ -3,6 +3,7 @@ target in, and the ordering of a similar and a dissimilar built-in target on a r
 
 from __future__ import annotations
 
+import json
 import tomllib
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from cnnbench.config.quadrants import placement
 from cnnbench.config.suite import parse_suite
 from cnnbench.engine.catalog import registry_catalog
 from cnnbench.engine.runner import Runner
+from cnnbench.engine.separability_cache import SeparabilityCacheWarning
 from cnnbench.engine.similarity import THRESHOLD, Separability, Similarity, ncm_accuracy, pooled
 
 
@@ -72,3 +74,35 @@ def test_similar_target_scores_above_the_threshold_dissimilar_below(tiny_suite_t
     assert "it belongs in q4" in (targets["font-digits"].warning or "")
     assert targets["textures"].warning is not None and targets["textures"].similarity_detail is not None
     assert targets["textures"].similarity_detail["by_arch"][0]["arch"] == "lenet5"
+
+
+def test_a_measured_similarity_is_cached_per_base_precision_and_images(
+    tiny_suite_text: str, shared_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second runner on the same cache reads both separabilities and computes no feature map; an entry that
+    cannot be read is measured again with a warning; other images get their own entry."""
+    (tmp_path / "pretrained").symlink_to(shared_cache / "pretrained", target_is_directory=True)  # the base is shared
+    suite = parse_suite(tomllib.loads(tiny_suite_text), registry_catalog())
+    first = Runner(suite, tmp_path, log=lambda _: None).similarity("lenet5", "q4")
+    entries = sorted((tmp_path / "similarity").glob("*.json"))
+    assert len(entries) == 2  # the target's and the held-out source's
+    assert sum("-fp32-source2600" in p.name for p in entries) == 1
+
+    def no_maps(*args: object) -> None:
+        raise AssertionError("a cached similarity computed feature maps")
+
+    monkeypatch.setattr(Runner, "_maps", no_maps)
+    again = Runner(suite, tmp_path, log=lambda _: None).similarity("lenet5", "q4")
+    assert (again.target, again.source, again.score) == (first.target, first.source, first.score)
+
+    monkeypatch.undo()
+    (target,) = (p for p in entries if "source" not in p.name)
+    target.write_text('{"key": ')  # truncated
+    with pytest.warns(SeparabilityCacheWarning, match=r"similarity cache entry .* is unusable .*measuring again"):
+        remeasured = Runner(suite, tmp_path, log=lambda _: None).similarity("lenet5", "q4")
+    assert remeasured.target == first.target and json.loads(target.read_text())["pretrained"] == first.target.pretrained
+
+    raw = tomllib.loads(tiny_suite_text)
+    raw["quadrants"]["q4"]["n_train"] = 50
+    Runner(parse_suite(raw, registry_catalog()), tmp_path, log=lambda _: None).similarity("lenet5", "q4")
+    assert len(list((tmp_path / "similarity").glob("*.json"))) == 3  # new images, one new entry; the source's reused

@@ -36,6 +36,7 @@ from cnnbench.engine.measurement import CurvePoint, Measurement, Metrics, Outcom
 from cnnbench.engine.precision import apply_precision
 from cnnbench.engine.pretrain import ModelConfig, Pretrained, describe, load_into, load_or_pretrain
 from cnnbench.engine.programs import PROGRAMS, Program
+from cnnbench.engine.separability_cache import SeparabilityCache, data_digest
 from cnnbench.engine.similarity import THRESHOLD, Separability, Similarity, pooled, separability
 from cnnbench.engine.similarity import summarize as summarize_similarity
 from cnnbench.engine.timing import Timer, summarize
@@ -98,6 +99,7 @@ class Runner:
         self._features: dict[tuple[str, str], Features] = {}
         self._similarity: dict[tuple[str, str], Similarity] = {}
         self._source_separabilities: dict[str, Separability] = {}
+        self._separabilities = SeparabilityCache(self.cache_dir)
         self._unmeasurable: set[tuple[str, str]] = set()
 
     # ------------------------------------------------------------------------------------ shared pieces
@@ -156,29 +158,48 @@ class Runner:
 
     def similarity(self, arch: str, quadrant: str) -> Similarity:
         """What share of its source-domain separability the pretrained ``arch`` base keeps on ``quadrant``'s
-        target (``cnnbench.engine.similarity``)."""
+        target (``cnnbench.engine.similarity``); measured once per base, precision and target, then read from the
+        cache (``SeparabilityCache``)."""
         key = (arch, quadrant)
         if key not in self._similarity:
             ds = self.dataset(quadrant)
-            trained = self.features(arch, quadrant)[0]
             with profiling.phase("similarity"):
-                random = self._feature_maps(arch, quadrant, pretrained=False)
-                target = separability(trained.pooled(), random.pooled(), ds.y_train, ds.y_val)
+                target = self._separabilities.get(
+                    self.pretrained(arch).path.name,
+                    self.suite.precision,
+                    data_digest(ds.x_train, ds.y_train, ds.x_val, ds.y_val),
+                    lambda: self._target_separability(arch, quadrant),
+                )
                 self._similarity[key] = Similarity(arch, target, self._source_separability(arch))
         return self._similarity[key]
+
+    def _target_separability(self, arch: str, quadrant: str) -> Separability:
+        """NCM separability of the target's validation images (class means from its training images) by the
+        pretrained and the random-init ``arch`` base."""
+        ds = self.dataset(quadrant)
+        trained = self.features(arch, quadrant)[0]
+        random = self._feature_maps(arch, quadrant, pretrained=False)
+        return separability(trained.pooled(), random.pooled(), ds.y_train, ds.y_val)
 
     def _source_separability(self, arch: str) -> Separability:
         """NCM separability of held-out source images (half fit, half evaluated) by the pretrained and the
         random-init ``arch`` base."""
         if arch not in self._source_separabilities:
-            x, y = (np.asarray(a) for a in SourceDomain(self.source).eval_set(SOURCE_NCM_SIZE))
-            half = SOURCE_NCM_SIZE // 2
-            vectors = []
-            for pretrained in (True, False):
-                maps, global_pool, _ = self._maps(arch, pretrained, (x[:half], x[half:]))
-                vectors.append(tuple(pooled(m, global_pool) for m in maps))
-            (trained, random) = vectors
-            self._source_separabilities[arch] = separability(trained, random, y[:half], y[half:])
+
+            def measure() -> Separability:
+                x, y = (np.asarray(a) for a in SourceDomain(self.source).eval_set(SOURCE_NCM_SIZE))
+                half = SOURCE_NCM_SIZE // 2
+                vectors = []
+                for pretrained in (True, False):
+                    maps, global_pool, _ = self._maps(arch, pretrained, (x[:half], x[half:]))
+                    vectors.append(tuple(pooled(m, global_pool) for m in maps))
+                (trained, random) = vectors
+                return separability(trained, random, y[:half], y[half:])
+
+            # the source images are a function of the source config, which the base's cache entry name covers
+            name = self.pretrained(arch).path.name
+            data = f"source{SOURCE_NCM_SIZE}"
+            self._source_separabilities[arch] = self._separabilities.get(name, self.suite.precision, data, measure)
         return self._source_separabilities[arch]
 
     def _feature_maps(self, arch: str, quadrant: str, pretrained: bool) -> Features:

@@ -1,0 +1,66 @@
+"""Measured separabilities kept on disk, so a warm run does not measure a target's similarity again (SPEC §4).
+
+A similarity is two separabilities, the target's and the held-out source's, and each is a deterministic function of
+the pretrained base (its cache entry names everything that built it), the random-init base of the same arch, the
+precision, the images and the measuring code. An entry is keyed by all of them; an entry written for another key, or
+one that cannot be read, is measured again with a warning, never used. Writes are atomic, so concurrent workers at
+worst measure the same thing twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+import cnnbench
+from cnnbench.engine import similarity
+from cnnbench.engine.similarity import Separability
+from cnnbench.fileio import atomic_write
+
+_CODE = hashlib.sha256(Path(similarity.__file__).read_bytes()).hexdigest()[:16]
+
+
+class SeparabilityCacheWarning(UserWarning):
+    """A cached separability could not be used and is being measured again."""
+
+
+def data_digest(*arrays: np.ndarray) -> str:
+    """A digest of the arrays' shapes, dtypes and bytes: the images and labels a separability was measured on."""
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.shape}{a.dtype}".encode())
+        h.update(a.data)
+    return h.hexdigest()[:16]
+
+
+class SeparabilityCache:
+    """``cache_dir/similarity/``: one JSON file per (pretrained base, precision, images) separability."""
+
+    def __init__(self, cache_dir: Path) -> None:
+        self.root = Path(cache_dir) / "similarity"
+
+    def get(self, base: str, precision: str, data: str, measure: Callable[[], Separability]) -> Separability:
+        """The separability that ``base`` (its pretraining cache entry's name) at ``precision`` gives the images of
+        digest ``data``: read from disk, or ``measure()``d and stored."""
+        key = {"base": base, "precision": precision, "data": data, "method": similarity.METHOD, "code": _CODE,
+               "cnnbench": cnnbench.__version__}  # fmt: skip
+        path = self.root / f"{base}-{precision}-{data}.json"
+        if path.exists():
+            try:
+                entry = json.loads(path.read_text())
+                if entry["key"] != key:
+                    raise ValueError("it was written for a different configuration")
+                return Separability(float(entry["pretrained"]), float(entry["random"]))
+            except (ValueError, KeyError, TypeError) as exc:  # JSONDecodeError is a ValueError
+                warnings.warn(f"similarity cache entry {path} is unusable ({exc}); measuring again",
+                              SeparabilityCacheWarning, stacklevel=2)  # fmt: skip
+        value = measure()
+        atomic_write(path, json.dumps({"key": key, **asdict(value)}, indent=1))
+        return value
