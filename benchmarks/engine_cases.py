@@ -79,6 +79,14 @@ class EngineStep:
     train_step: TrainStep  # the program and states ``step`` replays: call one or the other, not both
 
 
+def use_xla_convolutions(model: nnx.Module) -> None:
+    """Every convolution of ``model`` that the zoo routes through ``layers.patch_conv`` computed by XLA's
+    ``lax.conv_general_dilated`` instead, for comparing the two."""
+    for _, module in nnx.iter_modules(model):
+        if isinstance(module, nnx.Conv) and module.conv_general_dilated is layers.patch_conv:
+            module.conv_general_dilated = jax.lax.conv_general_dilated
+
+
 def engine_step(
     case: Case, config: TrainConfig, x: np.ndarray, y: np.ndarray, xla_convolutions: bool = False
 ) -> EngineStep:
@@ -87,9 +95,7 @@ def engine_step(
     choice (``layers.patch_conv``), for comparing the two."""
     base = create_model(case.arch, num_classes=0, img_size=case.img_size, in_chans=case.in_chans, width=case.width)
     if xla_convolutions:
-        for _, module in nnx.iter_modules(base):
-            if isinstance(module, nnx.Conv) and module.conv_general_dilated is layers.patch_conv:
-                module.conv_general_dilated = jax.lax.conv_general_dilated
+        use_xla_convolutions(base)
     head = create_head("gap", base.feature_shape, case.classes, seed=0)
     model = TransferModel.build(base, head, case.classes, seed=0)
     trainable = count(nnx.state(model, nnx.Param))

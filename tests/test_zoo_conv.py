@@ -64,6 +64,7 @@ def test_patch_conv_leaves_grouped_dilated_and_large_convolutions_to_xla() -> No
     big = (1, 224, 224, 64)  # a canonical-scale VGG map: 224·224·9·64 patch elements per image
     assert layers.PATCH_LIMIT < 224 * 224 * 9 * 64
     assert "conv_general_dilated" in ops(big, (3, 3, 64, 64))
+    assert "conv_general_dilated" not in ops(big, (1, 1, 64, 256))  # a 1×1's patches are its input: always a dot
     assert "conv_general_dilated" not in ops((1, 8, 8, 4), (3, 3, 4, 4))
 
 

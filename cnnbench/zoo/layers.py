@@ -102,7 +102,7 @@ def shifted_depthwise(x: jax.Array, kernel: jax.Array, stride: int, pads: tuple[
     return out
 
 
-PATCH_LIMIT = 1 << 16  # per-image patch elements (out_h · out_w · kh · kw · cin) up to which a conv runs as a dot
+PATCH_LIMIT = 1 << 16  # per-image patch elements (out_h · out_w · kh · kw · cin) up to which a k×k conv runs as a dot
 
 
 @dataclass(frozen=True)
@@ -164,8 +164,10 @@ def patch_conv(call: ConvCall) -> jax.Array | None:
     """A small NHWC convolution as one matrix product of the padded input's ``kh·kw`` strided slices, side by
     side, with the kernel reshaped to ``(kh·kw·cin, cout)``. On XLA:CPU the dot and its gradients beat the
     convolution's for the small channel counts and maps of the benchmark-scale zoo (``benchmarks/conv_as_matmul.py``,
-    docs/benchmarks.md). Grouped, dilated or non-2-D convolutions, and any whose patches would exceed
-    ``PATCH_LIMIT`` elements per image (the canonical-scale maps), go to ``lax.conv_general_dilated``."""
+    docs/benchmarks.md). Grouped, dilated or non-2-D convolutions, and any larger than 1×1 whose patches would exceed
+    ``PATCH_LIMIT`` elements per image (the canonical-scale maps), go to ``lax.conv_general_dilated``. A 1×1
+    convolution's patches are its input, strided, never larger, and XLA:CPU's 1×1 convolutions at canonical scale
+    are 4–16× slower than the dot: every 1×1 convolution runs as one."""
     lhs, rhs = call.lhs, call.rhs
     if lhs.ndim != 4 or call.feature_group_count != 1 or call.dilated or call.dimension_numbers != _NHWC:
         return None
@@ -174,7 +176,7 @@ def patch_conv(call: ConvCall) -> jax.Array | None:
     sh, sw = call.window_strides
     out_h = (lhs.shape[1] + top + bottom - kh) // sh + 1
     out_w = (lhs.shape[2] + left + right - kw) // sw + 1
-    if out_h * out_w * kh * kw * cin > PATCH_LIMIT:
+    if kh * kw > 1 and out_h * out_w * kh * kw * cin > PATCH_LIMIT:
         return None
     xp = jnp.pad(lhs, ((0, 0), (top, bottom), (left, right), (0, 0)))
     slices = [
