@@ -279,6 +279,60 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _merge(args: argparse.Namespace) -> int:
+    """Join the reports of a suite's parts (``--cnnbench-shard K/N``) into one, written into ``-o DIR``."""
+    # the report layer is imported when the command runs, so `cnnbench --help` stays light
+    from cnnbench.report.io import write_report_into
+    from cnnbench.results.merge import merge_reports
+    from cnnbench.results.records import StatusSummary
+    from cnnbench.results.schema import read_report, report_file
+
+    try:
+        parts = [(report_file(path), read_report(report_file(path))) for path in args.reports]
+        merged = merge_reports(parts, partial=args.partial)
+        directory = write_report_into(merged, Path(args.output))
+    except (ValueError, OSError) as exc:  # MergeError, an unreadable or malformed report, an unwritable directory
+        print(f"cnnbench merge: {exc}", file=sys.stderr)
+        return 2
+    counts = StatusSummary.of(merged.scenarios).by_status
+    shown = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
+    name = (merged.suite or {}).get("name")
+    print(f"merged {len(parts)} reports of suite {name!r}: {len(merged.scenarios)} scenarios ({shown}); report: "
+          f"{directory / 'report.md'} (and report.json, report.html, results.csv)")  # fmt: skip
+    return 0
+
+
+def _gate(args: argparse.Namespace) -> int:
+    """Judge a stored report (a whole run's, or a merged one) against a baseline as the run's own gate would:
+    exit 1 when a group's accuracy or a program's throughput regressed, 0 when none did."""
+    from dataclasses import replace as with_fields
+
+    from cnnbench.report.io import write_report_into
+    from cnnbench.report.run import terminal_summary
+    from cnnbench.results import gate
+    from cnnbench.results.records import StatusSummary
+    from cnnbench.results.schema import read_report, report_file
+
+    try:
+        report = read_report(report_file(args.report))
+        baseline = gate.load_baseline(args.baseline)
+        summary = gate.judge_run(baseline, report.scenarios, report.environment, report.suite)
+        records = tuple(gate.judged(report.scenarios, summary))
+        gated = with_fields(report, scenarios=records, gate=summary, summary=StatusSummary.of(records))
+        if args.output:
+            write_report_into(gated, Path(args.output))
+    except (ValueError, OSError) as exc:  # BaselineError, UngatableReport, a malformed report, an unwritable dir
+        print(f"cnnbench gate: {exc}", file=sys.stderr)
+        return 2
+    print("\n".join(terminal_summary(gated, width=100)))
+    failed = [*summary.regressed, *summary.throughput_regressed]
+    print(
+        f"gate: {len(summary.regressed)} group(s) regressed in accuracy, {len(summary.throughput_regressed)} "
+        f"program(s) in throughput, against {args.baseline}" + (f"; report: {args.output}" if args.output else "")
+    )
+    return 1 if failed else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cnnbench", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -321,6 +375,19 @@ def main(argv: list[str] | None = None) -> int:
     compare.add_argument("--markdown", metavar="PATH", help="also write the markdown to PATH")
     compare.add_argument("--html", metavar="PATH", help="write the comparison as a self-contained HTML page to PATH")
     compare.set_defaults(run=_compare)
+    merge = commands.add_parser("merge", help="join the reports of a suite's parts (--cnnbench-shard K/N) into one")
+    merge.add_argument("reports", metavar="REPORT", nargs="+", help="each part's report.json (or its run directory)")
+    merge.add_argument("-o", "--output", metavar="DIR", required=True,
+                       help="directory the merged report (json, md, html, csv) is written into")  # fmt: skip
+    merge.add_argument("--partial", action="store_true",
+                       help="merge even when parts of the split are missing or did not finish")  # fmt: skip
+    merge.set_defaults(run=_merge)
+    gate = commands.add_parser("gate", help="judge a report (a whole run's or a merged one) against a baseline; "
+                               "exit 1 on a regression")  # fmt: skip
+    gate.add_argument("report", metavar="REPORT", help="a report.json or a run directory holding one")
+    gate.add_argument("--baseline", metavar="B", required=True, help="the stored baseline report.json")
+    gate.add_argument("-o", "--output", metavar="DIR", help="also write the gated report (json, md, html, csv) here")
+    gate.set_defaults(run=_gate)
     args = parser.parse_args(argv)
     return args.run(args)
 

@@ -19,7 +19,7 @@ SESSION = pytest.StashKey["Any"]()
 SCENARIO_FILE = Path(__file__).with_name("scenarios.py")
 BENCH_FILE = Path(__file__).with_name("bench_items.py")
 FROM_SUITE = ("precision", "batch", "mode")  # options whose default is the suite's own setting
-TRANSFER_ONLY = ("strategy", "quadrant", "head", "target", "baseline", "save_baseline")
+TRANSFER_ONLY = ("strategy", "quadrant", "head", "target", "baseline", "save_baseline", "shard")
 
 # name, help, default (every option also has an ini twin: cnnbench_<name with _>)
 OPTIONS = (
@@ -54,6 +54,12 @@ OPTIONS = (
         "train a group's seeds in one program, vmapped over their stacked states: on, off, or auto (on a GPU or TPU; "
         "off on a CPU, where it measured slower)",
         "auto",
+    ),
+    (
+        "shard",
+        "K/N: run only the K-th of N parts of the selected scenarios, split by their estimated cost with each "
+        "program (arch × strategy × head) kept whole; `cnnbench merge` joins the parts' reports",
+        "",
     ),
     ("batch", "a hardware suite: the batch sizes to time instead of the suite's (comma-separated)", ""),
     ("mode", "a hardware suite: the modes to time, train and/or infer (comma-separated)", ""),
@@ -131,6 +137,7 @@ def pytest_configure(config: pytest.Config) -> None:
     # only with --cnnbench: without it the plugin imports nothing of cnnbench, and so no JAX (SPEC §7)
     from cnnbench.config.hardware import HardwareSuite
     from cnnbench.config.precision import PRECISIONS
+    from cnnbench.config.shard import Shard
     from cnnbench.config.suite import SuiteError, read_suite
     from cnnbench.engine.catalog import registry_catalog
     from cnnbench.results.gate import load_baseline
@@ -159,6 +166,7 @@ def pytest_configure(config: pytest.Config) -> None:
         together = _option(config, "seeds_together")
         if together not in SEEDS_TOGETHER:
             raise SuiteError(f"--cnnbench-seeds-together {together!r}: expected one of {', '.join(SEEDS_TOGETHER)}")
+        shard = Shard.parse(_option(config, "shard")) if _option(config, "shard") else None
         if _option(config, "target"):
             suite = _placed(config, suite, filters, log)
             filters.check(suite)
@@ -173,6 +181,7 @@ def pytest_configure(config: pytest.Config) -> None:
         writes_reports=not _is_xdist_worker(config),
         baseline=baseline,
         seeds_together=together,
+        shard=shard,
     )
     if not session.scenarios():
         raise pytest.UsageError(f"cnnbench: the filters select no scenario of suite {suite.name!r}")
@@ -269,8 +278,20 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.hookimpl(trylast=True)  # after -k, -m, --lf and other plugins have deselected
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     session = config.stash.get(SESSION, None)
-    if session is not None and hasattr(session, "selected_ids"):  # a transfer run's gate needs what was deselected
-        session.selected_ids = _scenario_ids(item.nodeid for item in items)
+    if session is None or not hasattr(session, "selected_ids"):
+        return
+    session.selected_ids = _scenario_ids(item.nodeid for item in items)  # the gate needs what was deselected
+    if session.shard is not None and session.selected_ids:
+        from cnnbench.config.shard import ShardError
+
+        try:
+            mine = set(session.take_shard(session.selected_ids))
+        except ShardError as exc:
+            raise pytest.UsageError(f"cnnbench: {exc}") from None
+        others = [item for item in items if _scenario_id(item.nodeid) not in mine]
+        if others:
+            config.hook.pytest_deselected(items=others)
+            items[:] = [item for item in items if _scenario_id(item.nodeid) in mine]
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -282,9 +303,13 @@ def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
 
 
 def _scenario_ids(nodeids: Any) -> list[str]:
-    prefix = "test_scenario["
-    names = (nodeid.rpartition("::")[2] for nodeid in nodeids)
-    return [name[len(prefix) : -1] for name in names if name.startswith(prefix)]
+    return [i for i in map(_scenario_id, nodeids) if i is not None]
+
+
+def _scenario_id(nodeid: str) -> str | None:
+    """The scenario id of a ``test_scenario[<id>]`` node id; None for any other item."""
+    prefix, name = "test_scenario[", nodeid.rpartition("::")[2]
+    return name[len(prefix) : -1] if name.startswith(prefix) else None
 
 
 @pytest.fixture(scope="session")

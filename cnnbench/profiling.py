@@ -12,7 +12,7 @@ it imports nothing of cnnbench.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -113,6 +113,24 @@ class Profile:
             "other_s": round(max(process_s - counted, 0.0), 3),
             "phases": phases,
         }
+
+
+def combined(profiles: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The ``profile`` section of several runs' reports joined into one (``cnnbench merge``): their processes,
+    process time and phases summed, ``wall_s`` the longest run's (the parts' wall time when they ran at once)."""
+    seconds: dict[str, float] = {}
+    calls: dict[str, int] = {}
+    for profile in profiles:
+        for row in profile["phases"]:
+            seconds[row["name"]] = seconds.get(row["name"], 0.0) + row["seconds"]
+            calls[row["name"]] = calls.get(row["name"], 0) + row["calls"]
+    return {
+        "wall_s": max(p["wall_s"] for p in profiles),
+        "processes": sum(p["processes"] for p in profiles),
+        "process_s": round(sum(p["process_s"] for p in profiles), 3),
+        "other_s": round(sum(p["other_s"] for p in profiles), 3),
+        "phases": [{"name": n, "seconds": round(seconds[n], 3), "calls": calls[n]} for n in PHASES if n in seconds],
+    }
 
 
 def _check(name: str) -> None:

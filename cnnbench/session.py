@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,6 +17,7 @@ from cnnbench import profiling
 from cnnbench.config.hardware import HARDWARE, MODES, BenchPoint, HardwareSuite
 from cnnbench.config.precision import PRECISIONS
 from cnnbench.config.scenario import Scenario
+from cnnbench.config.shard import Shard, ShardError, balance, partition, selection_digest
 from cnnbench.config.suite import Suite, SuiteError
 from cnnbench.engine.measurement import BenchRecord, Outcome, TargetRecord
 from cnnbench.fileio import atomic_write
@@ -188,6 +189,7 @@ class Session(_Run):
     writes_reports: bool = True
     baseline: gate.Baseline | None = None
     seeds_together: str = "auto"
+    shard: Shard | None = None
     records: list[ScenarioRecord] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -201,9 +203,40 @@ class Session(_Run):
         self._runner: Runner | None = None
         self._together = False  # decided with the backend, when the runner is built
         self._trained: dict[str, Trained | Outcome] = {}  # seeds trained with an earlier seed of their group
+        self.part: dict[str, Any] | None = None  # which part of which selection this run is (``take_shard``)
 
     def scenarios(self) -> list[Scenario]:
         return self.filters.select(self.suite.scenarios())
+
+    def take_shard(self, ids: list[str]) -> list[str]:
+        """This run's part (``shard``) of the scenarios ``ids`` — the selection after every filter and
+        deselection — as ``cnnbench.config.shard`` splits their estimated costs (``cnnbench.engine.cost``); every
+        part of the split computes the same split. Logs the part's share and returns its ids, in ``ids``' order."""
+        assert self.shard is not None
+        from cnnbench.engine.cost import shard_units  # the estimate builds the targets and reads the zoo: JAX
+        from cnnbench.engine.estimate import split_sizes
+
+        chosen = set(ids)
+        scenarios = [s for s in self.suite.scenarios() if s.id in chosen]
+        units, shared = shard_units(self.suite, scenarios, split_sizes(self.suite, self.cache_dir))
+        parts = partition(units, shared, self.shard.count)
+        mine = set(parts[self.shard.index - 1].scenarios)
+        if not mine:
+            raise ShardError(
+                f"shard {self.shard} has no scenarios: the {len(ids)} selected scenarios make {len(units)} programs "
+                f"(arch × strategy × head), which are never split; use at most {len(units)} parts"
+            )
+        self.part = {"index": self.shard.index, "count": self.shard.count, "selection": selection_digest(ids),
+                     "selected": len(ids), "scenarios": len(mine)}  # fmt: skip
+        total = sum(u.seconds for u in units) + sum(shared.values())
+        self.log(
+            f"shard {self.shard}: {len(parts[self.shard.index - 1].units)} of {len(units)} programs, {len(mine)} of "
+            f"{len(ids)} scenarios, about {parts[self.shard.index - 1].seconds:,.0f} s of {total:,.0f} s on the "
+            f"reference CPU (parts {', '.join(f'{p.seconds:,.0f}' for p in parts)} s; slowest / mean "
+            f"{balance(parts):.2f})"
+        )
+        self.selected_ids = [i for i in ids if i in mine]
+        return self.selected_ids
 
     @property
     def runner(self) -> Runner:
@@ -277,33 +310,36 @@ class Session(_Run):
         return mine if expected <= {r.id for r in mine} else None
 
     def export(self) -> dict[str, Any]:
-        return super().export() | {"targets": [t.to_json() for t in self.targets.values()]}
+        return super().export() | {"targets": [t.to_json() for t in self.targets.values()], "part": self.part}
 
     def merge(self, exported: Mapping[str, Any]) -> None:
         """Add a worker's ``export()``; records are kept in the suite's scenario order."""
         theirs = [ScenarioRecord.from_json(r) for r in exported["records"]]
         self._merge(theirs, [s.id for s in self.suite.scenarios()], exported)
-        self.targets.update((t.quadrant, t) for t in map(TargetRecord.from_json, exported["targets"]))
+        for target in map(TargetRecord.from_json, exported["targets"]):
+            mine = self.targets.get(target.quadrant)
+            self.targets[target.quadrant] = target if mine is None else mine.merged(target)
+        self.part = self.part or exported.get("part")
 
     def write(self, finished: bool = False) -> Path | None:
         """Write the report of the records so far (atomically); returns its directory."""
-        suite = {"name": self.suite.name, "path": self.suite.path, "digest": self.suite.digest}
-        return self._write(finished, suite, targets=[self.targets[q] for q in sorted(self.targets)],
+        return self._write(finished, self._suite_section(), targets=[self.targets[q] for q in sorted(self.targets)],
                            scenarios=self.records, gate=self._gate_summary())  # fmt: skip
+
+    def _suite_section(self) -> dict[str, Any]:
+        """The report's ``suite``: the suite, and what ``cnnbench merge`` and ``cnnbench gate`` need to judge the
+        report without it — its gate tolerances, its groups, the groups this run selected, and which part of a
+        sharded selection it is."""
+        selected = set(self.selected_ids)
+        section = {"name": self.suite.name, "path": self.suite.path, "digest": self.suite.digest,
+                   "tolerances": asdict(self.tolerances), "groups": _unique(s.group for s in self.suite.scenarios()),
+                   "selected_groups": _unique(s.group for s in self.suite.scenarios() if s.id in selected)}  # fmt: skip
+        return section | ({"shard": self.part} if self.part else {})
 
     def _gate_summary(self) -> gate.GateSummary | None:
         if self.baseline is None:
             return None
-        selected = set(self.selected_ids)
-        groups = [(GroupKey.of(s).id, s.id in selected) for s in self.suite.scenarios()]
-        return gate.summarize(
-            self.baseline,
-            self.records,
-            self.environment or {},
-            self.tolerances,
-            suite_groups=[g for g, _ in groups],
-            selected_groups=[g for g, sel in groups if sel],
-        )
+        return gate.judge_run(self.baseline, self.records, self.environment or {}, self._suite_section())
 
     def unflagged_regressions(self) -> list[str]:
         """Groups and programs the report's gate finds regressed although none of their pytest items failed for
@@ -385,6 +421,10 @@ def _describe_roofline(roofline: Roofline) -> str:
     sheet = roofline.datasheet_tflops
     known = f" (datasheet: {', '.join(f'{p} {v:g}' for p, v in sheet.items())})" if sheet else ""
     return f"roofline probe on {roofline.device_kind}: measured peak TFLOP/s {peaks}{known}"
+
+
+def _unique(names: Any) -> list[str]:
+    return list(dict.fromkeys(names))
 
 
 def _now() -> str:

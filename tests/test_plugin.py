@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 
 import cnnbench.engine.placement  # noqa: F401  (the engine and its C extensions: see the module docstring)
+from cnnbench import cli
 from cnnbench.engine import timing
 from cnnbench.results.schema import load_report
 
@@ -216,6 +217,8 @@ BAD_INPUT = [
     pytest.param(SUITE, ["--cnnbench-quadrant=q9"], ["*'q9'*", "*q3, q4*"], id="quadrant"),
     pytest.param(SUITE, ["--cnnbench-arch=resnet18"], ["*'resnet18' is not in suite 'tiny'*lenet5*"],
                  id="arch-not-in-suite"),
+    pytest.param(SUITE, ["--cnnbench-shard=4/3"], ["*shard '4/3': expected K/N with 1 <= K <= N, e.g. 2/4*"],
+                 id="shard"),
     pytest.param(SUITE, ["--cnnbench-seeds-together=yes"],
                  ["*--cnnbench-seeds-together 'yes': expected one of auto, on, off*"], id="seeds-together"),
     pytest.param("nope", [], ["*unknown suite 'nope'*smoke*"], id="suite-name"),
@@ -500,3 +503,64 @@ def test_baseline_saved_then_gated_and_pytest_benchmark_keeps_the_metrics(bench:
     phases = {p["name"]: p for p in profile["phases"]}
     assert profile["processes"] == 3 and phases["train"]["calls"] == phases["timing"]["calls"] == 2
     assert profile["process_s"] > profile["wall_s"] > phases["report"]["seconds"] > 0
+
+
+# ---------------------------------------------------------------------------------------------------- shards
+
+
+SHARDED = "seeds = [0]\n", "seeds = [0, 1]\n"  # two seeds, so a group has seeds to keep together
+SHARD_ONLY = ("--cnnbench-quadrant=q4", "--cnnbench-head=gap")  # 4 programs of 2 scenarios each
+
+
+def test_shards_collect_disjoint_whole_programs_that_cover_the_selection(bench: Bench) -> None:
+    suite = bench.write_suite("seeded.toml", bench.suite_text.replace(*SHARDED))
+    whole = bench.collect(*SHARD_ONLY, suite=suite)
+    parts = [bench.collect(*SHARD_ONLY, f"--cnnbench-shard={k}/3", suite=suite) for k in (1, 2, 3)]
+    assert len(whole) == 8 and all(parts) and sorted(itertools.chain(*parts)) == sorted(whole)
+    part_of = {i: k for k, part in enumerate(parts) for i in part}
+    for program in {re.sub(r"-q4-gap-seed\d$", "", i) for i in whole}:  # both seeds of a program in one part
+        assert part_of[f"{program}-q4-gap-seed0"] == part_of[f"{program}-q4-gap-seed1"]
+    empty = bench.run("--collect-only", *SHARD_ONLY, "--cnnbench-shard=5/5", suite=suite, inprocess=True)
+    assert empty.ret == pytest.ExitCode.USAGE_ERROR
+    empty.stderr.fnmatch_lines(["*shard 5/5 has no scenarios: the 8 selected scenarios make 4 programs*use at "
+                                "most 4 parts"])  # fmt: skip
+
+
+def test_a_suite_run_as_three_shards_merges_into_the_whole_runs_report_and_gate(bench: Bench) -> None:
+    """Three parts merged hold the whole run's scenarios and accuracies, and `cnnbench gate` gives the merged
+    report the verdicts, counts and exit code the whole run's own gate gave it."""
+    suite = bench.write_suite("seeded.toml", (bench.suite_text + GATED).replace(*SHARDED))
+    for k in (1, 2, 3):
+        part = bench.run(*SHARD_ONLY, f"--cnnbench-shard={k}/3", f"--cnnbench-report={bench.path / 'parts' / str(k)}",
+                         suite=suite)  # fmt: skip
+        assert part.ret == 0, part.stdout.str()
+        part.stdout.fnmatch_lines([f"[[]cnnbench[]] shard {k}/3: * of 4 programs, * of 8 scenarios, about * s*"])
+    parts = [str(bench.path / "parts" / str(k) / "latest") for k in (1, 2, 3)]
+    assert cli.main(["merge", *parts, "-o", str(bench.path / "merged")]) == 0
+    merged = load_report(bench.path / "merged" / "report.json")
+
+    doctored = json.loads(json.dumps(merged))  # a baseline in which s3 was 30 points better
+    for scenario in doctored["scenarios"]:
+        if scenario["strategy"] == "s3":
+            scenario["metrics"]["test_accuracy"] += 0.3
+    (bench.path / "doctored.json").write_text(json.dumps(doctored))
+    whole = bench.run(*SHARD_ONLY, "--cnnbench-baseline=doctored.json", suite=suite)
+    assert whole.ret == pytest.ExitCode.TESTS_FAILED
+    whole_report = load_report(bench.reports / "latest" / "report.json")
+    code = cli.main(["gate", str(bench.path / "merged"), "--baseline", str(bench.path / "doctored.json"),
+                     "-o", str(bench.path / "gated")])  # fmt: skip
+    assert code == 1
+    gated = load_report(bench.path / "gated" / "report.json")
+
+    def accuracies(report: dict) -> dict[str, float]:
+        return {s["id"]: s["metrics"]["test_accuracy"] for s in report["scenarios"]}
+
+    assert [s["id"] for s in gated["scenarios"]] == [s["id"] for s in whole_report["scenarios"]]
+    assert accuracies(gated) == accuracies(whole_report)  # the same programs on the same inputs: bit for bit
+    assert gated["gate"]["regressed"] == whole_report["gate"]["regressed"] == ["lenet5-s3-q4-gap"]
+    for section, name in (("groups", "group"), ("throughput", "program")):
+        assert {r[name]: r["verdict"] for r in gated["gate"][section]} == {
+            r[name]: r["verdict"] for r in whole_report["gate"][section]
+        }
+    assert [s["status"] for s in gated["scenarios"]] == [s["status"] for s in whole_report["scenarios"]]
+    assert gated["summary"] == whole_report["summary"]

@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import subprocess
+import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -207,3 +209,30 @@ def _nearest_class_mean(base: nnx.Module, x: np.ndarray, y: np.ndarray, n_classe
     means = np.stack([features[:half][y[:half] == k].mean(0) for k in range(n_classes)])
     distances = ((features[half:, None, :] - means[None]) ** 2).sum(-1)
     return float((distances.argmin(1) == y[half:]).mean())
+
+
+CONCURRENT = f"""
+import sys, time
+from pathlib import Path
+from cnnbench.data.source import SourceConfig
+from cnnbench.engine.pretrain import ModelConfig, PretrainConfig, load_or_pretrain
+from cnnbench.engine.train import TrainConfig
+cache, me = Path(sys.argv[1]), sys.argv[2]
+(cache / me).touch()
+while len(list(cache.glob("ready-*"))) < 2:  # both processes ask for the base once both have imported JAX
+    time.sleep(0.01)
+result = load_or_pretrain({MODEL!r}, SourceConfig(img_size=32, in_chans=1), {QUICK!r}, cache)
+print("hit" if result.cache_hit else "built", result.source_accuracy)
+"""
+
+
+def test_concurrent_processes_pretrain_a_base_once(tmp_path: Path) -> None:
+    """Two processes (pytest-xdist workers, shards on one machine) asking for the same uncached base at once: one
+    builds it while the other waits on the entry's lock, then loads what the first built."""
+    workers = [subprocess.Popen([sys.executable, "-c", CONCURRENT, str(tmp_path), f"ready-{i}"], text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE) for i in range(2)]  # fmt: skip
+    outputs = [w.communicate(timeout=300) for w in workers]
+    assert all(w.returncode == 0 for w in workers), [err for _, err in outputs]
+    lines = sorted(out.split() for out, _ in outputs)
+    assert [how for how, _ in lines] == ["built", "hit"] and lines[0][1] == lines[1][1]
+    assert len([p for p in (tmp_path / "pretrained").iterdir() if p.is_dir()]) == 1

@@ -7,10 +7,12 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from cnnbench.config.hardware import BenchPoint
+from cnnbench.config.quadrants import placement
+from cnnbench.engine.similarity import detail
 
 
 def _number(value: Any) -> float | None:
@@ -141,7 +143,7 @@ class Outcome:
 @dataclass(frozen=True)
 class TargetRecord:
     """A target dataset as the report describes it (``targets[]``, SPEC §8): its sizes, its measured similarity
-    (``similarity_detail`` is :func:`cnnbench.engine.similarity.summarize`'s JSON) and the quadrant that puts it in,
+    (``similarity_detail`` is :func:`cnnbench.engine.similarity.detail`'s JSON) and the quadrant that puts it in,
     how it was converted to the base's input format, and a warning where the suite's binding contradicts the
     measurement. ``extra`` keeps keys this version does not know, so an older or newer report survives a load."""
 
@@ -163,6 +165,28 @@ class TargetRecord:
         if self.warning is not None:
             out["warning"] = self.warning
         return {**out, **self.extra}
+
+    def with_similarity(self, by_arch: list[dict]) -> TargetRecord:
+        """This target with the similarity measured by these archs (``Similarity.to_dict()`` rows): their mean
+        score, the quadrant it puts the target in and, where that is not the suite's binding, a warning."""
+        summary = detail(by_arch)
+        where = placement(self.n_train or 0, summary["similar"])
+        warning = None
+        if where != self.quadrant:
+            side = "similar" if summary["similar"] else "dissimilar"
+            warning = (
+                f"bound to {self.quadrant} but measured {side} (score {summary['score']:+.2f}, threshold "
+                f"{summary['threshold']:g}, {len(by_arch)} arch(s)): with {self.n_train} training images it belongs "
+                f"in {where}"
+            )
+        return replace(self, similarity=summary["score"], similarity_detail=summary, measured_quadrant=where,
+                       warning=warning)  # fmt: skip
+
+    def merged(self, other: TargetRecord) -> TargetRecord:
+        """This target as measured here and in another process (a pytest-xdist worker, a shard of the suite): the
+        archs either measured, the similarity recomputed over all of them."""
+        rows = {row["arch"]: row for r in (self, other) for row in (r.similarity_detail or {}).get("by_arch", [])}
+        return self.with_similarity([rows[arch] for arch in sorted(rows)]) if rows else self
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> TargetRecord:

@@ -22,7 +22,7 @@ import numpy as np
 from flax import nnx
 
 from cnnbench import profiling
-from cnnbench.config.quadrants import placement, size_class
+from cnnbench.config.quadrants import size_class
 from cnnbench.config.scenario import Scenario
 from cnnbench.config.strategies import STRATEGIES, Strategy, frozen_stages
 from cnnbench.config.suite import Suite
@@ -38,7 +38,6 @@ from cnnbench.engine.pretrain import ModelConfig, Pretrained, describe, load_int
 from cnnbench.engine.programs import PROGRAMS, Program
 from cnnbench.engine.separability_cache import SeparabilityCache, data_digest
 from cnnbench.engine.similarity import THRESHOLD, Separability, Similarity, pooled, separability
-from cnnbench.engine.similarity import summarize as summarize_similarity
 from cnnbench.engine.timing import Timer, summarize
 from cnnbench.engine.train import (
     APPLY,
@@ -236,20 +235,7 @@ class Runner:
         measured = [m for (_, q), m in sorted(self._similarity.items()) if q == quadrant]
         record = TargetRecord(self.suite.quadrants[quadrant].name, quadrant, ds.n_train, ds.n_val, ds.n_test,
                               ds.n_classes, conversion=ds.provenance)  # fmt: skip
-        if not measured:
-            return record
-        detail = summarize_similarity(measured)
-        where = placement(ds.n_train, detail["similar"])
-        warning = None
-        if where != quadrant:
-            side = "similar" if detail["similar"] else "dissimilar"
-            warning = (
-                f"bound to {quadrant} but measured {side} (score {detail['score']:+.2f}, threshold "
-                f"{detail['threshold']:g}, {len(measured)} arch(s)): with {ds.n_train} training images it belongs in "
-                f"{where}"
-            )
-        return replace(record, similarity=detail["score"], similarity_detail=detail, measured_quadrant=where,
-                       warning=warning)  # fmt: skip
+        return record.with_similarity([m.to_dict() for m in measured]) if measured else record
 
     def _measure_similarity(self, scenario: Scenario) -> None:
         """Measure the target's similarity with this scenario's arch once, and warn if it contradicts the

@@ -103,13 +103,10 @@ class Similarity:
         }
 
 
-def summarize(measurements: list[Similarity]) -> dict:
-    """A target's similarity for the report: the mean score over archs, the decision, and each arch's figures."""
-    score = float(np.mean([m.score for m in measurements]))
-    return {
-        "method": METHOD,
-        "score": score,
-        "threshold": THRESHOLD,
-        "similar": score >= THRESHOLD,
-        "by_arch": [m.to_dict() for m in measurements],
-    }
+def detail(by_arch: list[dict]) -> dict:
+    """A target's similarity for the report from its archs' ``Similarity.to_dict()`` rows: the mean score over
+    them, the decision, and each arch's figures (recomputed when archs measured in several processes — pytest-xdist
+    workers, shards — come together)."""
+    score = float(np.mean([row["score"] for row in by_arch]))
+    return {"method": METHOD, "score": score, "threshold": THRESHOLD, "similar": score >= THRESHOLD,
+            "by_arch": list(by_arch)}  # fmt: skip

@@ -27,7 +27,6 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
-from pathlib import Path
 from typing import TypeVar
 
 from cnnbench.engine.environment import FINGERPRINT_KEYS, fingerprint
@@ -35,9 +34,8 @@ from cnnbench.report import fmt, html, markdown, views
 from cnnbench.report.layout import Block, Cell, Document, Figure, Section, Table, items, para, spans
 from cnnbench.results import aggregate
 from cnnbench.results.records import CheckRow, Environment, GroupKey, Report, ScenarioRecord
-from cnnbench.results.schema import read_report
+from cnnbench.results.schema import read_report, report_file
 
-REPORT = "report.json"
 TOP = 5  # entries in each "biggest differences" list
 RATIO_NOISE = 0.10  # timings on a shared machine wander by about 10 %: a ratio within it is not coloured
 WIDTH = 100  # prose is wrapped to this many columns, so the markdown also reads in a terminal or CI log
@@ -71,16 +69,7 @@ class Run:
 def load_runs(paths: Sequence[str | os.PathLike[str]]) -> list[Run]:
     """Each path (a report.json, or a run directory such as ``reports/latest`` holding one) loaded and checked as
     a ``cnnbench/1`` report, labelled A, B, C… in order; raises ValueError naming the path and the problem."""
-    runs = []
-    for i, path in enumerate(paths):
-        file = Path(path)
-        if file.is_dir():
-            file = file / REPORT
-            if not file.is_file():
-                raise ValueError(f"{path} is a directory without a {REPORT}; pass a run directory such as "
-                                 f"reports/latest or a report file")  # fmt: skip
-        runs.append(Run(_label(i), str(path), read_report(file)))
-    return runs
+    return [Run(_label(i), str(path), read_report(report_file(path))) for i, path in enumerate(paths)]
 
 
 def _label(index: int) -> str:

@@ -32,6 +32,26 @@ def write_report(report: Report | Mapping[str, Any], root: str | os.PathLike[str
     report = as_report(report)
     root = Path(root)
     run_dir = root / _run_dir_name(report.run_id)
+    contents = _contents(report, plots)
+    for directory in (run_dir, root / LATEST):
+        _write_files(directory, contents)
+    if plots and layer_transfer.PLOT not in contents:  # latest/ must not keep an earlier run's curve
+        (root / LATEST / layer_transfer.PLOT).unlink(missing_ok=True)
+    return run_dir
+
+
+def write_report_into(report: Report | Mapping[str, Any], directory: str | os.PathLike[str]) -> Path:
+    """Write every file of the report (json, md, csv, html and plots) straight into ``directory`` (``cnnbench
+    merge -o`` and ``cnnbench gate -o``: no run folder, no ``latest/``); returns ``directory``."""
+    directory = Path(directory)
+    contents = _contents(as_report(report), plots=True)
+    _write_files(directory, contents)
+    if layer_transfer.PLOT not in contents:
+        (directory / layer_transfer.PLOT).unlink(missing_ok=True)
+    return directory
+
+
+def _contents(report: Report, plots: bool) -> dict[str, str | bytes]:
     contents: dict[str, str | bytes] = {"report.json": report_json(report), "report.md": render_markdown(report),
                                         "results.csv": results_csv(report)}  # fmt: skip
     if plots:  # html and the plots load matplotlib, which the per-scenario rewrite must not: imported when used
@@ -41,12 +61,12 @@ def write_report(report: Report | Mapping[str, Any], root: str | os.PathLike[str
         contents["report.html"] = render_html(report)
         if report.layer_transfer:
             contents[layer_transfer.PLOT] = layer_transfer_curve(report.layer_transfer)
-    for directory in (run_dir, root / LATEST):
-        for name, data in contents.items():
-            atomic_write(directory / name, data)
-    if plots and layer_transfer.PLOT not in contents:  # latest/ must not keep an earlier run's curve
-        (root / LATEST / layer_transfer.PLOT).unlink(missing_ok=True)
-    return run_dir
+    return contents
+
+
+def _write_files(directory: Path, contents: Mapping[str, str | bytes]) -> None:
+    for name, data in contents.items():
+        atomic_write(directory / name, data)
 
 
 def _run_dir_name(run_id: str) -> str:

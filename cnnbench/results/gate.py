@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -258,3 +258,45 @@ def summarize(
         not_run=tuple(g for g in absent if g in selected),
         not_selected=sum(g in in_suite and g not in selected for g in absent),
     )
+
+
+class UngatableReport(ValueError):
+    """A report that lacks what the gate judges it with; the message names what and the fix."""
+
+
+def judge_run(
+    baseline: Baseline,
+    records: Sequence[ScenarioRecord],
+    environment: Mapping[str, Any] | Environment,
+    suite: Mapping[str, Any] | None,
+) -> GateSummary:
+    """``summarize`` of a run from its report's ``suite`` section (the tolerances, the suite's groups and the groups
+    it selected): how a run gates itself and how ``cnnbench gate`` judges a stored or merged report, alike."""
+    missing = [key for key in ("tolerances", "groups", "selected_groups") if key not in (suite or {})]
+    if suite is None or missing:
+        raise UngatableReport(
+            f"the report's suite section lacks {', '.join(missing or ['everything'])}, which the gate judges with "
+            "(a report written before cnnbench recorded them); run the suite again to gate it"
+        )
+    return summarize(baseline, records, environment, Tolerances(**suite["tolerances"]), suite["groups"],
+                     suite["selected_groups"])  # fmt: skip
+
+
+def judged(records: Sequence[ScenarioRecord], summary: GateSummary) -> list[ScenarioRecord]:
+    """``records`` (in run order) with ``summary``'s verdicts where a gated run's items carry them: a group's on its
+    last record, a program's throughput verdict on its last, and ``regressed`` on a passed record either
+    regressed; verdicts the records carried before are replaced."""
+    groups = {row.group: row for row in summary.groups}
+    programs = {row.program: row for row in summary.throughput}
+    last_of_group = {r.group: i for i, r in enumerate(records)}
+    last_of_program = {r.program: i for i, r in enumerate(records)}
+    out = []
+    for i, record in enumerate(records):
+        verdict = groups.get(record.group) if last_of_group[record.group] == i else None
+        speed = programs.get(record.program) if last_of_program[record.program] == i else None
+        status, error = ("passed", None) if record.status == "regressed" else (record.status, record.error)
+        regressed = [v for v in (verdict, speed) if v is not None and v.verdict == "regressed"]
+        if regressed and status == "passed":
+            status, error = "regressed", "; ".join(v.message for v in regressed)
+        out.append(replace(record, gated=True, gate=verdict, gate_throughput=speed, status=status, error=error))
+    return out

@@ -11,6 +11,8 @@ from typing import Any
 from cnnbench.engine.measurement import BENCH_STATUSES, METRIC_COUNTS
 from cnnbench.results.records import SCHEMA, STATUSES, Report
 
+REPORT_FILE = "report.json"
+
 # Keys every cnnbench/1 report holds (SPEC §8); more may be added, none renamed without bumping SCHEMA.
 REQUIRED_KEYS = {
     "report": ("schema", "run_id", "started", "finished", "environment", "targets", "scenarios", "recommendation"),
@@ -41,7 +43,16 @@ REQUIRED_KEYS = {
 METRIC_KEYS = (*REQUIRED_KEYS["metrics"], "val_accuracy", "time_to_final_s", "peak_memory_bytes")
 assert set(METRIC_COUNTS) <= set(METRIC_KEYS)
 
-__all__ = ["METRIC_KEYS", "REQUIRED_KEYS", "listing", "load_report", "read_report", "validate"]
+__all__ = [
+    "METRIC_KEYS",
+    "REPORT_FILE",
+    "REQUIRED_KEYS",
+    "listing",
+    "load_report",
+    "read_report",
+    "report_file",
+    "validate",
+]
 
 
 def validate(report: Any) -> list[str]:
@@ -139,6 +150,18 @@ def load_report(path: str | os.PathLike[str]) -> dict[str, Any]:
 def read_report(path: str | os.PathLike[str]) -> Report:
     """The report stored at ``path``, checked (as :func:`load_report`) and typed."""
     return Report.from_json(load_report(path))
+
+
+def report_file(path: str | os.PathLike[str]) -> Path:
+    """``path`` itself, or the ``report.json`` of the run directory ``path`` (such as ``reports/latest``); raises
+    ValueError for a directory without one."""
+    file = Path(path)
+    if file.is_dir():
+        file = file / REPORT_FILE
+        if not file.is_file():
+            raise ValueError(f"{path} is a directory without a {REPORT_FILE}; pass a run directory such as "
+                             "reports/latest or a report file")  # fmt: skip
+    return file
 
 
 def listing(problems: list[str], limit: int = 5) -> str:

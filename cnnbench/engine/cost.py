@@ -1,0 +1,102 @@
+"""What each scenario of a suite costs, in seconds on the reference CPU, from measured train steps: the estimate
+``--cnnbench-shard`` balances its parts by (``cnnbench.config.shard``).
+
+``STEP_S`` is one train step of each zoo arch at benchmark scale (32×32 grey, the zoo's benchmark width, batch 64,
+every parameter training), measured on the 2-core CPU the suites are sized for (``benchmarks/step_costs.py``). A
+suite at another input size, width or batch scales it by the work per step: (size / 32)² × (width / benchmark
+width)² × batch / 64, convolutions' multiply-accumulates growing with the pixels and with input × output channels.
+An arch the table lacks costs the table's median step. From the step:
+
+* a scenario that trains on images: its quadrant's steps, its evaluations (a forward pass, a third of a training
+  image, over the validation split at each evaluation point and the test split once), and its timing (a few
+  replayed steps and inference batches);
+* a scenario that trains a head on cached features (``s3``): its timing only, the head's steps being negligible;
+* shared by every pretrained scenario of an arch, paid once per part: pretraining its base, and the base's forward
+  passes over every target (the features ``s3`` trains on, the similarity measurement).
+
+Only the ratios matter for balancing, and they hold on other hardware about as well as the archs' relative step
+times do; the seconds are this CPU's.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Mapping, Sequence
+
+from cnnbench.config.scenario import Scenario
+from cnnbench.config.shard import Unit
+from cnnbench.config.strategies import STRATEGIES
+from cnnbench.config.suite import Suite
+from cnnbench.engine.estimate import SIMILARITY_SOURCE_IMAGES, TRAIN_FORWARDS
+
+# seconds per train step at benchmark scale on the reference CPU (benchmarks/step_costs.py, 2026-12-02)
+STEP_S: dict[str, float] = {
+    "lenet5": 0.0143,
+    "alexnet": 0.0139,
+    "vgg11": 0.0380,
+    "vgg16": 0.6104,
+    "vgg19": 0.4569,
+    "vgg11_bn": 0.0483,
+    "vgg16_bn": 0.3876,
+    "vgg19_bn": 0.3611,
+    "googlenet": 0.0776,
+    "googlenet_aux": 0.1271,
+    "resnet18": 0.0443,
+    "resnet34": 0.0730,
+    "resnet50": 0.2120,
+    "seresnet50": 0.2250,
+    "xception": 0.1647,
+    "densenet121": 0.1851,
+    "mobilenetv2": 0.2015,
+}
+BENCH_IMG, BENCH_BATCH = 32, 64
+SCENARIO_S = 0.3  # bookkeeping per scenario: building its model and head, its record, the report rewrite
+TIMED_STEPS = 7  # train steps and inference batches the timing runs (calibration and 5 rounds)
+INFER_BATCH = 256  # engine.train.PREDICT_BATCH: the batch the inference timing runs
+
+
+def step_seconds(suite: Suite, arch: str, batch: int) -> float:
+    """Estimated seconds of one train step of ``arch`` in ``suite`` at ``batch`` on the reference CPU."""
+    measured = STEP_S.get(arch, statistics.median(STEP_S.values()))
+    width = suite.width(arch) / suite.catalog.archs[arch].bench_width
+    return measured * (suite.img_size / BENCH_IMG) ** 2 * width**2 * batch / BENCH_BATCH
+
+
+def shard_units(
+    suite: Suite, scenarios: Sequence[Scenario], sizes: Mapping[str, tuple[int, int, int]]
+) -> tuple[list[Unit], dict[str, float]]:
+    """The units ``--cnnbench-shard`` splits ``scenarios`` into — one per program (arch × strategy × head), so each
+    gate group and each throughput verdict stays in one part — with their estimated seconds, and the seconds of
+    the shared work they name (``base:<arch>``). ``sizes``: per quadrant its target's (train, val, test) counts."""
+    own: dict[str, float] = {}
+    members: dict[str, list[str]] = {}
+    shared: dict[str, float] = {}
+    needs: dict[str, set[str]] = {}
+    for s in scenarios:
+        strategy, binding = STRATEGIES.get(s.strategy), suite.quadrants[s.quadrant]
+        n_train, n_val, n_test = sizes[s.quadrant]
+        batch = min(suite.train.batch_size, n_train)
+        step = step_seconds(suite, s.arch, batch)
+        image = step_seconds(suite, s.arch, 1) / TRAIN_FORWARDS  # one image forward
+        seconds = SCENARIO_S + TIMED_STEPS * (step + INFER_BATCH * image)
+        if not strategy.on_features:
+            seconds += binding.steps * step + (suite.train.eval_points * n_val + n_test) * image
+        members.setdefault(s.program, []).append(s.id)
+        own[s.program] = own.get(s.program, 0.0) + seconds
+        needs.setdefault(s.program, set())
+        if strategy.pretrained:
+            key = f"base:{s.arch}"
+            needs[s.program].add(key)
+            if key not in shared:
+                shared[key] = _base_seconds(suite, s.arch, sizes)
+    units = [Unit(p, tuple(members[p]), own[p], frozenset(needs[p])) for p in members]
+    return units, shared
+
+
+def _base_seconds(suite: Suite, arch: str, sizes: Mapping[str, tuple[int, int, int]]) -> float:
+    """Pretraining ``arch``'s base, and its forward passes over every target and the similarity's source images."""
+    config = suite.pretrain_config(arch).train
+    image = step_seconds(suite, arch, 1) / TRAIN_FORWARDS
+    pretrain = config.steps * step_seconds(suite, arch, config.batch_size)
+    forwards = sum(3 * n_train + 2 * n_val + n_test for n_train, n_val, n_test in sizes.values())
+    return pretrain + (forwards + SIMILARITY_SOURCE_IMAGES) * image
