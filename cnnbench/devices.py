@@ -1,4 +1,5 @@
-"""One GPU per pytest-xdist worker, chosen through environment variables before JAX is imported (SPEC §10).
+"""Which devices a process gets, decided from environment variables before JAX is imported (SPEC §10): one GPU per
+pytest-xdist worker, and whether the process is one of several in a multi-process (multi-host) job.
 
 JAX reads ``CUDA_VISIBLE_DEVICES`` and its ``XLA_PYTHON_CLIENT_*`` variables once, when its backend starts, so
 the plugin calls :func:`configure_worker` from a worker's ``pytest_configure``. Each worker then sees only its
@@ -7,6 +8,9 @@ own GPU, and none preallocates 75% of a GPU that another worker may need. CPU ru
 TPUs are left alone: libtpu lets one process hold a chip, and the variables that give a process a subset of the
 chips (``TPU_VISIBLE_CHIPS`` with process bounds and a port per process) are not documented by JAX and differ
 between TPU generations; run a TPU suite without ``-n``. Only NVIDIA GPUs are counted (``nvidia-smi``).
+
+A multi-process job is announced the way ``jax.distributed.initialize`` expects: ``JAX_COORDINATOR_ADDRESS`` with
+``JAX_NUM_PROCESSES`` and ``JAX_PROCESS_ID``, or a cluster JAX detects (:func:`distributed_request`).
 
 This module must not import JAX: it is read before JAX starts.
 """
@@ -99,3 +103,48 @@ def _worker_number(worker_id: str) -> int:
     if match is None:
         raise ValueError(f"not a pytest-xdist worker id: {worker_id!r}; expected gw0, gw1, …")
     return int(match.group(1))
+
+
+# ------------------------------------------------------------------------------------ several processes, one job
+
+COORDINATOR = "JAX_COORDINATOR_ADDRESS"  # read by jax.distributed.initialize itself
+PROCESS_COUNT = "JAX_NUM_PROCESSES"
+PROCESS_ID = "JAX_PROCESS_ID"
+
+
+def distributed_request(environ: Mapping[str, str] = os.environ) -> dict[str, int] | None:
+    """What ``jax.distributed.initialize`` needs to join this process to a multi-process job, or None when it runs
+    alone: ``{num_processes, process_id}`` from ``JAX_NUM_PROCESSES`` and ``JAX_PROCESS_ID`` beside
+    ``JAX_COORDINATOR_ADDRESS``; ``{}`` in a cluster JAX detects itself (a Slurm job of several tasks, an Open MPI
+    launch, a TPU slice of several hosts). Raises ValueError for a coordinator without the process count and id."""
+    explicit = [name for name in (PROCESS_COUNT, PROCESS_ID) if name in environ]
+    if COORDINATOR in environ and len(explicit) == 2:
+        try:
+            count, index = int(environ[PROCESS_COUNT]), int(environ[PROCESS_ID])
+        except ValueError:
+            raise ValueError(f"{PROCESS_COUNT}={environ[PROCESS_COUNT]!r} and {PROCESS_ID}={environ[PROCESS_ID]!r} "
+                             "must be integers") from None  # fmt: skip
+        if not 0 <= index < count:
+            raise ValueError(f"{PROCESS_ID}={index} must be at least 0 and below {PROCESS_COUNT}={count}")
+        return {"num_processes": count, "process_id": index}
+    if _cluster(environ):
+        return {}
+    if COORDINATOR in environ or explicit:
+        names = (COORDINATOR, PROCESS_COUNT, PROCESS_ID)
+        given, missing = [n for n in names if n in environ], [n for n in names if n not in environ]
+        raise ValueError(
+            f"{', '.join(given)} set without {', '.join(missing)}: a multi-process run needs the coordinator's "
+            "host:port, the number of processes and this process's id (0 … count - 1)"
+        )
+    return None
+
+
+def _cluster(environ: Mapping[str, str]) -> str | None:
+    """The multi-process cluster ``jax.distributed.initialize()`` detects on its own, if this process is in one."""
+    if int(environ.get("SLURM_NTASKS", "1") or 1) > 1 and "SLURM_JOB_ID" in environ:
+        return "Slurm"
+    if "OMPI_MCA_orte_hnp_uri" in environ:
+        return "Open MPI"
+    if len([h for h in environ.get("TPU_WORKER_HOSTNAMES", "").split(",") if h.strip()]) > 1:
+        return "TPU slice"
+    return None

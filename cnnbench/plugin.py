@@ -19,7 +19,7 @@ SESSION = pytest.StashKey["Any"]()
 SCENARIO_FILE = Path(__file__).with_name("scenarios.py")
 BENCH_FILE = Path(__file__).with_name("bench_items.py")
 FROM_SUITE = ("precision", "batch", "mode")  # options whose default is the suite's own setting
-TRANSFER_ONLY = ("strategy", "quadrant", "head", "target", "baseline", "save_baseline", "shard")
+TRANSFER_ONLY = ("strategy", "quadrant", "head", "target", "baseline", "save_baseline", "shard", "devices")
 
 # name, help, default (every option also has an ini twin: cnnbench_<name with _>)
 OPTIONS = (
@@ -54,6 +54,12 @@ OPTIONS = (
         "train a group's seeds in one program, vmapped over their stacked states: on, off, or auto (on a GPU or TPU; "
         "off on a CPU, where it measured slower)",
         "auto",
+    ),
+    (
+        "devices",
+        "N or all: the devices each scenario trains, evaluates and is timed on, data-parallel (the global batch "
+        "split over them); default one on a CPU, all on an accelerator or in a multi-process job",
+        "",
     ),
     (
         "shard",
@@ -134,6 +140,7 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     log = _logger(config)
     _place_worker(config, log)  # before anything imports JAX
+    leader = _join_processes(config, log)  # before JAX computes anything
     # only with --cnnbench: without it the plugin imports nothing of cnnbench, and so no JAX (SPEC §7)
     from cnnbench.config.hardware import HardwareSuite
     from cnnbench.config.precision import PRECISIONS
@@ -146,7 +153,7 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         suite = read_suite(_suite_option(config), registry_catalog())
         if isinstance(suite, HardwareSuite):
-            _configure_hardware(config, suite, log)
+            _configure_hardware(config, suite, log, leader)
             return
         precision = _option(config, "precision")
         if precision:
@@ -170,6 +177,7 @@ def pytest_configure(config: pytest.Config) -> None:
         if _option(config, "target"):
             suite = _placed(config, suite, filters, log)
             filters.check(suite)
+        parallel = _devices(_option(config, "devices"), suite, filters)
     except (SuiteError, OSError, ValueError) as exc:  # ValueError: a UserDataError, BaselineError, bad filter
         raise pytest.UsageError(f"cnnbench: {exc}") from None
     session = Session(
@@ -178,10 +186,11 @@ def pytest_configure(config: pytest.Config) -> None:
         _path_option(config, "report"),
         _path_option(config, "cache"),
         log=log,
-        writes_reports=not _is_xdist_worker(config),
+        writes_reports=not _is_xdist_worker(config) and leader,
         baseline=baseline,
         seeds_together=together,
         shard=shard,
+        devices=parallel,
     )
     if not session.scenarios():
         raise pytest.UsageError(f"cnnbench: the filters select no scenario of suite {suite.name!r}")
@@ -190,7 +199,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.args = [str(SCENARIO_FILE)]  # `pytest --cnnbench` alone runs the suite, not the project's tests
 
 
-def _configure_hardware(config: pytest.Config, suite: Any, log: Any) -> None:
+def _configure_hardware(config: pytest.Config, suite: Any, log: Any, leader: bool) -> None:
     """Set up the run of hardware suite ``suite``, narrowed by the arch, batch, precision and mode options."""
     from cnnbench.config.suite import SuiteError
     from cnnbench.session import HardwareSession, narrow
@@ -210,7 +219,7 @@ def _configure_hardware(config: pytest.Config, suite: Any, log: Any) -> None:
     except SuiteError as exc:
         raise pytest.UsageError(f"cnnbench: {exc}") from None
     config.stash[SESSION] = HardwareSession(suite, suite.points(), _path_option(config, "report"), log=log,
-                                            writes_reports=not _is_xdist_worker(config))  # fmt: skip
+                                            writes_reports=not _is_xdist_worker(config) and leader)  # fmt: skip
     if config.args_source != pytest.Config.ArgsSource.ARGS:
         config.args = [str(BENCH_FILE)]
 
@@ -229,6 +238,54 @@ def _place_worker(config: pytest.Config, log: Any) -> None:
         warning = devices.sharing_warning(config.option.numprocesses, devices.gpu_count())
         if warning:
             log(warning)
+
+
+def _join_processes(config: pytest.Config, log: Any) -> bool:
+    """A process of a multi-process (multi-host) job — ``JAX_COORDINATOR_ADDRESS`` with ``JAX_NUM_PROCESSES`` and
+    ``JAX_PROCESS_ID``, or a cluster JAX detects — joins the others (``jax.distributed``); alone, nothing happens.
+    Returns whether this process writes the reports: alone, or process 0 of the job."""
+    from cnnbench import devices
+
+    try:
+        request = devices.distributed_request()
+    except ValueError as exc:
+        raise pytest.UsageError(f"cnnbench: {exc}") from None
+    if request is None:
+        return True
+    workers = getattr(config.option, "numprocesses", None)
+    if _is_xdist_worker(config) or (isinstance(workers, int) and workers > 0):
+        raise pytest.UsageError("cnnbench: a multi-process job (jax.distributed) runs each scenario over every "
+                                "process's devices; run it without pytest-xdist's -n")  # fmt: skip
+    from cnnbench.engine import hosts  # JAX, only in a multi-process job
+
+    hosts.initialize(request)
+    log(f"process {hosts.index()} of {hosts.processes()}: every scenario spans the {hosts.devices()} devices of all "
+        "processes; process 0 writes the reports, caches and baseline")  # fmt: skip
+    return hosts.leader()
+
+
+def _devices(value: str, suite: Any, filters: Any) -> int | None:
+    """``--cnnbench-devices``: None for the default, else the device count, checked against the devices JAX sees
+    and against each selected quadrant's global batch, which must split evenly over them."""
+    from cnnbench.config.suite import SuiteError
+
+    if not value:
+        return None
+    if value != "all" and not (value.isdigit() and int(value) >= 1):
+        raise SuiteError(f"--cnnbench-devices {value!r}: expected a device count (1, 2, …) or all")
+    import jax  # the devices a count is checked against: only when one is given
+
+    count = jax.device_count() if value == "all" else int(value)
+    if count > jax.device_count():
+        raise SuiteError(f"--cnnbench-devices {count}: JAX sees {jax.device_count()} device(s) "
+                         f"({jax.default_backend()}); pass at most {jax.device_count()} or all")  # fmt: skip
+    for quadrant, binding in suite.quadrants.items():
+        batch = min(suite.train.batch_size, binding.n_train or suite.train.batch_size)
+        if (not filters.quadrant or quadrant in filters.quadrant) and batch % count:
+            raise SuiteError(f"--cnnbench-devices {count}: the global batch {batch} of {quadrant} does not divide over "
+                             f"{count} devices; choose a device count that divides {batch}, or a [train] batch_size "
+                             f"that is a multiple of {count}")  # fmt: skip
+    return count
 
 
 def _placed(config: pytest.Config, suite: Any, filters: Any, log: Any) -> Any:
@@ -332,6 +389,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if _is_xdist_worker(session.config):
         workeroutput = session.config.workeroutput  # type: ignore[attr-defined]  # set by pytest-xdist on workers
         workeroutput["cnnbench"] = json.dumps(state.export())
+        return
+    if not state.writes_reports:  # a multi-process job's process other than 0
         return
     if state.write(finished=True) is None:
         return

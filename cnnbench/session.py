@@ -171,6 +171,10 @@ class Session(_Run):
     Under pytest-xdist each worker runs its scenarios with ``writes_reports=False`` and hands ``export()`` to
     the controller, whose session ``merge``s them into the one report.
 
+    ``devices`` is how many devices each scenario trains on, data-parallel (None: one on a CPU, every device on an
+    accelerator or in a multi-process job, decided when the first scenario runs). In a multi-process job every
+    process runs every scenario; only process 0 (``writes_reports``) writes.
+
     With ``seeds_together`` (``SEEDS_TOGETHER``) a group's selected seeds train together in one program when its
     first seed runs (``Runner.train``); each seed's own item then times and records it.
 
@@ -190,6 +194,7 @@ class Session(_Run):
     baseline: gate.Baseline | None = None
     seeds_together: str = "auto"
     shard: Shard | None = None
+    devices: int | None = None
     records: list[ScenarioRecord] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -249,9 +254,11 @@ class Session(_Run):
             from cnnbench.engine.runner import Runner
 
             persist(self.cache_dir)
-            self.environment = collect_environment(self.suite.digest, self.suite.precision)
-            self._runner = Runner(self.suite, self.cache_dir, self.log)
             on_cpu = jax.default_backend() == "cpu"
+            if self.devices is None:  # one device on a CPU alone; every device on accelerators or over processes
+                self.devices = 1 if on_cpu and jax.process_count() == 1 else jax.device_count()
+            self.environment = collect_environment(self.suite.digest, self.suite.precision, self.devices)
+            self._runner = Runner(self.suite, self.cache_dir, self.log, devices=self.devices)
             self._together = self.seeds_together == "on" or (self.seeds_together == "auto" and not on_cpu)
         return self._runner
 

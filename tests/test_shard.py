@@ -98,7 +98,7 @@ def test_standard_splits_into_whole_programs_with_pretrained_ones_sharing_their_
         assert unit.shared == ({f"base:{by_id[unit.scenarios[0]].arch}"} if "scratch" not in unit.name else set())
     assert len(units) == 9 * 4 * 3 + 6 and set(shared) == {f"base:{a}" for a in standard.archs}
     cost = {u.name: u.seconds for u in units}
-    assert cost["densenet121-s1-gap"] > 10 * cost["lenet5-s1-gap"]
+    assert cost["densenet121-s1-gap"] > 4 * cost["lenet5-s1-gap"]
     assert cost["resnet18-s1-gap"] > 5 * cost["resnet18-s3-gap"]  # s3 trains a head on cached features
     parts = partition(units, shared, 4)
     assert balance(parts) < 1.05

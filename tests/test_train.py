@@ -17,12 +17,12 @@ from cnnbench.engine.batches import StepBatches, TargetBatches
 from cnnbench.engine.heads import HEADS, create_head, squared_hinge
 from cnnbench.engine.programs import PROGRAMS
 from cnnbench.engine.train import (
-    APPLY,
     AUX_LOSS_WEIGHT,
     PREDICT_BATCH,
     TrainConfig,
     TransferModel,
     Watch,
+    apply_program,
     epoch_batches,
     fit,
     lr_multipliers,
@@ -186,7 +186,7 @@ def test_validation_test_and_deployed_predictions_share_one_program() -> None:
     deployed.eval()
     graphdef, state = nnx.split(deployed)
     batch = np.resize(x, (PREDICT_BATCH, *x.shape[1:]))
-    program, fresh = PROGRAMS.get(APPLY, (graphdef, None), (state,), batch)
+    program, fresh = PROGRAMS.get(apply_program(), (graphdef, None), (state,), batch)
     assert not fresh
     np.testing.assert_allclose(np.asarray(program.compiled((state,), batch))[:40], logits, rtol=1e-6, atol=1e-6)
 

@@ -1,6 +1,6 @@
 """Splitting a run's scenarios into ``N`` parts of about equal cost, for ``--cnnbench-shard K/N`` (SPEC §10).
 
-The parts are balanced by estimated seconds, not by count: a ``densenet121`` scenario costs twenty ``lenet5``
+The parts are balanced by estimated seconds, not by count: a ``densenet121`` scenario costs six ``lenet5``
 ones. What is split are *units* that must stay whole — a program (arch × strategy × head: every quadrant and
 seed of it, so each gate group and each throughput verdict is judged inside one part) — and a unit may need
 *shared* work that a part pays once however many of its units use it: pretraining a base, a base's features of

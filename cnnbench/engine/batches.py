@@ -4,7 +4,9 @@ A chunk holds the inputs (k, batch, ...) and labels (k, batch) of up to k consec
 asked for repeat the earlier ones and are never trained on. ``k`` depends only on a batch's size, so every fit at
 one batch shape shares one compiled program. An in-memory training set (``TargetBatches``) lives on the device,
 where one small compiled program per chunk gathers its batches and augments them; a batch function of the step
-(``StepBatches``, the streamed pretraining source) is called once per step and its batches stacked.
+(``StepBatches``, the streamed pretraining source) is called once per step and its batches stacked. Data parallel
+(``DataParallel``), the training set is replicated on every device and each chunk comes out split along its batch
+axis, each device gathering and augmenting its own share of the images.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ import numpy as np
 
 from cnnbench import profiling
 from cnnbench.data.augment import augment, check_ops
-from cnnbench.engine.programs import PROGRAMS
+from cnnbench.engine.mesh import SINGLE, DataParallel
+from cnnbench.engine.programs import PROGRAMS, jitted
 
 MAX_CHUNK = 64  # the most steps one dispatch runs; evaluation points end a chunk early
 CHUNK_BYTES = 64 * 2**20  # the most input bytes a chunk stacks: fewer steps per chunk for big images
@@ -66,23 +69,33 @@ class StepBatches:
 class TargetBatches:
     """The batches of an in-memory training set: ``order[step]`` are the rows of each step, gathered on the
     device; ``ops`` augment them there per step, keyed by (``seed``, step), so a scenario stays reproducible.
-    ``of`` builds one; ``offset`` is the step its first chunk starts at."""
+    ``of`` builds one; ``offset`` is the step its first chunk starts at. Over several devices (``parallel``) the
+    data is on each of them and a chunk's batch axis is split over them."""
 
-    x: Any  # on the device, or a host array where larger than DEVICE_DATA_BYTES
+    x: Any  # on the device(s), or a host array where larger than DEVICE_DATA_BYTES
     y: Any
     order: np.ndarray  # (steps, batch) row indices
     ops: tuple[str, ...] = ()
     seed: int = 0
     offset: int = 0
+    parallel: DataParallel = SINGLE
 
     @classmethod
     def of(
-        cls, x: np.ndarray, y: np.ndarray, order: np.ndarray, augment: Sequence[str] = (), seed: int = 0
+        cls,
+        x: np.ndarray,
+        y: np.ndarray,
+        order: np.ndarray,
+        augment: Sequence[str] = (),
+        seed: int = 0,
+        parallel: DataParallel = SINGLE,
     ) -> TargetBatches:
-        """The batches of ``x, y`` in ``order``, the data put on the device once where it fits."""
+        """The batches of ``x, y`` in ``order``, the data put on the device (every device of ``parallel``) once
+        where it fits. Raises ``ValueError`` when a batch does not split evenly over the devices."""
+        parallel.check(order.shape[1])
         if x.nbytes <= DEVICE_DATA_BYTES:
-            x, y = jax.device_put(x), jax.device_put(y)
-        return cls(x, y, order, check_ops(augment), seed)
+            x, y = (jax.device_put(x), jax.device_put(y)) if parallel.mesh is None else parallel.replicate((x, y))
+        return cls(x, y, order, check_ops(augment), seed, parallel=parallel)
 
     @property
     def batch_nbytes(self) -> int:
@@ -96,24 +109,26 @@ class TargetBatches:
         with profiling.phase("data"):
             first = self.offset + start
             idx = np.resize(self.order[first : first + n], (k, self.order.shape[1]))
+            split = self.parallel.batch(1)  # a chunk's (k, batch, ...) arrays, split along the batch
             if isinstance(self.x, np.ndarray):  # too large for the device: gathered on the host
-                xs, ys = jax.device_put(self.x[idx]), jax.device_put(self.y[idx])
+                rows = (self.x[idx], self.y[idx])
+                xs, ys = jax.device_put(rows) if split is None else self.parallel.shard(rows, 1)
             else:
-                program, _ = PROGRAMS.get(_gather, (), self.x, self.y, idx)
+                gather, idx = jitted(_gather, split), self.parallel.shard(idx, 1)
+                program, _ = PROGRAMS.get(gather, (), self.x, self.y, idx)
                 xs, ys = program.compiled(self.x, self.y, idx)
             if self.ops:
                 steps = np.arange(first, first + k, dtype=np.int32)
-                program, _ = PROGRAMS.get(_augment, (self.ops,), xs, np.int32(self.seed), steps)
+                augment = jitted(_augment, split, static_argnums=0)
+                program, _ = PROGRAMS.get(augment, (self.ops,), xs, np.int32(self.seed), steps)
                 xs = program.compiled(xs, np.int32(self.seed), steps)
             return xs, ys
 
 
-@jax.jit
 def _gather(x: jax.Array, y: jax.Array, idx: jax.Array) -> tuple[jax.Array, jax.Array]:
     return x[idx], y[idx]
 
 
-@partial(jax.jit, static_argnums=0)
 def _augment(ops: tuple[str, ...], xs: jax.Array, seed: jax.Array, steps: jax.Array) -> jax.Array:
     keys = jax.vmap(partial(jax.random.fold_in, jax.random.key(seed)))(steps)
     return jax.vmap(lambda x, key: augment(x, ops, key))(xs, keys)

@@ -29,25 +29,26 @@ from cnnbench.config.strategies import STRATEGIES
 from cnnbench.config.suite import Suite
 from cnnbench.engine.estimate import SIMILARITY_SOURCE_IMAGES, TRAIN_FORWARDS
 
-# seconds per train step at benchmark scale on the reference CPU (benchmarks/step_costs.py, 2026-12-02)
+# seconds per train step at benchmark scale in the training loop, on the reference CPU (benchmarks/step_costs.py,
+# 2026-12-02, nothing else running)
 STEP_S: dict[str, float] = {
-    "lenet5": 0.0143,
-    "alexnet": 0.0139,
-    "vgg11": 0.0380,
-    "vgg16": 0.6104,
-    "vgg19": 0.4569,
-    "vgg11_bn": 0.0483,
-    "vgg16_bn": 0.3876,
-    "vgg19_bn": 0.3611,
-    "googlenet": 0.0776,
-    "googlenet_aux": 0.1271,
-    "resnet18": 0.0443,
-    "resnet34": 0.0730,
-    "resnet50": 0.2120,
-    "seresnet50": 0.2250,
-    "xception": 0.1647,
-    "densenet121": 0.1851,
-    "mobilenetv2": 0.2015,
+    "lenet5": 0.0164,
+    "alexnet": 0.0128,
+    "vgg11": 0.0373,
+    "vgg16": 0.4028,
+    "vgg19": 0.4197,
+    "vgg11_bn": 0.0439,
+    "vgg16_bn": 0.3460,
+    "vgg19_bn": 0.3291,
+    "googlenet": 0.0481,
+    "googlenet_aux": 0.0598,
+    "resnet18": 0.0355,
+    "resnet34": 0.0602,
+    "resnet50": 0.0846,
+    "seresnet50": 0.0933,
+    "xception": 0.1181,
+    "densenet121": 0.1016,
+    "mobilenetv2": 0.0779,
 }
 BENCH_IMG, BENCH_BATCH = 32, 64
 SCENARIO_S = 0.3  # bookkeeping per scenario: building its model and head, its record, the report rewrite

@@ -33,17 +33,21 @@ PACKAGES = {
 }
 
 # The keys that make throughput comparable: same hardware, same software that compiles and runs the step, same
-# precision (a bf16 step is not a faster fp32 one).
-FINGERPRINT_KEYS = ("backend", "device_kind", "device_count", "cpu", "jax", "flax", "cnnbench", "precision")
+# precision (a bf16 step is not a faster fp32 one), same number of devices training each scenario data-parallel.
+FINGERPRINT_KEYS = ("backend", "device_kind", "device_count", "cpu", "jax", "flax", "cnnbench", "precision",
+                    "parallel_devices")  # fmt: skip
 
 
-def collect_environment(suite_hash: str, precision: str = DEFAULT_PRECISION) -> dict[str, Any]:
-    """The environment record of a report (SPEC §8) of a run at ``precision``, plus its ``fingerprint``; never
-    raises on a missing git."""
+def collect_environment(
+    suite_hash: str, precision: str = DEFAULT_PRECISION, parallel_devices: int = 1
+) -> dict[str, Any]:
+    """The environment record of a report (SPEC §8) of a run at ``precision`` whose scenarios each train on
+    ``parallel_devices`` devices, data-parallel, plus its ``fingerprint``; never raises on a missing git."""
     env: dict[str, Any] = {key: _version(dist) for key, dist in PACKAGES.items()}
     env["python"] = platform.python_version()
     env.update(_devices())
     env["precision"] = precision
+    env["parallel_devices"] = parallel_devices
     env["cpu"] = cpu_model()
     env["os"] = platform.platform()
     env["git_commit"] = git_commit(Path.cwd())
@@ -57,12 +61,14 @@ def collect_environment(suite_hash: str, precision: str = DEFAULT_PRECISION) -> 
 def fingerprint(env: Mapping[str, Any]) -> str:
     """A 12-hex-digit hash of the hardware and software keys (:data:`FINGERPRINT_KEYS`) of ``env``.
 
-    Reports older than the ``precision`` key ran fp32, so an fp32 run hashes without it, as they did: its throughput
-    stays comparable with theirs (and with committed baselines).
+    Reports older than the ``precision`` and ``parallel_devices`` keys ran fp32 on one device, so such a run hashes
+    without them, as they did: its throughput stays comparable with theirs (and with committed baselines).
     """
     keyed = {key: env.get(key) for key in FINGERPRINT_KEYS}
     if keyed["precision"] in (None, DEFAULT_PRECISION):
         del keyed["precision"]
+    if keyed["parallel_devices"] in (None, 1):
+        del keyed["parallel_devices"]
     return hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:12]
 
 

@@ -3,7 +3,8 @@
 A pretrained base is keyed by everything that determines it: the arch config and a digest of the code that
 defines it, the source config, the pretraining budget and the cnnbench version. It is built on first use and
 restored after; an entry that is incomplete, truncated or written for another key is rebuilt with a warning, never
-silently used. A file lock makes concurrent workers (pytest-xdist) build each entry once.
+silently used. A file lock makes concurrent workers (pytest-xdist) build each entry once. In a multi-process job
+(``cnnbench.engine.hosts``) process 0 alone loads or builds it, and the others receive it from process 0.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from flax import nnx
 import cnnbench
 from cnnbench.config.training import PretrainConfig
 from cnnbench.data.source import SourceConfig, SourceDomain
+from cnnbench.engine import hosts
 from cnnbench.engine.batches import StepBatches
 from cnnbench.engine.heads import GAPHead, softmax_cross_entropy
 from cnnbench.engine.train import TransferModel, accuracy, fit, predict
@@ -99,6 +101,15 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _checkpointer() -> ocp.StandardCheckpointer:
+    """Orbax's checkpointer; in a multi-process job, process 0's alone (the others never touch the cache, and a
+    checkpointer of every process would wait for them at its barriers)."""
+    if hosts.processes() == 1:
+        return ocp.StandardCheckpointer()
+    alone = ocp.options.MultiprocessingOptions(primary_host=0, active_processes={0})
+    return ocp.StandardCheckpointer(multiprocessing_options=alone)
+
+
 def _abstract_state(model: ModelConfig) -> dict:
     abstract = nnx.to_pure_dict(nnx.state(nnx.eval_shape(lambda: model.create(0))))
     return jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract)
@@ -117,7 +128,7 @@ def _restore(entry: Path, key: dict, model: ModelConfig) -> tuple[dict, dict]:
         raise ValueError("meta.json lacks key, source_accuracy or seconds")
     if meta["key"] != key:
         raise ValueError("it was written for a different configuration")
-    restored = ocp.StandardCheckpointer().restore((entry / "state").absolute(), _abstract_state(model))
+    restored = _checkpointer().restore((entry / "state").absolute(), _abstract_state(model))
     return jax.tree.map(np.asarray, restored), meta
 
 
@@ -161,9 +172,27 @@ def load_or_pretrain(
     cache_dir: Path,
     progress: Callable[[dict], None] | None = None,
 ) -> Pretrained:
-    """The cached pretrained base for this key, building (and caching) it on a miss or a bad entry."""
+    """The cached pretrained base for this key, building (and caching) it on a miss or a bad entry; in a
+    multi-process job, process 0's, sent to the others."""
     key = cache_key(model, source, config)
     entry = (Path(cache_dir) / "pretrained" / f"{model.arch}-{_digest(key)}").absolute()
+    if hosts.processes() == 1:
+        return _load_or_build(model, source, config, key, entry, progress)
+    mine = _load_or_build(model, source, config, key, entry, progress) if hosts.leader() else None
+    state = mine.state if mine else jax.tree.map(lambda a: np.zeros(a.shape, a.dtype), _abstract_state(model))
+    facts = np.array([mine.source_accuracy, mine.seconds, mine.cache_hit] if mine else [0.0, 0.0, 0.0], np.float64)
+    state, (source_accuracy, seconds, hit) = hosts.from_leader((state, facts))
+    return Pretrained(state, float(source_accuracy), float(seconds), bool(hit), entry)
+
+
+def _load_or_build(
+    model: ModelConfig,
+    source: SourceConfig,
+    config: PretrainConfig,
+    key: dict,
+    entry: Path,
+    progress: Callable[[dict], None] | None,
+) -> Pretrained:
     with _locked(entry.with_suffix(".lock")):
         if entry.exists():
             try:
@@ -179,7 +208,7 @@ def load_or_pretrain(
         seconds = time.perf_counter() - t0
         tmp = entry.with_name(entry.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
-        checkpointer = ocp.StandardCheckpointer()
+        checkpointer = _checkpointer()
         checkpointer.save(tmp / "state", state)
         checkpointer.wait_until_finished()
         meta = {"key": key, "source_accuracy": source_accuracy, "seconds": seconds}

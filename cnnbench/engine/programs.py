@@ -1,13 +1,15 @@
 """Ahead-of-time compiled programs, shared across scenarios, and what compiling each one cost.
 
 Every program the engine runs (train steps, predictions, batch gathering) is compiled once per function, static
-arguments and argument shapes in a process; ``PROGRAMS`` keeps them and books each compile (or load from JAX's
-persistent compilation cache) in the run's profile.
+arguments, argument shapes and, on several devices, argument shardings in a process; ``PROGRAMS`` keeps them and
+books each compile (or load from JAX's persistent compilation cache) in the run's profile. ``jitted`` makes each
+function's jit once per output placement: the one-device program, unannotated, and one per data-parallel mesh.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,7 @@ from cnnbench import profiling
 
 @dataclass
 class Program:
-    """An ahead-of-time compiled program and what compiling it cost."""
+    """An ahead-of-time compiled program, what compiling it cost, and its FLOPs over all the devices it runs on."""
 
     compiled: Any
     compile_s: float
@@ -35,23 +37,49 @@ def flops(compiled: Any) -> float | None:
     return (cost or {}).get("flops")
 
 
+_JITTED: dict[Any, Any] = {}
+
+
+def jitted(fn: Callable, out_shardings: Any = None, **options: Any) -> Any:
+    """``jax.jit(fn, **options)``, with its outputs placed as ``out_shardings`` where given (a data-parallel
+    program; None: the one-device program, unannotated). Made once per function, options and output placement, so
+    each keeps one key in ``PROGRAMS``."""
+    key = (fn, out_shardings, tuple(sorted(options.items())))
+    if key not in _JITTED:
+        placed = {} if out_shardings is None else {"out_shardings": out_shardings}
+        _JITTED[key] = jax.jit(fn, **placed, **options)
+    return _JITTED[key]
+
+
+def _placement(leaf: Any) -> Any:
+    """The sharding of an array spread over several devices, whose program runs on those devices; None for host
+    data or an array on one device, which one-device programs take alike."""
+    sharding = getattr(leaf, "sharding", None)
+    return sharding if sharding is not None and len(sharding.device_set) > 1 else None
+
+
 class ProgramCache:
-    """Compiled programs keyed by jitted function, static arguments and argument shapes."""
+    """Compiled programs keyed by jitted function, static arguments, argument shapes and multi-device shardings."""
 
     def __init__(self) -> None:
         self._programs: dict[Any, Program] = {}
         self.seconds = 0.0  # compiling and loading every program so far: a caller's share is the change over its call
 
     def get(self, fn: Any, static: tuple, *args: Any) -> tuple[Program, bool]:
-        """The program of the jitted ``fn`` at these static values (its leading arguments) and argument shapes;
-        True when compiled (or loaded from the persistent cache) just now."""
+        """The program of the jitted ``fn`` at these static values (its leading arguments), argument shapes and
+        shardings (the same shapes split over devices are another program); True when compiled (or loaded from the
+        persistent cache) just now."""
         leaves, treedef = jax.tree.flatten(args)
-        key = (fn, static, treedef, tuple((np.shape(a), jnp.result_type(a)) for a in leaves))
+        placements = [_placement(a) for a in leaves]
+        shapes = tuple((np.shape(a), jnp.result_type(a), p) for a, p in zip(leaves, placements, strict=True))
+        key = (fn, static, treedef, shapes)
         if key in self._programs:
             return self._programs[key], False
         hits, t0 = _CACHE_HITS[0], time.perf_counter()
         compiled = fn.lower(*static, *args).compile()
-        program = Program(compiled, time.perf_counter() - t0, flops(compiled))
+        per_device = flops(compiled)  # XLA's cost analysis of a partitioned program counts one device's share
+        devices = max((len(p.device_set) for p in placements if p is not None), default=1)
+        program = Program(compiled, time.perf_counter() - t0, None if per_device is None else per_device * devices)
         profiling.add("program cache load" if _CACHE_HITS[0] > hits else "compile", program.compile_s)
         self.seconds += program.compile_s
         self._programs[key] = program

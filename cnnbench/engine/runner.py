@@ -33,6 +33,7 @@ from cnnbench.data.user import load_user_dataset
 from cnnbench.engine.batches import TargetBatches
 from cnnbench.engine.heads import Head, create_head
 from cnnbench.engine.measurement import CurvePoint, Measurement, Metrics, Outcome, TargetRecord, Timing
+from cnnbench.engine.mesh import SINGLE, DataParallel
 from cnnbench.engine.precision import apply_precision
 from cnnbench.engine.pretrain import ModelConfig, Pretrained, describe, load_into, load_or_pretrain
 from cnnbench.engine.programs import PROGRAMS, Program
@@ -40,7 +41,6 @@ from cnnbench.engine.separability_cache import SeparabilityCache, data_digest
 from cnnbench.engine.similarity import THRESHOLD, Separability, Similarity, pooled, separability
 from cnnbench.engine.timing import Timer, summarize
 from cnnbench.engine.train import (
-    APPLY,
     PREDICT_BATCH,
     Diverged,
     FitResult,
@@ -49,6 +49,7 @@ from cnnbench.engine.train import (
     TransferModel,
     Watch,
     accuracy,
+    apply_program,
     count,
     epoch_batches,
     fit_seeds,
@@ -86,9 +87,14 @@ class Runner:
         cache_dir: Path,
         log: Callable[[str], None] = print,
         datasets: dict[str, Dataset] | None = None,
+        *,
+        devices: int | None = None,
     ) -> None:
-        """``datasets``: targets already loaded, by quadrant (they are used instead of building the binding's)."""
+        """``datasets``: targets already loaded, by quadrant (they are used instead of building the binding's).
+        ``devices``: how many devices every scenario trains, evaluates and is timed on, data parallel (None: one,
+        nothing sharded); pretraining stays on one device, so a cached base serves every device count."""
         self.suite = suite
+        self.parallel = DataParallel.of(devices)
         self.cache_dir = Path(cache_dir)
         self.log = log
         self.source = SourceConfig(img_size=suite.img_size, in_chans=suite.in_chans)
@@ -221,7 +227,7 @@ class Runner:
         graphdef, state = nnx.split(base)
         maps, compile_s = [], 0.0
         for x in batches:
-            feats, c = predict(graphdef, (state,), x, method="forward_features")
+            feats, c = predict(graphdef, (state,), x, method="forward_features", parallel=self.parallel)
             maps.append(feats)
             compile_s += c
         return maps, base.global_pool, compile_s
@@ -306,11 +312,13 @@ class Runner:
     def plan(self, scenario: Scenario) -> Plan:
         """Everything ``scenario`` trains with, decided before training: its target and budget, the base
         (pretrained or not) and new head, the frozen stages, the inputs (the base's cached features for a strategy
-        that trains on them, else the images) and the two-phase and learning-rate settings."""
+        that trains on them, else the images) and the two-phase and learning-rate settings. Raises ``ValueError``
+        when the global batch does not split evenly over the data-parallel devices."""
         strategy = STRATEGIES.get(scenario.strategy)
         ds, binding = self.dataset(scenario.quadrant), self.suite.quadrants[scenario.quadrant]
         config = self.suite.train.config(binding.steps)
         config = replace(config, batch_size=min(config.batch_size, ds.n_train))
+        self.parallel.check(config.batch_size)
         base = self.model_config(scenario.arch).create(scenario.seed)
         if strategy.pretrained:
             load_into(base, self.pretrained(scenario.arch).state)
@@ -339,23 +347,23 @@ class Runner:
             compile_s=compile_s,
         )
 
-    @staticmethod
-    def fit(plan: Plan) -> FitResult:
+    def fit(self, plan: Plan) -> FitResult:
         """Train one scenario as planned (``fit_seeds``); raises ``Diverged`` where its loss stopped being finite."""
-        (fitted,) = Runner.fit_seeds([plan])
+        (fitted,) = self.fit_seeds([plan])
         if isinstance(fitted, Diverged):
             raise fitted
         return fitted
 
-    @staticmethod
-    def fit_seeds(plans: list[Plan]) -> list[FitResult | Diverged]:
+    def fit_seeds(self, plans: list[Plan]) -> list[FitResult | Diverged]:
         """Train as planned — one scenario, or a group's seeds together — in one phase, or two (the head alone on
         the frozen base, then the planned stages unfrozen at the base LR, within the same step budget) merged into
-        one result per seed. A seed that diverges in the first phase skips the second."""
+        one result per seed, on the runner's devices. A seed that diverges in the first phase skips the second;
+        a global batch that does not split evenly over the devices raises ``ValueError`` before anything runs."""
         plan, config = plans[0], plans[0].config
         orders = [epoch_batches(len(p.inputs.train), config.batch_size, config.steps, p.scenario.seed) for p in plans]
         with profiling.phase("data"):  # the training set goes on the device once, whatever the number of seeds
-            shared = TargetBatches.of(plan.inputs.train, plan.dataset.y_train, orders[0], plan.augment)
+            shared = TargetBatches.of(plan.inputs.train, plan.dataset.y_train, orders[0], plan.augment,
+                                      parallel=self.parallel)  # fmt: skip
             batches = [replace(shared, order=o, seed=p.scenario.seed) for o, p in zip(orders, plans, strict=True)]
         train = partial(
             fit_seeds,
@@ -364,6 +372,7 @@ class Runner:
             lr_head=config.learning_rate,
             weight_decay_head=plan.head.weight_decay,
             watch=plan.watch,
+            parallel=self.parallel,
         )
         trainees = [p.trainee() for p in plans]
         models, frozen = [m for m, _ in trainees], trainees[0][1]
@@ -387,19 +396,22 @@ class Runner:
             fits[i] = second.after(first, head_first) if both else second  # type: ignore[union-attr,arg-type]
         return [fits[i] for i in range(len(plans))]
 
-    @staticmethod
-    def evaluate(plan: Plan, fitted: FitResult) -> Evaluation:
-        """Test accuracy of the trained model, and the deployed model compiled for the inference timing."""
-        logits, compile_s = predict(fitted.eval_graphdef, (fitted.trainable, fitted.rest), plan.inputs.test)
+    def evaluate(self, plan: Plan, fitted: FitResult) -> Evaluation:
+        """Test accuracy of the trained model, and the deployed model compiled for the inference timing, both on
+        the runner's devices."""
+        logits, compile_s = predict(fitted.eval_graphdef, (fitted.trainable, fitted.rest), plan.inputs.test,
+                                    parallel=self.parallel)  # fmt: skip
         test_accuracy = accuracy(logits, plan.dataset.y_test)
         deployed = plan.deployed(fitted.model())
         deployed.eval()
         graphdef, state = nnx.split(deployed)
+        state = self.parallel.replicate(state)
         x_test = plan.dataset.x_test
-        batch = np.resize(x_test, (INFER_BATCH, *x_test.shape[1:]))
-        program, fresh = PROGRAMS.get(APPLY, (graphdef, None), (state,), batch)
+        batch = np.resize(x_test, (self.parallel.padded(INFER_BATCH), *x_test.shape[1:]))
+        program, fresh = PROGRAMS.get(apply_program(self.parallel), (graphdef, None), (state,),
+                                      self.parallel.shard(batch, 0))  # fmt: skip
         compile_s += program.compile_s if fresh else 0.0
-        return Evaluation(test_accuracy, deployed, state, program, batch, compile_s)
+        return Evaluation(test_accuracy, deployed, state, program, batch, compile_s, self.parallel)
 
     @staticmethod
     def time(fitted: FitResult, evaluation: Evaluation, timer: Timer) -> tuple[Timing, Timing]:
@@ -409,7 +421,7 @@ class Runner:
         assert step is not None  # fit leaves one whenever it returns
         infer_stats = timer.inference(evaluation.infer)
         train_stats = timer.train_step(step.replay())
-        return summarize(train_stats, step.images_per_call), summarize(infer_stats, INFER_BATCH)
+        return summarize(train_stats, step.images_per_call), summarize(infer_stats, len(evaluation.batch))
 
 
 @dataclass(frozen=True)
@@ -457,7 +469,8 @@ class Plan:
 
 @dataclass(frozen=True, eq=False)
 class Evaluation:
-    """A trained scenario's test accuracy, and its deployed model compiled for a batch of ``INFER_BATCH``."""
+    """A trained scenario's test accuracy, and its deployed model compiled for a batch of ``INFER_BATCH`` (rounded
+    up to a multiple of the data-parallel devices)."""
 
     test_accuracy: float
     deployed: TransferModel  # in inference mode
@@ -465,10 +478,12 @@ class Evaluation:
     program: Program
     batch: np.ndarray  # test images, repeated to fill the batch
     compile_s: float  # compiling the test predictions and the deployed model, where done for this scenario
+    parallel: DataParallel = SINGLE  # the devices the batch is split over
 
     def infer(self) -> None:
-        """One inference call of the deployed model, blocking until done (what the inference timing calls)."""
-        jax.block_until_ready(self.program.compiled((self.state,), self.batch))
+        """One inference call of the deployed model on the host batch, blocking until done (what the inference
+        timing calls); over several devices the call splits the batch over them, as one device's copies it there."""
+        jax.block_until_ready(self.program.compiled((self.state,), self.parallel.shard(self.batch, 0)))
 
 
 @dataclass(frozen=True, eq=False)
@@ -502,7 +517,7 @@ def _measurement(
         time_to_final_s=fitted.time_to_final_s,
         params_trainable=count(fitted.trainable),  # shapes only: the timed train step has donated the buffers
         params_total=count(nnx.state(evaluation.deployed, nnx.Param)),
-        gflops=program.flops / INFER_BATCH / 1e9 if program.flops else None,
+        gflops=program.flops / len(evaluation.batch) / 1e9 if program.flops else None,
         peak_memory_bytes=_peak_memory_bytes(),
     )
     return Measurement(

@@ -13,13 +13,13 @@ import hashlib
 import json
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, astuple
 from pathlib import Path
 
 import numpy as np
 
 import cnnbench
-from cnnbench.engine import similarity
+from cnnbench.engine import hosts, similarity
 from cnnbench.engine.similarity import Separability
 from cnnbench.fileio import atomic_write
 
@@ -48,19 +48,34 @@ class SeparabilityCache:
 
     def get(self, base: str, precision: str, data: str, measure: Callable[[], Separability]) -> Separability:
         """The separability that ``base`` (its pretraining cache entry's name) at ``precision`` gives the images of
-        digest ``data``: read from disk, or ``measure()``d and stored."""
+        digest ``data``: read from disk, or ``measure()``d and stored. In a multi-process job process 0 reads and
+        writes the file and the others take its answer (``hosts.from_leader``), so all measure, or none."""
         key = {"base": base, "precision": precision, "data": data, "method": similarity.METHOD, "code": _CODE,
                "cnnbench": cnnbench.__version__}  # fmt: skip
         path = self.root / f"{base}-{precision}-{data}.json"
-        if path.exists():
-            try:
-                entry = json.loads(path.read_text())
-                if entry["key"] != key:
-                    raise ValueError("it was written for a different configuration")
-                return Separability(float(entry["pretrained"]), float(entry["random"]))
-            except (ValueError, KeyError, TypeError) as exc:  # JSONDecodeError is a ValueError
-                warnings.warn(f"similarity cache entry {path} is unusable ({exc}); measuring again",
-                              SeparabilityCacheWarning, stacklevel=2)  # fmt: skip
+        cached = self._read(path, key) if hosts.leader() else None
+        found, pretrained, random = hosts.from_leader(
+            np.array([cached is not None, *(astuple(cached) if cached else (0.0, 0.0))], np.float64)
+        )
+        if found:
+            return Separability(float(pretrained), float(random))
         value = measure()
-        atomic_write(path, json.dumps({"key": key, **asdict(value)}, indent=1))
+        if hosts.leader():
+            atomic_write(path, json.dumps({"key": key, **asdict(value)}, indent=1))
         return value
+
+    @staticmethod
+    def _read(path: Path, key: dict) -> Separability | None:
+        """The entry at ``path`` if it was written for ``key``; None where there is none, with a warning where it
+        cannot be used."""
+        if not path.exists():
+            return None
+        try:
+            entry = json.loads(path.read_text())
+            if entry["key"] != key:
+                raise ValueError("it was written for a different configuration")
+            return Separability(float(entry["pretrained"]), float(entry["random"]))
+        except (ValueError, KeyError, TypeError) as exc:  # JSONDecodeError is a ValueError
+            warnings.warn(f"similarity cache entry {path} is unusable ({exc}); measuring again",
+                          SeparabilityCacheWarning, stacklevel=3)  # fmt: skip
+            return None

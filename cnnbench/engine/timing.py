@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 from pytest_benchmark.stats import Stats
 
 from cnnbench.engine.measurement import Timing
@@ -22,10 +23,14 @@ MIN_ROUND_S = 0.02  # a round of one sub-millisecond call measures the scheduler
 
 
 def calls_per_round(fn: Callable[[], Any], min_round_s: float = MIN_ROUND_S) -> int:
-    """How many calls make a timed round last at least ``min_round_s``, judged from one warm-up call."""
+    """How many calls make a timed round last at least ``min_round_s``, judged from one warm-up call (process 0's
+    judgement in a multi-process job, whose processes must all call a program that spans them as often)."""
     t0 = time.perf_counter()
     fn()
-    return max(1, math.ceil(min_round_s / max(time.perf_counter() - t0, 1e-9)))
+    calls = max(1, math.ceil(min_round_s / max(time.perf_counter() - t0, 1e-9)))
+    from cnnbench.engine import hosts  # JAX: here, so importing this module (the roofline's timing) stays light
+
+    return int(hosts.from_leader(np.int32(calls)))
 
 
 def measure(fn: Callable[[], Any], rounds: int = ROUNDS, min_round_s: float = MIN_ROUND_S) -> Stats:

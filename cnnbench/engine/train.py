@@ -5,7 +5,8 @@ stepped by pure functions compiled ahead of time, many steps per dispatch: one p
 a stack of batches. Learning rates, weight decay and the clipping norm are optimizer *state*
 (``optax.inject_hyperparams``) and the schedule is an argument, so scenarios that differ only in those numbers
 share one compiled program. A group's seeds can train together: one program, vmapped over their stacked states
-(``fit_seeds``).
+(``fit_seeds``). A fit can run data-parallel over several devices (``DataParallel``): the states replicated, each
+batch split over the devices, the same program partitioned by XLA's SPMD partitioner.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from flax import nnx
 from cnnbench import profiling
 from cnnbench.config.training import OPTIMIZERS, TrainConfig, Watch
 from cnnbench.engine.batches import Batches, chunk_steps
-from cnnbench.engine.programs import PROGRAMS, Program
+from cnnbench.engine.mesh import SINGLE, DataParallel
+from cnnbench.engine.programs import PROGRAMS, Program, jitted
 from cnnbench.zoo import ZooModel
 
 # ----------------------------------------------------------------------------------------------- models
@@ -179,9 +181,19 @@ def _f32(x: jax.Array) -> jax.Array:
     return x.astype(jnp.float32)
 
 
-TRAIN = jax.jit(_train_steps, static_argnums=(0, 1, 2, 3), donate_argnums=(4, 5, 6))
-TRAIN_SEEDS = jax.jit(_train_steps_seeds, static_argnums=(0, 1, 2, 3), donate_argnums=(4, 5, 6))
-APPLY = jax.jit(_apply, static_argnums=(0, 1))
+def train_program(seeds: bool, parallel: DataParallel = SINGLE) -> Any:
+    """The jitted train program, of one model or of several seeds' stacked states (``_train_steps_seeds``), its
+    outputs (states, losses) replicated on ``parallel``'s devices; it takes the batches split along their batch
+    axis and every other argument replicated, so the partitioner reduces the gradients and BatchNorm's statistics
+    over the global batch."""
+    fn = _train_steps_seeds if seeds else _train_steps
+    return jitted(fn, parallel.replicated, static_argnums=(0, 1, 2, 3), donate_argnums=(4, 5, 6))
+
+
+def apply_program(parallel: DataParallel = SINGLE) -> Any:
+    """The jitted prediction program, its outputs replicated on ``parallel``'s devices so
+    the host can read them; it takes the states replicated and a batch split along its first axis."""
+    return jitted(_apply, parallel.replicated, static_argnums=(0, 1))
 
 
 # ------------------------------------------------------------------------------------------------ config
@@ -191,7 +203,8 @@ APPLY = jax.jit(_apply, static_argnums=(0, 1))
 class TrainStep:
     """The compiled train program and the states and arguments it can be called with again: the final model
     states, the optimizer state after the last step, the un-scheduled hyper-parameters and the first chunk of
-    batches; all with a leading seed axis where ``seeds`` > 1 (a group's seeds trained in one program)."""
+    batches; all with a leading seed axis where ``seeds`` > 1 (a group's seeds trained in one program), and the
+    devices they are on."""
 
     program: Program
     trainable: nnx.State
@@ -201,6 +214,7 @@ class TrainStep:
     xs: Any
     ys: Any
     seeds: int = 1
+    parallel: DataParallel = SINGLE
 
     @property
     def batch_size(self) -> int:
@@ -218,7 +232,7 @@ class TrainStep:
         the new ones here, so it can be timed again (a group's items each time it); whatever shared the
         original buffers is spent."""
         k = self.xs.shape[1 if self.seeds > 1 else 0]
-        lr_scales = jnp.ones((self.seeds, k) if self.seeds > 1 else k, jnp.float32)
+        lr_scales = self.parallel.replicate(jnp.ones((self.seeds, k) if self.seeds > 1 else k, jnp.float32))
         n = np.ones(self.seeds, np.int32) if self.seeds > 1 else np.int32(1)
 
         def step() -> None:
@@ -316,18 +330,27 @@ PREDICT_BATCH = 256  # the batch of every prediction program, and of a deployed 
 
 
 def predict(
-    graphdef: Any, states: tuple, x: np.ndarray, batch_size: int = PREDICT_BATCH, method: str | None = None
+    graphdef: Any,
+    states: tuple,
+    x: np.ndarray,
+    batch_size: int = PREDICT_BATCH,
+    method: str | None = None,
+    parallel: DataParallel = SINGLE,
 ) -> tuple[np.ndarray, float]:
     """Outputs of the model (or of ``method``) on ``x`` in batches of ``batch_size`` (the last one padded);
     returns them and compile time. The model's states are passed as one state, however training split them, and
     every set is padded to the same batch, so a model's validation and test predictions and its deployed copy's
-    timed inference (batch ``batch_size``) all run one compiled program."""
+    timed inference (batch ``batch_size``) all run one compiled program. Over several devices each batch is split
+    over them, ``batch_size`` rounded up to a multiple of their number (``DataParallel.padded``)."""
     graphdef, state = nnx.split(nnx.merge(graphdef, *states))
+    state, batch_size = parallel.replicate(state), parallel.padded(batch_size)
     n = len(x)
     pad = -n % batch_size
     xp = np.concatenate([x, np.zeros((pad, *x.shape[1:]), x.dtype)]) if pad else x
-    program, fresh = PROGRAMS.get(APPLY, (graphdef, method), (state,), xp[:batch_size])
-    outs = [np.asarray(program.compiled((state,), xp[i : i + batch_size])) for i in range(0, len(xp), batch_size)]
+    program, fresh = PROGRAMS.get(apply_program(parallel), (graphdef, method), (state,),
+                                  parallel.shard(xp[:batch_size], 0))  # fmt: skip
+    outs = [np.asarray(program.compiled((state,), parallel.shard(xp[i : i + batch_size], 0)))
+            for i in range(0, len(xp), batch_size)]  # fmt: skip
     return np.concatenate(outs)[:n], program.compile_s if fresh else 0.0
 
 
@@ -347,15 +370,18 @@ def fit(
     weight_decay_head: float,
     progress: Callable[[dict], None] | None = None,
     watch: Watch | None = None,
+    *,
+    parallel: DataParallel = SINGLE,
 ) -> FitResult:
     """Train ``model``'s non-frozen parameters for ``config.steps`` steps, evaluating on ``val`` along the way.
 
     The steps run in chunks of up to ``chunk_steps`` steps per dispatch of one compiled program, a chunk ending
     at each evaluation point; ``batches`` supplies each chunk's batches, so in-memory targets and the streamed
-    source domain share this loop. Raises ``Diverged`` when the loss stops being finite.
+    source domain share this loop. ``parallel``: the devices each batch is split over (data parallel). Raises
+    ``Diverged`` when the loss stops being finite.
     """
     (result,) = fit_seeds([model], frozen, loss, [batches], val, config, lr_base, lr_head, weight_decay_head,
-                          progress, watch)  # fmt: skip
+                          progress, watch, parallel=parallel)  # fmt: skip
     if isinstance(result, Diverged):
         raise result
     return result
@@ -387,15 +413,20 @@ def fit_seeds(
     weight_decay_head: float,
     progress: Callable[[dict], None] | None = None,
     watch: Watch | None = None,
+    *,
+    parallel: DataParallel = SINGLE,
 ) -> list[FitResult | Diverged]:
     """``fit`` of one model per seed, each on its own ``batches``; several train together in one program
-    (``TRAIN_SEEDS``, vmapped over their stacked states), one alone in the single-model program.
+    (``train_program(seeds=True)``, vmapped over their stacked states), one alone in the single-model program.
+    Over ``parallel``'s devices the states are replicated and every batch split along its batch axis; a global
+    batch (``config.batch_size``) that does not split evenly raises ``ValueError`` before anything compiles.
 
     Each seed keeps its own curve, plateau, early stopping and divergence: a seed that stopped or diverged rides
     along untouched, and a diverged one is returned as its ``Diverged``. Every seed shares the training clock:
     its ``train_s`` and curve times are the group's wall time over the number of seeds, what training one of them
     cost; the first seed's ``compile_s`` counts the shared programs.
     """
+    parallel.check(config.batch_size)
     seeds = len(models)
     together = seeds > 1
     splits: list[tuple[Any, nnx.State, nnx.State]] = []
@@ -414,11 +445,14 @@ def fit_seeds(
     def pack(trees: Sequence[Any]) -> Any:  # the program's form of per-seed values: stacked, or the one seed's own
         return jax.tree.map(lambda *a: jnp.stack(a), *trees) if together else trees[0]
 
+    def pack_batches(chunk: Sequence[tuple[Any, Any]]) -> tuple[Any, Any]:  # ([seeds,] k, batch, ...), batch split
+        return parallel.shard((pack([x for x, _ in chunk]), pack([y for _, y in chunk])), 2 if together else 1)
+
     def lane_of(tree: Any, i: int) -> Any:
         return jax.tree.map(lambda a: a[i], tree) if together else tree
 
-    trainable, rest = pack([t for _, t, _ in splits]), pack([r for _, _, r in splits])
-    opt_state = pack([opt.init(t) for _, t, _ in splits])
+    trainable, rest = parallel.replicate((pack([t for _, t, _ in splits]), pack([r for _, _, r in splits])))
+    opt_state = parallel.replicate(pack([opt.init(t) for _, t, _ in splits]))
     multipliers = lr_multipliers(config)
     static = (graphdef, frozen, loss, config.optimizer)
     hyper = {
@@ -433,10 +467,10 @@ def fit_seeds(
     ends = [0, *eval_at]
     chunks = [(s, min(s + k, end)) for begin, end in itertools.pairwise(ends) for s in range(begin, end, k)]
     compiled_before = PROGRAMS.seconds
-    first = [b.chunk(0, chunks[0][1], k) for b in batches]  # compiles the programs gathering the batches if new
-    xs0, ys0 = pack([x for x, _ in first]), pack([y for _, y in first])
+    # the first chunk: compiles the programs gathering the batches if new
+    xs0, ys0 = pack_batches([b.chunk(0, chunks[0][1], k) for b in batches])
     ones, counts = pack([np.ones(k, np.float32)] * seeds), pack([np.int32(k)] * seeds)
-    program, _ = PROGRAMS.get(TRAIN_SEEDS if together else TRAIN, static, trainable, rest, opt_state, hyper, ones,
+    program, _ = PROGRAMS.get(train_program(together, parallel), static, trainable, rest, opt_state, hyper, ones,
                               xs0, ys0, counts)  # fmt: skip
     watch = Watch() if watch is None else watch
     lanes = [_Lane(FitResult(t, r, graphdef, eval_graphdef), _Plateau(watch)) for _, t, r in splits]
@@ -450,8 +484,7 @@ def fit_seeds(
         if start == 0:
             xs, ys = xs0, ys0
         else:
-            chunk = [b.chunk(start, n, k) for b in batches]
-            xs, ys = pack([x for x, _ in chunk]), pack([y for _, y in chunk])
+            xs, ys = pack_batches([b.chunk(start, n, k) for b in batches])
         lr_scales = pack([np.resize(multipliers[start:stop] * np.float32(lane.plateau.scale), k) for lane in lanes])
         steps = pack([np.int32(0 if lane.stopped else n) for lane in lanes])
         trainable, rest, opt_state, chunk_losses = program.compiled(
@@ -472,7 +505,7 @@ def fit_seeds(
                 continue
             states = (lane_of(trainable, i), lane_of(rest, i))
             with profiling.phase("evaluate"):
-                logits, compile_s = predict(eval_graphdef, states, val[0])
+                logits, compile_s = predict(eval_graphdef, states, val[0], parallel=parallel)
             t_eval = time.perf_counter()
             lanes[0].result.compile_s += compile_s
             t0 += compile_s  # the training clock leaves out compiling the validation program (counted in compile_s)
@@ -497,7 +530,7 @@ def fit_seeds(
                 if lane.since_best >= watch.early_stopping and stop < config.steps:
                     lane.result.stopped_at, lane.stopped = stop, True
     train_s = (time.perf_counter() - t0) / seeds
-    step = TrainStep(program, trainable, rest, opt_state, dict(hyper), xs0, ys0, seeds)
+    step = TrainStep(program, trainable, rest, opt_state, dict(hyper), xs0, ys0, seeds, parallel)
     return [_finish(lane, lane.best[1] if lane.best else (lane_of(trainable, i), lane_of(rest, i)), train_s, step)
             for i, lane in enumerate(lanes)]  # fmt: skip
 
