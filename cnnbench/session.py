@@ -19,7 +19,7 @@ from cnnbench.config.precision import PRECISIONS
 from cnnbench.config.scenario import Scenario
 from cnnbench.config.shard import Shard, ShardError, balance, partition, selection_digest
 from cnnbench.config.suite import Suite, SuiteError
-from cnnbench.engine.measurement import BenchRecord, Outcome, TargetRecord
+from cnnbench.engine.measurement import BenchRecord, Outcome, TargetRecord, merge_targets
 from cnnbench.fileio import atomic_write
 from cnnbench.report.io import report_json, write_report
 from cnnbench.results import gate
@@ -323,9 +323,7 @@ class Session(_Run):
         """Add a worker's ``export()``; records are kept in the suite's scenario order."""
         theirs = [ScenarioRecord.from_json(r) for r in exported["records"]]
         self._merge(theirs, [s.id for s in self.suite.scenarios()], exported)
-        for target in map(TargetRecord.from_json, exported["targets"]):
-            mine = self.targets.get(target.quadrant)
-            self.targets[target.quadrant] = target if mine is None else mine.merged(target)
+        self.targets = merge_targets([*self.targets.values(), *map(TargetRecord.from_json, exported["targets"])])
         self.part = self.part or exported.get("part")
 
     def write(self, finished: bool = False) -> Path | None:

@@ -63,10 +63,6 @@ class Part:
     def scenarios(self) -> list[str]:
         return [s for unit in self.units for s in unit.scenarios]
 
-    def cost_of(self, unit: Unit, shared_seconds: Mapping[str, float]) -> float:
-        """What adding ``unit`` would add to this part: its own seconds and the shared work not yet paid here."""
-        return unit.seconds + sum(shared_seconds[key] for key in unit.shared - self.shared)
-
     def cost_of_all(self, units: Sequence[Unit], shared_seconds: Mapping[str, float]) -> float:
         """What adding all of ``units`` would add to this part, each shared work counted once."""
         return sum(u.seconds for u in units) + sum(
@@ -74,7 +70,7 @@ class Part:
         )
 
     def add(self, unit: Unit, shared_seconds: Mapping[str, float]) -> None:
-        self.seconds += self.cost_of(unit, shared_seconds)
+        self.seconds += self.cost_of_all([unit], shared_seconds)
         self.units.append(unit)
         self.shared |= unit.shared
 
@@ -98,7 +94,7 @@ def partition(units: Sequence[Unit], shared_seconds: Mapping[str, float], count:
         cost = sum(u.seconds for u in members) + sum(shared_seconds[k] for k in shared)
         pieces += _spread(members, min(len(members), math.ceil(cost / fair - 1e-9)) if fair else 1)
     parts = [Part() for _ in range(count)]
-    for piece in sorted(pieces, key=lambda p: (-_cost(p, shared_seconds), p[0].name)):
+    for piece in sorted(pieces, key=lambda p: (-Part().cost_of_all(p, shared_seconds), p[0].name)):
         best = min(range(count), key=lambda i: (parts[i].seconds + parts[i].cost_of_all(piece, shared_seconds), i))
         for unit in piece:
             parts[best].add(unit, shared_seconds)
@@ -111,10 +107,6 @@ def _spread(units: Sequence[Unit], pieces: int) -> list[list[Unit]]:
     for unit in sorted(units, key=lambda u: (-u.seconds, u.name)):
         min(piles, key=lambda pile: sum(u.seconds for u in pile)).append(unit)
     return piles
-
-
-def _cost(piece: Sequence[Unit], shared_seconds: Mapping[str, float]) -> float:
-    return sum(u.seconds for u in piece) + sum(shared_seconds[k] for k in set().union(*(u.shared for u in piece)))
 
 
 def balance(parts: Iterable[Part]) -> float:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -193,6 +193,16 @@ class TargetRecord:
         known = {f.name for f in fields(cls)} - {"extra"}
         return cls(**{k: v for k, v in data.items() if k in known},
                    extra={k: v for k, v in data.items() if k not in known})  # fmt: skip
+
+
+def merge_targets(targets: Iterable[TargetRecord]) -> dict[str, TargetRecord]:
+    """Targets by quadrant, one record per quadrant however many processes (pytest-xdist workers, shards) described
+    it: each quadrant's records ``merged``, the similarity over every arch any of them measured."""
+    merged: dict[str, TargetRecord] = {}
+    for target in targets:
+        mine = merged.get(target.quadrant)
+        merged[target.quadrant] = target if mine is None else mine.merged(target)
+    return merged
 
 
 BENCH_STATUSES = ("passed", "out of memory", "error")

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from cnnbench.engine.measurement import TargetRecord
+from cnnbench.engine.measurement import merge_targets
 from cnnbench.profiling import combined
 from cnnbench.results.build import build_report
 from cnnbench.results.records import Report, ScenarioRecord
@@ -111,11 +111,7 @@ def _joined(reports: Sequence[Report]) -> Report:
     suite["parts"] = [{"run_id": r.run_id, "shard": (r.suite or {}).get("shard"), "hostname":
                        r.environment.value("hostname"), "started": r.started, "finished": r.finished}
                       for r in reports]  # fmt: skip
-    targets: dict[str, TargetRecord] = {}
-    for report in reports:
-        for target in report.targets:
-            mine = targets.get(target.quadrant)
-            targets[target.quadrant] = target if mine is None else mine.merged(target)
+    targets = merge_targets(target for report in reports for target in report.targets)
     profiles = [report.profile.to_json() for report in reports if report.profile is not None]
     finished = [r.finished for r in reports]
     return build_report(
