@@ -98,6 +98,15 @@ def test_single_seeds_on_both_sides_are_judged_by_the_tolerance_alone():
     assert row.verdict == "regressed"
 
 
+def test_a_drop_of_exactly_the_tolerance_passes():
+    """0.457 - 0.407 is 0.05000000000000004 in floats: 100 of 2,000 test images, exactly a 5-point tolerance."""
+    tolerance = Tolerances(accuracy_drop=0.05, noise_sigmas=2.0, throughput_drop=0.3)
+    row = judge("a-s1-q1-fc", [rec("a-s1-q1-fc", 0, 0.457)], [rec("a-s1-q1-fc", 0, 0.407)], tolerance)
+    assert row.accuracy.drop > 0.05 and row.verdict == "passed"
+    row = judge("a-s1-q1-fc", [rec("a-s1-q1-fc", 0, 0.457)], [rec("a-s1-q1-fc", 0, 0.4065)], tolerance)
+    assert row.verdict == "regressed"
+
+
 def test_an_improvement_never_fails():
     row = judge("a-s1-q1-gap", seeds("a-s1-q1-gap", [0.5, 0.5]), seeds("a-s1-q1-gap", [0.9, 0.9]), TOL)
     assert row.accuracy.drop == pytest.approx(-0.4) and row.verdict == "passed"

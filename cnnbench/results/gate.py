@@ -43,6 +43,8 @@ from cnnbench.results.schema import read_report
 VERDICTS = ("passed", "regressed", "new", "no result")
 RATES = ("train", "infer")
 
+SAME = 1e-9  # accuracies are counts over a test split: a drop equal to the tolerance must not read as beyond it
+
 
 class BaselineError(ValueError):
     """A baseline file that cannot be gated against; the message names the file and the fix."""
@@ -127,7 +129,7 @@ def judge(
             **where, verdict="no result", accuracy=None, message=f"{group}: no test accuracy in {side}, not gated"
         )
     accuracy = _accuracy_check(base_acc, new_acc, tolerances)
-    if accuracy.drop > accuracy.allowed:
+    if accuracy.drop > accuracy.allowed + SAME:
         return GroupVerdict(**where, verdict="regressed", accuracy=accuracy, message=(
             f"{group} regressed against the baseline: test accuracy {_pct_seeds(base_acc)} in the baseline -> "
             f"{_pct_seeds(new_acc)} now: dropped {100 * accuracy.drop:.1f} pts, tolerance "
