@@ -81,6 +81,15 @@ def _persistent_compilation_cache(request: pytest.FixtureRequest) -> None:
     persist(request.getfixturevalue("shared_cache"))
 
 
+@pytest.fixture(autouse=True)
+def _inner_runs_are_not_xdist_workers(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pytest run a test starts (``pytester``) is not an xdist worker even when the tests run under ``-n``:
+    pytest-benchmark reads the inherited PYTEST_XDIST_WORKER and would disable itself."""
+    if "pytester" in request.fixturenames:
+        for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+            monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture
 def optimized_compiles() -> Iterator[None]:
     """XLA's full optimisations while a test runs, for the few whose time goes into running their programs (many

@@ -26,7 +26,7 @@ def main() -> None:
     print("| fit | quadrant | loop img/s | step img/s | loop / step |")
     print("|---|---|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as cache:
-        runner = Runner(load_suite("standard", registry_catalog()), Path(cache), log=lambda _: None)
+        runner = Runner(load_suite("standard", registry_catalog()), Path(cache))
         for quadrant in ("q1", "q3"):
             for which in ("first", "second"):
                 plan = runner.plan(Scenario(arch, "scratch", quadrant, "gap", 0))

@@ -36,7 +36,7 @@ def main() -> None:
     print("|---|---|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as cache:
         suite = load_suite("smoke", registry_catalog())
-        runner = Runner(replace(suite, seeds=tuple(range(args.seeds))), Path(cache), log=lambda _: None)
+        runner = Runner(replace(suite, seeds=tuple(range(args.seeds))), Path(cache))
         for arch in args.archs:
             group = [Scenario(arch, "s1", args.quadrant, "gap", s, multi_seed=True) for s in range(args.seeds)]
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import statistics
 import sys
 import tempfile
@@ -149,6 +150,8 @@ LOOP_ARCHS = ("lenet5", "resnet18", "mobilenetv2", "densenet121")
 
 
 def main() -> None:
+    logging.basicConfig(format="%(message)s")  # cnnbench's progress (pretraining, targets) on stderr
+    logging.getLogger("cnnbench").setLevel(logging.INFO)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("archs", nargs="*", default=list(CASES), help=f"any of {', '.join(CASES)} (default: all)")
     parser.add_argument("--rounds", type=int, default=5)
@@ -185,7 +188,7 @@ def main() -> None:
     if not args.no_loop:
         with tempfile.TemporaryDirectory() as cache:
             suite = load_suite("standard", registry_catalog())
-            runner = Runner(suite, Path(cache), log=lambda line: print(line, file=sys.stderr))
+            runner = Runner(suite, Path(cache))
             for row in rows:
                 if row["arch"] in LOOP_ARCHS:
                     for quadrant in ("q1", "q3"):

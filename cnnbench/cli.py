@@ -1,26 +1,60 @@
-"""The ``cnnbench`` command: look at the zoo and the built-in suites, pretrain bases, measure similarity and compare
-reports, without running pytest.
+"""The ``cnnbench`` command: look at the zoo and the built-in suites, pretrain bases, measure similarity, time
+archs, look into and empty the cache, and compare, merge, gate and export run reports, without running pytest.
 
-Only the config layer is imported at the top: each command imports the engine (and with it JAX), the zoo or the
-report layer when it runs, so ``cnnbench --help``, ``cnnbench suites`` and ``cnnbench compare`` never load JAX.
+Only the config layer and the cache's layout are imported at the top: each command imports the engine (and with it
+JAX), the zoo or the report layer when it runs, so ``cnnbench --help``, ``compare``, ``merge``, ``gate``,
+``export``, ``cache info`` and ``cache clear`` never load JAX. The engine's progress goes to the ``cnnbench``
+logger, which :func:`main` shows on stderr: stdout holds only a command's output (a table, JSON, CSV).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import cnnbench
 from cnnbench.config.hardware import HardwareSuite
 from cnnbench.config.schema import suite_json_schema
 from cnnbench.config.suite import SuiteError, builtin_suites, load_suite, read_suite
+from cnnbench.engine import cache_store
 from cnnbench.fileio import atomic_write
+from cnnbench.locations import CACHE_ENV, DEFAULT_CACHE, default_cache
 from cnnbench.registry import UnknownNameError
+
+if TYPE_CHECKING:  # the results layer, for annotations: the commands that judge import it when they run
+    from cnnbench.results.records import GateSummary, Report
+
+DESCRIPTION = (
+    "Look at the model zoo and the built-in suites, pretrain bases, measure similarity, time archs, look into and "
+    "empty the cache, and compare, merge, gate and export run reports, without running pytest. A suite's scenarios "
+    "run under pytest: pytest --cnnbench [--cnnbench-suite NAME]."
+)
+CACHE_HELP = f"the cache directory (default: ${CACHE_ENV} if set, else ./{DEFAULT_CACHE})"
+
+log = logging.getLogger(__name__)
+
+
+class _Listed(argparse.Action):
+    """A list option or positional that takes repeats and comma lists alike: ``--batch 1 --batch 4`` is
+    ``--batch 1,4``, ``lenet5,resnet18`` is ``lenet5 resnet18``."""
+
+    def __call__(self, parser: Any, namespace: argparse.Namespace, values: Any, option: str | None = None) -> None:
+        given = [values] if isinstance(values, str) else list(values or [])
+        items = [item.strip() for text in given for item in text.split(",") if item.strip()]
+        setattr(namespace, self.dest, [*(getattr(namespace, self.dest) or []), *items])
+
+
+def _cache(args: argparse.Namespace) -> Path:
+    """``--cache``, else the default every entry point shares (:func:`cnnbench.locations.default_cache`)."""
+    return Path(args.cache) if args.cache else default_cache()
 
 
 def _zoo_rows(names: list[str]) -> list[dict]:
@@ -106,7 +140,7 @@ def _suite_runner(args: argparse.Namespace) -> tuple[Any, list[str]] | None:
     except (SuiteError, UnknownNameError) as exc:
         print(f"cnnbench {args.command}: {exc}", file=sys.stderr)
         return None
-    return Runner(suite, Path(args.cache), log=lambda line: print(line, file=sys.stderr, flush=True)), archs
+    return Runner(suite, _cache(args)), archs
 
 
 def _pretrain_rows(runner: Any, archs: list[str]) -> list[dict]:
@@ -218,36 +252,31 @@ def _bench(args: argparse.Namespace) -> int:
     from cnnbench.results.build import build_report
     from cnnbench.session import HardwareSession, narrow
 
-    def values(text: str) -> tuple[str, ...]:
-        return tuple(v.strip() for v in text.split(",") if v.strip())
-
     try:
         suite = read_suite(args.suite, registry_catalog())
         if not isinstance(suite, HardwareSuite):
             raise SuiteError(f"suite {suite.path} is a transfer suite; `cnnbench bench` runs a hardware suite "
                              "(kind = \"hardware\"), such as the built-in `hardware`")  # fmt: skip
         try:
-            batches = tuple(int(b) for b in values(args.batch))
+            batches = tuple(int(b) for b in args.batch)
         except ValueError:
-            raise ValueError(f"--batch {args.batch!r}: expected batch sizes such as 1,32,128") from None
+            raise ValueError(f"--batch {','.join(args.batch)!r}: expected batch sizes such as 1,32,128") from None
         if (args.rounds is not None and args.rounds < 1) or (args.warmup is not None and args.warmup < 0):
             raise ValueError(f"--rounds must be at least 1 and --warmup not negative, got {args.rounds}, {args.warmup}")
-        suite = narrow(suite, tuple(args.archs), batches, values(args.precision), values(args.mode))
+        suite = narrow(suite, tuple(args.archs), batches, tuple(args.precision), tuple(args.mode))
         suite = replace(suite, bench=replace(suite.bench, **{k: v for k, v in
                         (("rounds", args.rounds), ("warmup", args.warmup)) if v is not None}))  # fmt: skip
     except ValueError as exc:  # SuiteError, or a batch size that is not an integer
         print(f"cnnbench bench: {exc}", file=sys.stderr)
         return 2
-    log = partial(print, file=sys.stderr, flush=True)
-    session = HardwareSession(suite, suite.points(), Path(args.report or "reports"), log=log,
-                              writes_reports=bool(args.report))  # fmt: skip
+    session = HardwareSession(suite, suite.points(), Path(args.report or "reports"), writes_reports=bool(args.report))
     timer = Timer(suite.bench.rounds, suite.bench.min_round_s)
     for point in session.points:
         row = session.run(point, timer)
-        log(f"{row.id}: {row.status}" + (f", {row.images_per_s:,.1f} img/s" if row.images_per_s else "")
-            + (f" ({row.error})" if row.error else ""))  # fmt: skip
+        log.info(f"{row.id}: {row.status}" + (f", {row.images_per_s:,.1f} img/s" if row.images_per_s else "")
+                 + (f" ({row.error})" if row.error else ""))  # fmt: skip
     if args.report:
-        log(f"report: {session.write(finished=True)}")
+        log.info(f"report: {session.write(finished=True)}")
     if args.json:
         print(json.dumps([row.to_json() for row in session.records], indent=1))
         return 0
@@ -258,16 +287,30 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
+    """Reports side by side against the first; with ``--fail-on-regression``, each later one judged against it by
+    the gate: exit 1 when any regressed."""
     # the report layer is imported when the command runs, so `cnnbench --help` stays light
     from cnnbench.report.compare import compare, load_runs, render_html, render_markdown
+    from cnnbench.results.schema import report_file
 
     try:
-        comparison = compare(load_runs([args.reference, *args.others]))
+        runs = load_runs([args.reference, *args.others])
+        comparison = compare(runs)
+        verdicts = {}
+        for run in runs[1:] if args.fail_on_regression else ():
+            try:
+                verdicts[run.label] = _judge(run.report, report_file(runs[0].source))
+            except ValueError as exc:  # UngatableReport: a report without its suite's tolerances and groups
+                raise ValueError(f"{run.label} ({run.source}) cannot be judged against A: {exc}") from None
     except ValueError as exc:  # a path that is missing, not JSON or not a cnnbench/1 report
         print(f"cnnbench compare: {exc}", file=sys.stderr)
         return 2
     markdown = render_markdown(comparison)
-    print(markdown, end="")
+    if args.json:
+        gate = {label: summary.to_json() for label, summary in verdicts.items()} if args.fail_on_regression else None
+        print(json.dumps({**comparison.to_json(), "gate": gate}, indent=1, allow_nan=False))
+    else:
+        print(markdown, end="")
     for path, render in ((args.markdown, lambda: markdown), (args.html, lambda: render_html(comparison))):
         if not path:
             continue
@@ -276,7 +319,30 @@ def _compare(args: argparse.Namespace) -> int:
         except OSError as exc:
             print(f"cnnbench compare: cannot write {path}: {exc}", file=sys.stderr)
             return 2
-    return 0
+    for label, summary in verdicts.items():
+        names = [*summary.regressed, *summary.throughput_regressed]
+        print(f"gate: {label} against A: {_regressions(summary)}" + (f": {', '.join(names)}" if names else ""),
+              file=sys.stderr)  # fmt: skip
+    return 1 if any(_regressed(summary) for summary in verdicts.values()) else 0
+
+
+def _judge(report: Report, baseline: Path) -> GateSummary:
+    """The gate's verdicts on a stored report against the baseline report at ``baseline``, by the rule, tolerances
+    and groups the report's suite section records (``gate.judge_run``): as the run judged itself, as ``cnnbench
+    gate`` and ``cnnbench compare --fail-on-regression`` judge. Raises ValueError for a report it cannot judge."""
+    from cnnbench.results import gate  # the results layer: loaded by the commands that judge
+
+    return gate.judge_run(gate.load_baseline(baseline), report.scenarios, report.environment, report.suite)
+
+
+def _regressed(summary: GateSummary) -> bool:
+    return bool(summary.regressed or summary.throughput_regressed)
+
+
+def _regressions(summary: GateSummary) -> str:
+    """``2 group(s) regressed in accuracy, 0 program(s) in throughput``: the gate's count line."""
+    return (f"{len(summary.regressed)} group(s) regressed in accuracy, {len(summary.throughput_regressed)} "
+            "program(s) in throughput")  # fmt: skip
 
 
 def _merge(args: argparse.Namespace) -> int:
@@ -315,8 +381,7 @@ def _gate(args: argparse.Namespace) -> int:
 
     try:
         report = read_report(report_file(args.report))
-        baseline = gate.load_baseline(args.baseline)
-        summary = gate.judge_run(baseline, report.scenarios, report.environment, report.suite)
+        summary = _judge(report, Path(args.baseline))
         records = tuple(gate.judged(report.scenarios, summary))
         gated = with_fields(report, scenarios=records, gate=summary, summary=StatusSummary.of(records))
         if args.output:
@@ -325,19 +390,139 @@ def _gate(args: argparse.Namespace) -> int:
         print(f"cnnbench gate: {exc}", file=sys.stderr)
         return 2
     print("\n".join(terminal_summary(gated, width=100)))
-    failed = [*summary.regressed, *summary.throughput_regressed]
     print(
-        f"gate: {len(summary.regressed)} group(s) regressed in accuracy, {len(summary.throughput_regressed)} "
-        f"program(s) in throughput, against {args.baseline}" + (f"; report: {args.output}" if args.output else "")
+        f"gate: {_regressions(summary)}, against {args.baseline}" + (f"; report: {args.output}" if args.output else "")
     )
-    return 1 if failed else 0
+    return 1 if _regressed(summary) else 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="cnnbench", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+def _export(args: argparse.Namespace) -> int:
+    """Many runs' flat rows as one CSV or JSON Lines table, on stdout or into ``-o PATH``."""
+    # the report layer is imported when the command runs, so `cnnbench --help` stays light
+    from cnnbench.report.flat import joined
+    from cnnbench.results.schema import read_report, report_file
+
+    try:
+        rows = joined([(str(path), read_report(report_file(path))) for path in args.reports])
+        text = rows.csv() if args.csv else rows.jsonl()
+        if args.output:
+            atomic_write(Path(args.output), text)
+    except (ValueError, OSError) as exc:  # an unreadable or malformed report, mixed kinds, an unwritable PATH
+        print(f"cnnbench export: {exc}", file=sys.stderr)
+        return 2
+    if not args.output:
+        sys.stdout.write(text)
+    else:
+        print(f"exported {len(rows.rows)} rows ({rows.kind}) of {len(args.reports)} reports to {args.output}",
+              file=sys.stderr)  # fmt: skip
+    return 0
+
+
+NOUNS = {cache_store.PRETRAINED: "pretrained bases", cache_store.SIMILARITY: "similarity entries",
+         cache_store.XLA: "compiled programs"}  # fmt: skip
+
+
+def _cache_info(args: argparse.Namespace) -> int:
+    """Where the cache is and what it holds: a table, or ``--json``."""
+    contents = cache_store.inspect(_cache(args))
+    if args.json:
+        print(json.dumps(contents.to_json(), indent=1, allow_nan=False))
+        return 0
+    if not contents.exists:
+        print(f"cache {contents.root}: empty (no such directory)")
+        return 0
+    print(f"cache {contents.root}: {_size(contents.total_bytes)}")
+    print(f"{NOUNS[cache_store.PRETRAINED]}: {len(contents.bases)}, {_size(contents.pretrained_bytes)}")
+    if contents.bases:
+        print(f"  {'arch':<13} {'input':>7} {'width':>5} {'steps':>6} {'source acc':>10} {'pretrain s':>10} "
+              f"{'backend':<7} {'cnnbench':<8} {'size':>9}  entry")  # fmt: skip
+    for base in contents.bases:
+        print(_base_line(base))
+    for name, size in contents.unfinished:
+        print(f"  unfinished build (interrupted, or under way): {name}, {_size(size)}")
+    programs = "; ".join(f"{p.backend}: {p.programs}, {_size(p.bytes)}" for p in contents.programs) or "none"
+    print(f"{NOUNS[cache_store.XLA]} (XLA): {programs}")
+    print(f"{NOUNS[cache_store.SIMILARITY]}: {contents.similarity_entries}, {_size(contents.similarity_bytes)}")
+    if contents.other_bytes:
+        print(f"other files: {_size(contents.other_bytes)}")
+    return 0
+
+
+def _base_line(b: cache_store.Base) -> str:
+    """A pretrained base's row of ``cache info``: ``-`` where its meta.json does not say, and why it is unusable."""
+    shape = "-" if b.img_size is None else f"{b.img_size}×{b.img_size}×{b.in_chans}"
+    width, steps, acc, seconds = (
+        "-" if value is None else format(value, spec)
+        for value, spec in ((b.width, "g"), (b.steps, "d"), (b.source_accuracy, ".1%"), (b.seconds, ".0f"))
+    )
+    problem = f": {b.problem}; rebuilt on first use" if b.problem else ""
+    return (f"  {b.arch:<13} {shape:>7} {width:>5} {steps:>6} {acc:>10} {seconds:>10} {b.backend or '-':<7} "
+            f"{b.cnnbench or '-':<8} {_size(b.bytes):>9}  {b.name}{problem}")  # fmt: skip
+
+
+def _cache_clear(args: argparse.Namespace) -> int:
+    """Empty the cache, or only its pretrained bases or compiled programs; say what went and the bytes freed."""
+    root = _cache(args)
+    parts = [part for part in cache_store.PARTS if getattr(args, part)] or list(cache_store.PARTS)
+    try:
+        removed = cache_store.clear(root, parts)
+    except OSError as exc:
+        print(f"cnnbench cache clear: {exc}", file=sys.stderr)
+        return 2
+    for r in removed:
+        print(f"removed {root / r.part}: {r.entries} {NOUNS[r.part]}, {_size(r.bytes)}")
+    freed = sum(r.bytes for r in removed)
+    print(f"freed {_size(freed)} ({freed:,} bytes) in {root}" if removed else f"nothing to clear in {root}")
+    return 0
+
+
+def _cache_key(args: argparse.Namespace) -> int:
+    """The digest of the suite's pretrained bases (``cache_store.bases_key``), for a CI cache's key."""
+    loaded = _suite_runner(args)
+    if loaded is None:
+        return 2
+    print(cache_store.bases_key(*loaded))
+    return 0
+
+
+SIZE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
+
+
+def _size(n: int) -> str:
+    """Bytes for a reader: ``512 B``, ``3.4 MiB``."""
+    power = 0
+    while power < len(SIZE_UNITS) - 1 and n >= 1024 ** (power + 1):
+        power += 1
+    return f"{n} B" if power == 0 else f"{n / 1024**power:.1f} {SIZE_UNITS[power]}"
+
+
+def _archs(command: argparse.ArgumentParser, help: str = "zoo names") -> None:
+    help = f"{help}, as several arguments or comma-separated (default: the suite's archs)"
+    command.add_argument("archs", nargs="*", default=[], action=_Listed, metavar="ARCH", help=help)
+
+
+def _suite(command: argparse.ArgumentParser, default: str, kind: str = "suite") -> None:
+    command.add_argument("--suite", metavar="NAME|PATH", default=default,
+                         help=f"a built-in {kind}'s name or a TOML path (default: {default})")  # fmt: skip
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cnnbench", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"cnnbench {cnnbench.__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="leave out the engine's progress on stderr (warnings and errors still show)")  # fmt: skip
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _inspection_commands(commands)
+    _report_commands(commands)
+    _cache_commands(commands)
+    return parser
+
+
+def _inspection_commands(commands: Any) -> None:
+    """``zoo``, ``pretrain``, ``similarity``, ``suites`` and ``bench``."""
     zoo = commands.add_parser("zoo", help="the model zoo as a table (or --json)")
-    zoo.add_argument("names", nargs="*", help="only these models")
+    zoo.add_argument("names", nargs="*", default=[], action=_Listed, metavar="NAME",
+                     help="only these models, as several arguments or comma-separated")  # fmt: skip
     zoo.add_argument("--json", action="store_true", help="one JSON object per model")
     zoo.set_defaults(run=_zoo)
     for name, run, summary in (
@@ -347,9 +532,9 @@ def main(argv: list[str] | None = None) -> int:
          "measured similarity of a suite's targets to the source domain, per arch"),
     ):  # fmt: skip
         command = commands.add_parser(name, help=summary)
-        command.add_argument("archs", nargs="*", help="zoo names (default: the suite's archs)")
-        command.add_argument("--suite", default="smoke", help="built-in suite name or TOML path (default: smoke)")
-        command.add_argument("--cache", default=".cnnbench-cache", help="cache directory (default: .cnnbench-cache)")
+        _archs(command)
+        _suite(command, "smoke")
+        command.add_argument("--cache", metavar="DIR", help=CACHE_HELP)
         command.add_argument("--json", action="store_true", help="print JSON rows instead of a table")
         command.set_defaults(run=run)
     suites = commands.add_parser("suites", help="the built-in suites (or --schema)")
@@ -359,21 +544,35 @@ def main(argv: list[str] | None = None) -> int:
     suites.set_defaults(run=_suites)
     bench = commands.add_parser("bench", help="time archs at their canonical config: img/s, memory, GMACs, "
                                 "utilisation per batch × precision × mode (the hardware suite)")  # fmt: skip
-    bench.add_argument("archs", nargs="*", help="zoo names (default: the suite's archs)")
-    bench.add_argument("--suite", default="hardware", help="a hardware suite's name or TOML path (default: hardware)")
-    bench.add_argument("--batch", default="", help="batch sizes, comma-separated (default: the suite's)")
-    bench.add_argument("--precision", default="", help="fp32 and/or bf16, comma-separated (default: the suite's)")
-    bench.add_argument("--mode", default="", help="train and/or infer, comma-separated (default: the suite's)")
-    bench.add_argument("--rounds", type=int, help="timed rounds per point (default: the suite's)")
-    bench.add_argument("--warmup", type=int, help="untimed calls before the rounds (default: the suite's)")
+    _archs(bench)
+    _suite(bench, "hardware", "hardware suite")
+    for option, what, example in (("batch", "batch sizes", "1,32"), ("precision", "fp32 and/or bf16", "fp32,bf16"),
+                                  ("mode", "train and/or infer", "train,infer")):  # fmt: skip
+        help = f"{what}, repeated or comma-separated: --{option} {example} (default: the suite's)"
+        bench.add_argument(f"--{option}", metavar="LIST", default=[], action=_Listed, help=help)
+    bench.add_argument("--rounds", metavar="N", type=int, help="timed rounds per point (default: the suite's)")
+    bench.add_argument("--warmup", metavar="N", type=int, help="untimed calls before the rounds (default: the suite's)")
     bench.add_argument("--report", metavar="DIR", help="also write the report (json, md, html, csv) under DIR")
     bench.add_argument("--json", action="store_true", help="print the rows as a JSON list instead of a table")
     bench.set_defaults(run=_bench)
-    compare = commands.add_parser("compare", help="run reports side by side against the first (markdown; --html)")
-    compare.add_argument("reference", metavar="A", help="the reference: a report.json or a run directory holding one")
+
+
+def _report_commands(commands: Any) -> None:
+    """``compare``, ``merge``, ``gate`` and ``export``: commands over stored reports (no JAX)."""
+    report = "a report.json or a run directory holding one"
+    compare = commands.add_parser("compare", help="run reports side by side against the first (markdown; --html, "
+                                  "--json); --fail-on-regression gates them")  # fmt: skip
+    compare.add_argument("reference", metavar="A", help=f"the reference: {report}")
     compare.add_argument("others", metavar="B", nargs="+", help="the reports to compare with A (files or run dirs)")
     compare.add_argument("--markdown", metavar="PATH", help="also write the markdown to PATH")
     compare.add_argument("--html", metavar="PATH", help="write the comparison as a self-contained HTML page to PATH")
+    compare.add_argument("--json", action="store_true",
+                         help="print the comparison as JSON (schema cnnbench-compare/1, see cnnbench.report.compare; "
+                              "its gate key: each later report's gate section with --fail-on-regression, else null) "
+                              "instead of markdown")  # fmt: skip
+    compare.add_argument("--fail-on-regression", action="store_true",
+                         help="judge each later report against A as cnnbench gate does (the gate's rule, and the "
+                              "tolerances and groups the report records) and exit 1 when any regressed")  # fmt: skip
     compare.set_defaults(run=_compare)
     merge = commands.add_parser("merge", help="join the reports of a suite's parts (--cnnbench-shard K/N) into one")
     merge.add_argument("reports", metavar="REPORT", nargs="+", help="each part's report.json (or its run directory)")
@@ -384,12 +583,68 @@ def main(argv: list[str] | None = None) -> int:
     merge.set_defaults(run=_merge)
     gate = commands.add_parser("gate", help="judge a report (a whole run's or a merged one) against a baseline; "
                                "exit 1 on a regression")  # fmt: skip
-    gate.add_argument("report", metavar="REPORT", help="a report.json or a run directory holding one")
-    gate.add_argument("--baseline", metavar="B", required=True, help="the stored baseline report.json")
+    gate.add_argument("report", metavar="REPORT", help=report)
+    gate.add_argument("--baseline", metavar="PATH", required=True, help="the stored baseline report.json")
     gate.add_argument("-o", "--output", metavar="DIR", help="also write the gated report (json, md, html, csv) here")
     gate.set_defaults(run=_gate)
-    args = parser.parse_args(argv)
-    return args.run(args)
+    export = commands.add_parser("export", help="many runs' rows (results.csv's) as one CSV or JSON Lines table",
+                                 description="Concatenate the flat rows of many runs, one per scenario (or bench "
+                                 "point), each with its run's identity, as in each run's results.csv. Transfer and "
+                                 "hardware runs have different columns: export each kind on its own (mixing them is "
+                                 "refused).")  # fmt: skip
+    export.add_argument("reports", metavar="REPORT", nargs="+", help=report)
+    form = export.add_mutually_exclusive_group(required=True)
+    form.add_argument("--csv", action="store_true", help="CSV with one header row")
+    form.add_argument("--jsonl", action="store_true", help="JSON Lines: one object a row with the CSV's keys")
+    export.add_argument("-o", "--output", metavar="PATH", help="write the table to PATH (default: stdout)")
+    export.set_defaults(run=_export)
+
+
+def _cache_commands(commands: Any) -> None:
+    """``cache info``, ``cache clear`` and ``cache key``."""
+    cache = commands.add_parser("cache", help="where the cache is and what it holds; empty it; its key for CI")
+    actions = cache.add_subparsers(dest="action", required=True, metavar="ACTION")
+    info = actions.add_parser("info", help="the cache's path, pretrained bases, compiled programs, similarity "
+                              "entries and sizes")  # fmt: skip
+    info.add_argument("--json", action="store_true", help="print it as one JSON object")
+    info.set_defaults(run=_cache_info)
+    clear = actions.add_parser("clear", help="empty the cache (or one part); print what went and the bytes freed")
+    part = clear.add_mutually_exclusive_group()
+    part.add_argument("--pretrained", action="store_true",
+                      help="only the pretrained bases (and the similarities measured with them)")  # fmt: skip
+    part.add_argument("--programs", action="store_true", help="only XLA's compiled programs")
+    clear.set_defaults(run=_cache_clear)
+    for command in (info, clear):
+        command.add_argument("--cache", metavar="DIR", help=CACHE_HELP)
+    key = actions.add_parser("key", help="a digest of the suite's pretrained bases, for a CI cache's key: it changes "
+                             "exactly when a base the suite would cache changes")  # fmt: skip
+    _archs(key)
+    _suite(key, "smoke")
+    key.set_defaults(run=_cache_key, command="cache key", cache=None)
+
+
+@contextmanager
+def _progress_on_stderr(level: int) -> Iterator[None]:
+    """The ``cnnbench`` logger's records at ``level`` and above as plain lines on stderr while a command runs."""
+    logger = logging.getLogger("cnnbench")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    previous = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False  # a root handler (absl's logging.basicConfig under orbax) would print them twice
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.level, logger.propagate = previous
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``cnnbench`` command line ``argv`` (default: the process's); returns its exit status."""
+    args = _parser().parse_args(argv)
+    with _progress_on_stderr(logging.WARNING if args.quiet else logging.INFO):
+        return args.run(args)
 
 
 if __name__ == "__main__":

@@ -1,75 +1,111 @@
-"""The pytest plugin (SPEC §7): options, the scenario parametrization, fixtures and the terminal summary.
+"""The pytest plugin (SPEC §7): options, the suite file's collection, fixtures, progress and the terminal summary.
 
-Registered through the ``pytest11`` entry point. Without ``--cnnbench`` it only adds its options: no suite is
-read and nothing heavy is imported. With it, the suite is validated in ``pytest_configure`` — before any
-collection or training — and a bad value stops the run with a usage error naming the value and the valid ones.
+Registered through the ``pytest11`` entry point. Without ``--cnnbench`` (or ``cnnbench = true`` in the ini) it only
+adds its options: no suite is read and nothing heavy is imported. With it, the suite is validated in
+``pytest_configure`` — before any collection or training — and a bad value stops the run with a usage error naming
+the value and the valid ones. The suite file is then collected like any test file (``cnnbench.items``).
+
+Paths: a path on the command line is relative to the directory pytest was invoked from; one in the ini file, and
+the defaults (``reports``, ``.cnnbench-cache``), to the project — the ini file's directory, else the invocation
+directory — never to a rootdir that a path argument moved. ``CNNBENCH_CACHE`` overrides the ini's cache.
+
+Progress goes through the ``cnnbench`` logger: printed as ``[cnnbench] …`` lines (``-q`` keeps warnings only, ``-v``
+adds debug lines), or by pytest's live logging when ``--log-cli-level``/``log_cli`` is on, and saved as ``run.log``
+beside the report.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
+import time
 from contextlib import nullcontext
 from dataclasses import replace
+from logging.handlers import MemoryHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-SESSION = pytest.StashKey["Any"]()
-SCENARIO_FILE = Path(__file__).with_name("scenarios.py")
-BENCH_FILE = Path(__file__).with_name("bench_items.py")
+from cnnbench import items
+from cnnbench.fileio import atomic_write
+from cnnbench.locations import CACHE_ENV, DEFAULT_CACHE, default_cache
+
+SESSION = items.RUN
+LOG = logging.getLogger("cnnbench")
+LOGGING = pytest.StashKey["_Logging"]()
+PROGRESS = pytest.StashKey[Any]()
+RUN_LOG = "run.log"
 FROM_SUITE = ("precision", "batch", "mode")  # options whose default is the suite's own setting
 TRANSFER_ONLY = ("strategy", "quadrant", "head", "target", "baseline", "save_baseline", "shard", "devices")
 
-# name, help, default (every option also has an ini twin: cnnbench_<name with _>)
+# name, metavar, help, default (every option also has an ini twin: cnnbench_<name with _>)
 OPTIONS = (
-    ("suite", "suite to run: a built-in name (smoke, ...) or a path to a .toml", "smoke"),
-    ("arch", "run only these archs (comma-separated)", ""),
-    ("strategy", "run only these strategies: s1, s2, s3, scratch (comma-separated)", ""),
-    ("quadrant", "run only these quadrants: q1..q4 (comma-separated)", ""),
-    ("head", "run only these heads: fc, gap, svm (comma-separated)", ""),
+    ("suite", "NAME|PATH", "suite to run: a built-in name (smoke, ...) or a path to a .toml file", "smoke"),
+    ("arch", "LIST", "run only these archs", ""),
+    ("strategy", "LIST", "run only these strategies: s1, s2, s3, scratch", ""),
+    ("quadrant", "LIST", "run only these quadrants: q1..q4", ""),
+    ("head", "LIST", "run only these heads: fc, gap, svm", ""),
     (
         "target",
+        "PATH",
         "a dataset of your own (a folder of class sub-folders of images, or an .npz): run the suite on it "
         "alone, in the quadrant its size and measured similarity put it",
         "",
     ),
-    ("report", "directory the reports are written to (a run writes <dir>/<run-id>/ and <dir>/latest/)", "reports"),
-    ("cache", "directory of the pretrained-base and compilation cache", ".cnnbench-cache"),
+    (
+        "report",
+        "DIR",
+        "directory the reports are written to (a run writes <dir>/<run-id>/ and <dir>/latest/)",
+        "reports",
+    ),
+    (
+        "cache",
+        "DIR",
+        f"directory of the pretrained-base and compilation cache (${CACHE_ENV} overrides the ini's)",
+        DEFAULT_CACHE,
+    ),
     (
         "baseline",
+        "PATH",
         "a stored report.json to gate against: a scenario whose accuracy (or, on the same hardware, "
         "throughput) regressed beyond the suite's [gate] tolerances fails",
         "",
     ),
-    ("save-baseline", "store this run's report at this path, for later runs' --cnnbench-baseline", ""),
+    ("save-baseline", "PATH", "store this run's report at this path, for later runs' --cnnbench-baseline", ""),
     (
         "precision",
+        "NAME",
         "fp32, or bf16 mixed precision (params, optimizer state and BatchNorm statistics fp32; convolutions and "
-        "matrix products bf16); a hardware suite: the precisions to time (comma-separated)",
+        "matrix products bf16); a hardware suite: the precisions to time",
         "",
     ),
     (
         "seeds-together",
+        "on|off|auto",
         "train a group's seeds in one program, vmapped over their stacked states: on, off, or auto (on a GPU or TPU; "
         "off on a CPU, where it measured slower)",
         "auto",
     ),
     (
         "devices",
-        "N or all: the devices each scenario trains, evaluates and is timed on, data-parallel (the global batch "
-        "split over them); default one on a CPU, all on an accelerator or in a multi-process job",
+        "N|all",
+        "the devices each scenario trains, evaluates and is timed on, data-parallel (the global batch split over "
+        "them); default one on a CPU, all on an accelerator or in a multi-process job",
         "",
     ),
     (
         "shard",
-        "K/N: run only the K-th of N parts of the selected scenarios, split by their estimated cost with each "
-        "program (arch × strategy × head) kept whole; `cnnbench merge` joins the parts' reports",
+        "K/N",
+        "run only the K-th of N parts of the selected scenarios, split by their estimated cost with each program "
+        "(arch × strategy × head) kept whole; `cnnbench merge` joins the parts' reports",
         "",
     ),
-    ("batch", "a hardware suite: the batch sizes to time instead of the suite's (comma-separated)", ""),
-    ("mode", "a hardware suite: the modes to time, train and/or infer (comma-separated)", ""),
+    ("batch", "LIST", "a hardware suite: the batch sizes to time instead of the suite's", ""),
+    ("mode", "LIST", "a hardware suite: the modes to time, train and/or infer", ""),
 )
+LISTS = ("arch", "strategy", "quadrant", "head", "precision", "batch", "mode")  # comma lists, or the option repeated
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -80,45 +116,65 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="run a suite meant for an accelerator (requires_accelerator) on a CPU anyway")  # fmt: skip
     parser.addini("cnnbench_force", "run a suite meant for an accelerator on a CPU anyway (as --cnnbench-force)",
                   type="bool", default=False)  # fmt: skip
-    for name, text, default in OPTIONS:
+    for name, metavar, text, default in OPTIONS:
         key = name.replace("-", "_")
         shown = default or ("the suite's" if name in FROM_SUITE else "none")
+        listed = key in LISTS
         group.addoption(
             f"--cnnbench-{name}",
             dest=f"cnnbench_{key}",
             default=None,
-            metavar="VALUE",
-            help=f"{text} (default: {shown})",
+            action="append" if listed else "store",
+            metavar=metavar,
+            help=f"{text}{' (comma-separated, or the option repeated)' if listed else ''} (default: {shown})",
         )
         parser.addini(f"cnnbench_{key}", f"{text} (as --cnnbench-{name})", default=default)
 
 
 def _option(config: pytest.Config, name: str) -> str:
+    """An option's value: the command line's (a list option's values joined by commas), else the ini's."""
     value = config.getoption(f"cnnbench_{name}")
-    return value if value is not None else config.getini(f"cnnbench_{name}")
+    if value is None:
+        return config.getini(f"cnnbench_{name}")
+    return ",".join(value) if isinstance(value, list) else value
 
 
 def _list_option(config: pytest.Config, name: str) -> tuple[str, ...]:
-    """A comma-separated option's values (empty: not given)."""
+    """A list option's values (empty: not given)."""
     return tuple(v.strip() for v in _option(config, name).split(",") if v.strip())
 
 
+def project_dir(config: pytest.Config) -> Path:
+    """Where the ini's relative paths and the default paths are anchored: the ini file's directory, else the
+    directory pytest was invoked from (never the rootdir, which path arguments move)."""
+    return config.inipath.parent if config.inipath else config.invocation_params.dir
+
+
 def _path_option(config: pytest.Config, name: str) -> Path:
-    """A path option: relative to the working directory on the command line, to the rootdir in the ini."""
+    """A path option: relative to the invocation directory on the command line, to the project in the ini; the
+    cache's ini value or default gives way to ``CNNBENCH_CACHE``."""
     value = config.getoption(f"cnnbench_{name}")
     if value is not None:
         return config.invocation_params.dir / value
-    return config.rootpath / config.getini(f"cnnbench_{name}")
+    ini = config.getini(f"cnnbench_{name}")
+    if name == "cache" and (os.environ.get(CACHE_ENV, "").strip() or ini == DEFAULT_CACHE):
+        return default_cache(project_dir(config))
+    return project_dir(config) / ini
 
 
 def _suite_option(config: pytest.Config) -> str:
-    """The suite name or path; an ini path is relative to the rootdir, like the other ini paths."""
+    """The suite: a built-in name as it is (a folder of that name never shadows it), else a path — relative to
+    the invocation directory on the command line, to the project in the ini."""
+    from cnnbench.config.suite import builtin_suites
+
     value = config.getoption("cnnbench_suite")
-    if value is not None:
-        return value
-    value = config.getini("cnnbench_suite")
-    candidate = config.rootpath / value
-    return str(candidate) if candidate.suffix == ".toml" or candidate.exists() else value
+    base = config.invocation_params.dir
+    if value is None:
+        value, base = config.getini("cnnbench_suite"), project_dir(config)
+    path = base / value
+    if value in builtin_suites() or (path.suffix != ".toml" and not path.exists()):
+        return value  # a built-in name, or a name that is neither (read_suite lists the built-in ones)
+    return str(path)
 
 
 def _flag(config: pytest.Config, name: str) -> bool:
@@ -138,9 +194,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "xdist_group(name): pytest-xdist --dist loadgroup runs a group on one worker")
     if not enabled(config):
         return
-    log = _logger(config)
-    _place_worker(config, log)  # before anything imports JAX
-    leader = _join_processes(config, log)  # before JAX computes anything
+    config.stash[LOGGING] = _Logging(config)  # progress goes through the `cnnbench` logger (module docstring)
+    _place_worker(config)  # before anything imports JAX
+    leader = _join_processes(config)  # before JAX computes anything
     # only with --cnnbench: without it the plugin imports nothing of cnnbench, and so no JAX (SPEC §7)
     from cnnbench.config.hardware import HardwareSuite
     from cnnbench.config.precision import PRECISIONS
@@ -148,15 +204,15 @@ def pytest_configure(config: pytest.Config) -> None:
     from cnnbench.config.suite import SuiteError, read_suite
     from cnnbench.engine.catalog import registry_catalog
     from cnnbench.results.gate import load_baseline
-    from cnnbench.session import COORDINATES, SEEDS_TOGETHER, Filters, Session, cpu_refusal
+    from cnnbench.session import COORDINATES, SEEDS_TOGETHER, Filters, Session, cpu_refusal, place_target
 
     try:
         suite = read_suite(_suite_option(config), registry_catalog())
         if isinstance(suite, HardwareSuite):
-            _configure_hardware(config, suite, log, leader)
+            _configure_hardware(config, suite, leader)
             return
         precision = _option(config, "precision")
-        if precision:
+        if precision:  # a transfer run has one precision
             if precision not in PRECISIONS:
                 raise SuiteError(f"--cnnbench-precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
             suite = replace(suite, precision=precision)
@@ -175,7 +231,7 @@ def pytest_configure(config: pytest.Config) -> None:
             raise SuiteError(f"--cnnbench-seeds-together {together!r}: expected one of {', '.join(SEEDS_TOGETHER)}")
         shard = Shard.parse(_option(config, "shard")) if _option(config, "shard") else None
         if _option(config, "target"):
-            suite = _placed(config, suite, filters, log)
+            suite = place_target(suite, filters, _path_option(config, "target"), _path_option(config, "cache"))
             filters.check(suite)
         parallel = _devices(_option(config, "devices"), suite, filters)
     except (SuiteError, OSError, ValueError) as exc:  # ValueError: a UserDataError, BaselineError, bad filter
@@ -185,7 +241,6 @@ def pytest_configure(config: pytest.Config) -> None:
         filters,
         _path_option(config, "report"),
         _path_option(config, "cache"),
-        log=log,
         writes_reports=not _is_xdist_worker(config) and leader,
         baseline=baseline,
         seeds_together=together,
@@ -194,12 +249,24 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     if not session.scenarios():
         raise pytest.UsageError(f"cnnbench: the filters select no scenario of suite {suite.name!r}")
-    config.stash[SESSION] = session
-    if config.args_source != pytest.Config.ArgsSource.ARGS:
-        config.args = [str(SCENARIO_FILE)]  # `pytest --cnnbench` alone runs the suite, not the project's tests
+    _begin_run(config, session)
 
 
-def _configure_hardware(config: pytest.Config, suite: Any, log: Any, leader: bool) -> None:
+def _begin_run(config: pytest.Config, run: Any) -> None:
+    """Keep the run, save its log beside its report, and point collection at its suite file: ``pytest --cnnbench``
+    alone collects the suite only; ``cnnbench = true`` in the ini adds it to what the project collects; explicit
+    path arguments are left as they are (name the suite file among them to run its items)."""
+    config.stash[SESSION] = run
+    config.stash[items.SUITE_NODE] = items.suite_node_id(run.suite.path, config.rootpath)
+    config.stash[LOGGING].save(run.report_root / run.run_id / RUN_LOG if run.writes_reports else None)
+    if run.writes_reports:
+        config.pluginmanager.register(_Progress(config), "cnnbench-progress")
+    if config.args_source == pytest.Config.ArgsSource.ARGS:
+        return
+    config.args = [run.suite.path] if config.getoption("cnnbench") else [*config.args, run.suite.path]
+
+
+def _configure_hardware(config: pytest.Config, suite: Any, leader: bool) -> None:
     """Set up the run of hardware suite ``suite``, narrowed by the arch, batch, precision and mode options."""
     from cnnbench.config.suite import SuiteError
     from cnnbench.session import HardwareSession, narrow
@@ -218,13 +285,11 @@ def _configure_hardware(config: pytest.Config, suite: Any, log: Any, leader: boo
                        _list_option(config, "mode"))  # fmt: skip
     except SuiteError as exc:
         raise pytest.UsageError(f"cnnbench: {exc}") from None
-    config.stash[SESSION] = HardwareSession(suite, suite.points(), _path_option(config, "report"), log=log,
-                                            writes_reports=not _is_xdist_worker(config) and leader)  # fmt: skip
-    if config.args_source != pytest.Config.ArgsSource.ARGS:
-        config.args = [str(BENCH_FILE)]
+    _begin_run(config, HardwareSession(suite, suite.points(), _path_option(config, "report"),
+                                       writes_reports=not _is_xdist_worker(config) and leader))  # fmt: skip
 
 
-def _place_worker(config: pytest.Config, log: Any) -> None:
+def _place_worker(config: pytest.Config) -> None:
     """pytest-xdist on a GPU machine: a worker gets its own GPU and does not preallocate (``cnnbench.devices``);
     the controller warns when workers will share GPUs."""
     from cnnbench import devices
@@ -233,14 +298,14 @@ def _place_worker(config: pytest.Config, log: Any) -> None:
         try:
             devices.configure_worker(config.workerinput["workerid"])  # type: ignore[attr-defined]  # set by xdist
         except RuntimeError as exc:  # JAX came in first (a conftest imported it): the worker uses every GPU
-            log(str(exc))
+            LOG.warning(str(exc))
     elif isinstance(getattr(config.option, "numprocesses", None), int) and config.option.numprocesses > 1:
         warning = devices.sharing_warning(config.option.numprocesses, devices.gpu_count())
         if warning:
-            log(warning)
+            LOG.warning(warning)
 
 
-def _join_processes(config: pytest.Config, log: Any) -> bool:
+def _join_processes(config: pytest.Config) -> bool:
     """A process of a multi-process (multi-host) job — ``JAX_COORDINATOR_ADDRESS`` with ``JAX_NUM_PROCESSES`` and
     ``JAX_PROCESS_ID``, or a cluster JAX detects — joins the others (``jax.distributed``); alone, nothing happens.
     Returns whether this process writes the reports: alone, or process 0 of the job."""
@@ -259,8 +324,8 @@ def _join_processes(config: pytest.Config, log: Any) -> bool:
     from cnnbench.engine import hosts  # JAX, only in a multi-process job
 
     hosts.initialize(request)
-    log(f"process {hosts.index()} of {hosts.processes()}: every scenario spans the {hosts.devices()} devices of all "
-        "processes; process 0 writes the reports, caches and baseline")  # fmt: skip
+    LOG.info(f"process {hosts.index()} of {hosts.processes()}: every scenario spans the {hosts.devices()} devices of "
+             "all processes; process 0 writes the reports, caches and baseline")  # fmt: skip
     return hosts.leader()
 
 
@@ -288,48 +353,105 @@ def _devices(value: str, suite: Any, filters: Any) -> int | None:
     return count
 
 
-def _placed(config: pytest.Config, suite: Any, filters: Any, log: Any) -> Any:
-    """The suite run on ``--cnnbench-target`` alone, in the quadrant the dataset's size and measured similarity
-    put it in (pretraining the suite's archs first if they are not cached)."""
-    from cnnbench.engine.placement import place_user_target  # loads JAX: only with --cnnbench-target
+class _TerminalHandler(logging.Handler):
+    """Prints the ``cnnbench`` logger's records as ``[cnnbench] …`` lines, live, even while pytest captures a
+    test's output."""
 
-    archs = [a for a in suite.archs if not filters.arch or a in filters.arch]
-    placed, where = place_user_target(suite, _path_option(config, "target"), archs, _path_option(config, "cache"), log)
-    log(where.describe())
-    return placed
+    def __init__(self, config: pytest.Config, level: int) -> None:
+        super().__init__(level)
+        self.config = config
 
-
-def _logger(config: pytest.Config):
-    """Print progress lines live, even while pytest captures a test's output."""
-
-    def log(line: str) -> None:
-        capture = config.pluginmanager.getplugin("capturemanager")
-        reporter = config.pluginmanager.getplugin("terminalreporter")
+    def emit(self, record: logging.LogRecord) -> None:
+        reporter = self.config.pluginmanager.getplugin("terminalreporter")
         if reporter is None:
             return
+        capture = self.config.pluginmanager.getplugin("capturemanager")
         with capture.global_and_fixture_disabled() if capture else nullcontext():
-            reporter.write_line(f"[cnnbench] {line}")
-
-    return log
+            reporter.write_line(f"[cnnbench] {self.format(record)}")
 
 
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "cnnbench_bench_point" in metafunc.fixturenames:
-        session = metafunc.config.stash.get(SESSION, None)
-        points = getattr(session, "points", [])
-        metafunc.parametrize(
-            "cnnbench_bench_point", [pytest.param(p, id=p.id, marks=pytest.mark.cnnbench) for p in points]
+class _RunLog(logging.FileHandler):
+    """The run's ``run.log``, its folder made when the first line is written."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, encoding="utf-8", delay=True)
+        self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+
+    def _open(self) -> Any:
+        Path(self.baseFilename).parent.mkdir(parents=True, exist_ok=True)
+        return super()._open()
+
+
+class _Logging:
+    """What a run adds to logging, taken away again when pytest unconfigures: the ``cnnbench`` logger's level, its
+    terminal line printer, the lines logged before the run's folder is known (kept for ``run.log``), the log file."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        verbosity = config.get_verbosity()
+        live = config.getoption("log_cli_level", None) is not None or bool(config.getini("log_cli"))
+        self.level = LOG.level
+        LOG.setLevel(logging.DEBUG if verbosity > 0 or live else logging.INFO)
+        self.handlers: list[tuple[logging.Logger, logging.Handler]] = []
+        if not logging.root.handlers:
+            # absl (under orbax) calls logging.basicConfig() when it first logs into a root without handlers, which
+            # would print every propagated record to stderr once more
+            self._add(logging.root, logging.NullHandler())
+        # pytest's live logging prints the records itself, once its session starts; until then (placing a user's
+        # dataset, say) this prints them at its level
+        level = _level(config.getoption("log_cli_level", None) or config.getini("log_level")) if live else None
+        self.printer = self._add(LOG, _TerminalHandler(config, level or (logging.WARNING if verbosity < 0 else 0)))
+        self.live = live
+        self.early = self._add(
+            LOG, MemoryHandler(capacity=100_000, flushLevel=logging.CRITICAL + 1, flushOnClose=False)
         )
-    if "cnnbench_scenario" not in metafunc.fixturenames:
-        return
-    session = metafunc.config.stash.get(SESSION, None)
-    scenarios: list[Any] = getattr(session, "scenarios", list)()  # none in a hardware run
-    # xdist_group keeps a program's quadrants and seeds (so each group's seeds too) on one worker under
-    # `-n N --dist loadgroup`, so the gate can judge them there
-    metafunc.parametrize(
-        "cnnbench_scenario",
-        [pytest.param(s, id=s.id, marks=[pytest.mark.cnnbench, pytest.mark.xdist_group(s.program)]) for s in scenarios],
-    )
+
+    def _add(self, logger: logging.Logger, handler: logging.Handler) -> Any:
+        logger.addHandler(handler)
+        self.handlers.append((logger, handler))
+        return handler
+
+    def save(self, path: Path | None) -> None:
+        """Write the run's log to ``path`` from now on, the lines logged so far first; None: keep no log (an xdist
+        worker, a multi-process job's other processes)."""
+        if path is not None:
+            self.early.setTarget(self._add(LOG, _RunLog(path)))
+            self.early.flush()
+        LOG.removeHandler(self.early)
+
+    def session_started(self) -> None:
+        if self.live:
+            LOG.removeHandler(self.printer)
+
+    def flush(self) -> None:
+        for _, handler in self.handlers:
+            handler.flush()
+
+    def close(self) -> None:
+        for logger, handler in self.handlers:
+            logger.removeHandler(handler)
+            handler.close()
+        LOG.setLevel(self.level)
+
+
+def _level(name: str | int | None) -> int | None:
+    """A logging level given by name or number (``--log-cli-level``'s), None if not given."""
+    if name is None or name == "":
+        return None
+    return int(name) if str(name).isdigit() else logging.getLevelName(str(name).upper())
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if LOGGING in session.config.stash:
+        session.config.stash[LOGGING].session_started()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if LOGGING in config.stash:
+        config.stash[LOGGING].close()
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    return items.collect_file(file_path, parent)
 
 
 @pytest.hookimpl(trylast=True)  # after -k, -m, --lf and other plugins have deselected
@@ -337,7 +459,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     session = config.stash.get(SESSION, None)
     if session is None or not hasattr(session, "selected_ids"):
         return
-    session.selected_ids = _scenario_ids(item.nodeid for item in items)  # the gate needs what was deselected
+    session.selected_ids = _item_ids(config, (item.nodeid for item in items))  # the gate needs what was deselected
     if session.shard is not None and session.selected_ids:
         from cnnbench.config.shard import ShardError
 
@@ -345,10 +467,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             mine = set(session.take_shard(session.selected_ids))
         except ShardError as exc:
             raise pytest.UsageError(f"cnnbench: {exc}") from None
-        others = [item for item in items if _scenario_id(item.nodeid) not in mine]
+        others = [item for item in items if _item_id(config, item.nodeid) not in mine]
         if others:
             config.hook.pytest_deselected(items=others)
-            items[:] = [item for item in items if _scenario_id(item.nodeid) in mine]
+            items[:] = [item for item in items if _item_id(config, item.nodeid) in mine]
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -356,17 +478,69 @@ def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
     """pytest-xdist: the controller collects nothing itself; a worker's collection tells it what was selected."""
     session = node.config.stash.get(SESSION, None)
     if session is not None and hasattr(session, "selected_ids"):
-        session.selected_ids = _scenario_ids(ids)
+        session.selected_ids = _item_ids(node.config, ids)
 
 
-def _scenario_ids(nodeids: Any) -> list[str]:
-    return [i for i in map(_scenario_id, nodeids) if i is not None]
+def _item_ids(config: pytest.Config, nodeids: Any) -> list[str]:
+    return [i for i in (_item_id(config, n) for n in nodeids) if i is not None]
 
 
-def _scenario_id(nodeid: str) -> str | None:
-    """The scenario id of a ``test_scenario[<id>]`` node id; None for any other item."""
-    prefix, name = "test_scenario[", nodeid.rpartition("::")[2]
-    return name[len(prefix) : -1] if name.startswith(prefix) else None
+def _item_id(config: pytest.Config, nodeid: str) -> str | None:
+    """The scenario or bench point id of a node id; None for an item that is not the suite's."""
+    return items.item_id(nodeid, config.stash[items.SUITE_NODE])
+
+
+class _Progress:
+    """Logs a progress line when one of the suite's items finishes: done / selected, the time so far and an ETA.
+    Registered on the process that writes the reports, so under pytest-xdist the controller counts every
+    worker's items."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.started = time.perf_counter()
+        self.progress: Any = None
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when != "call" and (report.when != "setup" or report.passed):
+            return
+        name = _item_id(self.config, report.nodeid)
+        if name is None:
+            return
+        run = self.config.stash[SESSION]
+        if self.progress is None:
+            self.progress = _progress(run, self.started)
+        facts = dict(report.user_properties)
+        outcome = str(facts.get("cnnbench_status", report.outcome))
+        if isinstance(facts.get("test_accuracy"), float):
+            outcome += f", test accuracy {facts['test_accuracy']:.1%}"
+        if isinstance(facts.get("images_per_s"), float):
+            outcome += f", {facts['images_per_s']:,.0f} img/s"
+        LOG.info(self.progress.done(name, outcome))
+
+
+def _progress(run: Any, started: float) -> Any:
+    """The run's progress counter over its selected items, weighted by their estimated cost in a transfer run."""
+    from cnnbench.progress import Progress
+
+    if not hasattr(run, "selected_ids"):  # a hardware run: its bench points weigh the same
+        return Progress([p.id for p in run.points], started=started)
+    from cnnbench.engine.cost import run_estimate  # the estimate builds the targets small: JAX
+
+    selected = set(run.selected_ids)
+    scenarios = [s for s in run.scenarios() if s.id in selected]
+    return Progress(run.selected_ids, run_estimate(run.suite, scenarios, run.cache_dir), started)
+
+
+@pytest.fixture
+def cnnbench_scenario(request: pytest.FixtureRequest) -> Any:
+    """The scenario a suite item runs (``cnnbench.items``)."""
+    return request.node.stash[items.ITEM]
+
+
+@pytest.fixture
+def cnnbench_bench_point(request: pytest.FixtureRequest) -> Any:
+    """The bench point a hardware suite's item runs (``cnnbench.items``)."""
+    return request.node.stash[items.ITEM]
 
 
 @pytest.fixture(scope="session")
@@ -392,13 +566,25 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         return
     if not state.writes_reports:  # a multi-process job's process other than 0
         return
-    if state.write(finished=True) is None:
+    run_dir = state.write(finished=True)
+    if run_dir is None:
         return
+    _refresh_latest_log(session.config, run_dir)
     save = _option(session.config, "save_baseline")
     if save:
         state.save_baseline(_path_option(session.config, "save_baseline"))
     if state.unflagged_regressions() and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _refresh_latest_log(config: pytest.Config, run_dir: Path) -> None:
+    """Copy the run's ``run.log`` (so far) into ``latest/`` beside the report it belongs to."""
+    from cnnbench.report.io import LATEST
+
+    config.stash[LOGGING].flush()
+    log = run_dir / RUN_LOG
+    if log.is_file():
+        atomic_write(run_dir.parent / LATEST / RUN_LOG, log.read_bytes())
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -426,7 +612,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             red=True,
         )
     terminalreporter.write_line(
-        f"report: {state.run_dir / 'report.md'} (and report.json, report.html; latest/ refreshed)"
+        f"report: {state.run_dir / 'report.md'} (and report.json, report.html, results.csv, {RUN_LOG}; latest/ "
+        "refreshed)"
     )
     if _option(config, "save_baseline"):
         terminalreporter.write_line(f"baseline saved: {_path_option(config, 'save_baseline')}")

@@ -1,8 +1,8 @@
-"""The pytest items of a cnnbench run: one test, parametrized by the plugin with one case per scenario.
+"""What a transfer suite's pytest item runs: the function each scenario's item calls (``cnnbench.items``).
 
-``pytest --cnnbench`` collects this file; each case trains and measures its scenario, times the train step
-through pytest-benchmark and fails when the scenario diverged or crashed, or when the quality gate finds its group
-regressed against the baseline.
+It trains and measures its scenario, times the train step through pytest-benchmark, records the scenario's status
+and test accuracy as the item's properties (JUnit XML shows them; the progress line reads them) and fails when the
+scenario diverged or crashed, or when the quality gate finds its group regressed against the baseline.
 """
 
 from __future__ import annotations
@@ -16,9 +16,12 @@ from cnnbench.engine.timing import BenchmarkTimer
 from cnnbench.session import Session
 
 
-def test_scenario(cnnbench_scenario: Scenario, cnnbench_session: Session, benchmark: Any) -> None:
+def test_scenario(cnnbench_scenario: Scenario, cnnbench_session: Session, benchmark: Any, request: Any) -> None:
     record = cnnbench_session.run(cnnbench_scenario, BenchmarkTimer(benchmark))
     benchmark.extra_info.update({"cnnbench_id": record.id, "status": record.status, **record.metrics.to_json()})
+    request.node.user_properties.append(("cnnbench_status", record.status))
+    if record.metrics.test_accuracy is not None:
+        request.node.user_properties.append(("test_accuracy", record.metrics.test_accuracy))
     if record.status in ("diverged", "error"):
         benchmark.skipped = True  # nothing steady to time; spares pytest-benchmark's "fixture not used" warning
     if record.status == "regressed":

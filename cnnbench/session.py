@@ -6,6 +6,7 @@ script. The runner (datasets, models, training) is built when the first scenario
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
@@ -31,7 +32,9 @@ if TYPE_CHECKING:  # the runner loads JAX: imported when the first scenario runs
     from cnnbench.engine.runner import Runner, Trained
     from cnnbench.engine.timing import Timer
 
+log = logging.getLogger(__name__)
 COORDINATES = ("arch", "strategy", "quadrant", "head")
+PLURALS = {"arch": "archs", "strategy": "strategies", "quadrant": "quadrants", "head": "heads"}
 SEEDS_TOGETHER = ("auto", "on", "off")  # auto: on a GPU or TPU, off on a CPU (where it measured slower)
 
 
@@ -55,10 +58,12 @@ class Filters:
         for name in COORDINATES:
             for value in getattr(self, name):
                 if value not in available[name]:
-                    raise SuiteError(
-                        f"--cnnbench-{name} {value!r} is not in suite {suite.name!r}; "
-                        f"its {name}s: {', '.join(available[name])}"
-                    )
+                    raise SuiteError(f"{name} {value!r} is not in suite {suite.name!r}; its {PLURALS[name]}: "
+                                     f"{', '.join(available[name])}")  # fmt: skip
+
+    def archs(self, suite: Suite) -> list[str]:
+        """The suite's archs these filters keep."""
+        return [a for a in suite.archs if not self.arch or a in self.arch]
 
     def select(self, scenarios: list[Scenario]) -> list[Scenario]:
         return [
@@ -93,7 +98,7 @@ class _Run:
     the time goes (this process's, from the run's start), records kept in the suite's order when xdist workers'
     records merge, and the report rewritten from them."""
 
-    report_root: Path
+    report_root: Path | None  # None: build the report, write no file
     records: list[Any]
     environment: dict | None
     report: Report | None
@@ -120,19 +125,31 @@ class _Run:
         self.profile.absorb(exported["profile"])
 
     def _write(self, finished: bool, suite: dict[str, Any], **parts: Any) -> Path | None:
-        """Build the report of the records so far from ``parts`` and write it (atomically); returns its directory,
-        None before the first record."""
+        """Build the report of the records so far from ``parts`` and write it (atomically) unless the run has no
+        ``report_root``; returns its directory, None before the first record or without a root."""
         if not self.records:
             return None
         with profiling.phase("report"):
             self.report = build_report(run_id=self.run_id, started=self.started,
                                        finished=_now() if finished else None, environment=self.environment or {},
                                        suite=suite, profile=self.profile.to_json(), **parts)  # fmt: skip
+            if self.report_root is None:  # the Python API's run without files: the report alone
+                return None
             self.run_dir = write_report(self.report, self.report_root, plots=finished)
         if finished:  # once more without the slow HTML, so the profile counts the final write too
             self.report = replace(self.report, profile=RunProfile.from_json(self.profile.to_json()))
             write_report(self.report, self.report_root, plots=False)
         return self.run_dir
+
+
+def place_target(suite: Suite, filters: Filters, target: Path, cache_dir: Path) -> Suite:
+    """The suite run on the user's dataset ``target`` alone, in the quadrant its size and its similarity, measured
+    with the selected archs (pretrained first where they are not cached), put it in; logs where it went."""
+    from cnnbench.engine.placement import place_user_target  # the engine loads JAX: only a run with a target
+
+    placed, where = place_user_target(suite, target, filters.archs(suite), cache_dir)
+    log.info(where.describe())
+    return placed
 
 
 def cpu_refusal(suite: Suite, filters: Filters, cache_dir: Path) -> str | None:
@@ -187,9 +204,8 @@ class Session(_Run):
 
     suite: Suite
     filters: Filters
-    report_root: Path
+    report_root: Path | None  # None: build the report, write no file
     cache_dir: Path
-    log: Callable[[str], None] = print
     writes_reports: bool = True
     baseline: gate.Baseline | None = None
     seeds_together: str = "auto"
@@ -234,7 +250,7 @@ class Session(_Run):
         self.part = {"index": self.shard.index, "count": self.shard.count, "selection": selection_digest(ids),
                      "selected": len(ids), "scenarios": len(mine)}  # fmt: skip
         total = sum(u.seconds for u in units) + sum(shared.values())
-        self.log(
+        log.info(
             f"shard {self.shard}: {len(parts[self.shard.index - 1].units)} of {len(units)} programs, {len(mine)} of "
             f"{len(ids)} scenarios, about {parts[self.shard.index - 1].seconds:,.0f} s of {total:,.0f} s on the "
             f"reference CPU (parts {', '.join(f'{p.seconds:,.0f}' for p in parts)} s; slowest / mean "
@@ -258,7 +274,7 @@ class Session(_Run):
             if self.devices is None:  # one device on a CPU alone; every device on accelerators or over processes
                 self.devices = 1 if on_cpu and jax.process_count() == 1 else jax.device_count()
             self.environment = collect_environment(self.suite.digest, self.suite.precision, self.devices)
-            self._runner = Runner(self.suite, self.cache_dir, self.log, devices=self.devices)
+            self._runner = Runner(self.suite, self.cache_dir, devices=self.devices)
             self._together = self.seeds_together == "on" or (self.seeds_together == "auto" and not on_cpu)
         return self._runner
 
@@ -373,7 +389,6 @@ class HardwareSession(_Run):
     suite: HardwareSuite
     points: list[BenchPoint]
     report_root: Path
-    log: Callable[[str], None] = print
     writes_reports: bool = True
     records: list[BenchRecord] = field(default_factory=list)
 
@@ -392,7 +407,7 @@ class HardwareSession(_Run):
             with profiling.phase("roofline"):
                 self._roofline = probe(self.suite.precisions)
             self.environment["roofline"] = self._roofline.to_json()
-            self.log(_describe_roofline(self._roofline))
+            log.info(_describe_roofline(self._roofline))
         return self._roofline
 
     def run(self, point: BenchPoint, timer: Timer) -> BenchRecord:

@@ -10,6 +10,7 @@ Accuracy only; nothing is timed, so it may run beside other work.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from dataclasses import replace
 
@@ -31,6 +32,8 @@ class _Once(Timer):
 
 
 def main() -> None:
+    logging.basicConfig(format="%(message)s")  # cnnbench's progress (pretraining, targets) on stderr
+    logging.getLogger("cnnbench").setLevel(logging.INFO)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("arch")
     parser.add_argument("--suite", default="smoke")
@@ -45,7 +48,7 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     accuracy: dict[tuple[str, str, str, int], float] = {}
     for precision in PRECISIONS:
-        runner = Runner(replace(suite, precision=precision), args.cache, log=lambda line: print(line, file=sys.stderr))
+        runner = Runner(replace(suite, precision=precision), args.cache)
         for quadrant in quadrants:
             for strategy in strategies:
                 for seed in seeds:

@@ -56,9 +56,9 @@ def records(arch: str, delta: dict | None = None, speed: float = 1.0, skip: tupl
     ]  # fmt: skip
 
 
-def write(path: Path, scenarios: list[dict], run_id: str, **env: object) -> Path:
+def write(path: Path, scenarios: list[dict], run_id: str, suite: dict | None = None, **env: object) -> Path:
     report = build_report(run_id, "2025-01-01T12:00:00+00:00", "2025-01-01T12:08:00+00:00", ENVIRONMENT | env,
-                          TARGETS, scenarios, suite={"name": "smoke"}).to_json()  # fmt: skip
+                          TARGETS, scenarios, suite=suite or {"name": "smoke"}).to_json()  # fmt: skip
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report))
     return path
@@ -232,3 +232,89 @@ def test_fewer_than_two_reports_is_a_usage_error(pair, capsys) -> None:
     with pytest.raises(SystemExit) as exit_:
         main(["compare", str(pair[0])])
     assert exit_.value.code == 2 and "usage: cnnbench compare" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------ gating and JSON
+
+
+def gated(scenarios: list[dict]) -> dict:
+    """A suite section as a run records it: what the gate judges a report with (tolerances, groups, selection)."""
+    groups = list(dict.fromkeys(s["id"].rsplit("-seed", 1)[0] for s in scenarios))
+    return {"name": "smoke", "tolerances": {"accuracy_drop": 0.02, "noise_sigmas": 2.0, "throughput_drop": 0.3},
+            "groups": groups, "selected_groups": groups}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("delta", "speed", "code", "regressed", "slower"),
+    [({}, 1.0, 0, [], []),
+     ({("s1", "q1"): -0.10}, 1.0, 1, ["resnet18-s1-q1-gap"], []),  # 10 points against a 3.3-point tolerance
+     ({("s1", "q1"): -0.01}, 1.0, 0, [], []),  # within the 2-point drop allowed
+     ({}, 0.5, 1, [], ["resnet18-s1-gap", "resnet18-s2-gap", "resnet18-s3-gap", "resnet18-scratch-gap"])],
+)  # fmt: skip
+def test_fail_on_regression_judges_later_reports_as_the_gate(tmp_path, capsys, delta, speed, code, regressed, slower):
+    a = write(tmp_path / "a.json", records("resnet18"), "run-a", fingerprint="f00")
+    later = records("resnet18", delta, speed)
+    b = write(tmp_path / "b.json", later, "run-b", suite=gated(later), fingerprint="f00")
+    assert main(["compare", str(a), str(b), "--fail-on-regression"]) == code
+    captured = capsys.readouterr()
+    assert captured.out.startswith("# cnnbench compare: A vs B")
+    counts = (
+        f"gate: B against A: {len(regressed)} group(s) regressed in accuracy, {len(slower)} program(s) in throughput"
+    )
+    assert captured.err.startswith(counts) and all(name in captured.err for name in regressed + slower)
+    assert main(["compare", str(a), str(b)]) == 0  # without the flag, a comparison never fails
+    assert "gate:" not in capsys.readouterr().err
+
+
+def test_fail_on_regression_fails_if_any_later_report_regressed(tmp_path, capsys) -> None:
+    a = write(tmp_path / "a.json", records("resnet18"), "run-a")
+    same, worse = records("resnet18"), records("resnet18", {("s3", "q4"): -0.10})
+    b = write(tmp_path / "b.json", same, "run-b", suite=gated(same))
+    c = write(tmp_path / "c.json", worse, "run-c", suite=gated(worse))
+    assert main(["compare", str(a), str(b), str(c), "--fail-on-regression", "--json"]) == 1
+    gate = json.loads(capsys.readouterr().out)["gate"]
+    assert gate["B"]["regressed"] == [] and gate["C"]["regressed"] == ["resnet18-s3-q4-gap"]
+    assert gate["C"]["counts"] == {"passed": 7, "regressed": 1, "new": 0, "no result": 0}
+    assert not gate["C"]["throughput_comparable"]  # no fingerprint in these environments: throughput not gated
+
+
+def test_fail_on_regression_refuses_a_report_the_gate_cannot_judge(pair, capsys) -> None:
+    assert main(["compare", *map(str, pair), "--fail-on-regression"]) == 2  # B's suite section has no tolerances
+    err = capsys.readouterr().err
+    assert err.startswith(f"cnnbench compare: B ({pair[1]}) cannot be judged against A: ") and "tolerances" in err
+
+
+def test_json_has_the_comparisons_numbers(pair, capsys) -> None:
+    assert main(["compare", *map(str, pair), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out, parse_constant=lambda c: pytest.fail(f"{c} in strict JSON"))
+    assert data["schema"] == "cnnbench-compare/1" and data["columns"] == ["A", "B"] and data["gate"] is None
+    assert [(r["label"], r["run_id"], r["environment"]["backend"]) for r in data["runs"]] == [
+        ("A", "run-a", "cpu"), ("B", "run-b", "gpu")]  # fmt: skip
+    assert not data["same_fingerprint"] and data["differing_keys"] == ["backend", "device_kind"]
+    assert data["shared"] == 7
+    rows = {row["key"]["label"]: row for row in data["accuracy"]}
+    s2 = rows["resnet18-s2-q4-gap"]
+    assert s2["key"] == {"label": "resnet18-s2-q4-gap", "arch": "resnet18", "strategy": "s2", "quadrant": "q4",
+                         "head": "gap", "freeze": None}  # fmt: skip
+    assert s2["cells"][0]["mean"] == pytest.approx(0.89) and s2["cells"][0]["std"] == pytest.approx(0.02)
+    assert s2["cells"][0]["n_seeds"] == 3 and s2["cells"][0]["statuses"] == ["passed"]
+    assert s2["diffs"] == [pytest.approx(0.11)] and s2["noise"] == [pytest.approx(0.02)]
+    assert rows["resnet18-s3-q1-gap"]["cells"][1] is None and rows["resnet18-s3-q1-gap"]["diffs"] == [None]
+    assert rows["resnet18-s2-q4-gap-freeze1"]["cells"][1]["n_runs"] == 3
+    assert data["partial"] == [{"in": ["A"], "groups": [rows["resnet18-s3-q1-gap"]["key"]]},
+                               {"in": ["B"], "groups": [rows["resnet18-s2-q4-gap-freeze1"]["key"]]}]  # fmt: skip
+    train = data["throughput"][0]
+    assert train["quantity"] == "train img/s" and train["higher_is_better"]
+    s1 = next(row for row in train["rows"] if row["key"]["label"] == "resnet18-s1-gap")
+    assert s1["values"] == [pytest.approx(1000.0), pytest.approx(3410.0)] and s1["ratios"] == [pytest.approx(3.41)]
+    verdicts = {row["key"]["label"]: row for row in data["verdicts"]}
+    assert verdicts["resnet18-q4-gap"]["recommended"] == "s3" and not verdicts["resnet18-q4-gap"]["same_winner"]
+    assert [c["winner"] for c in verdicts["resnet18-q4-gap"]["cells"]] == ["s3", "s2"]
+    biggest = data["accuracy_changes"][0]
+    assert (biggest["key"]["label"], biggest["quantity"], biggest["column"]) == (
+        "resnet18-s2-q4-gap",
+        "test accuracy",
+        "B",
+    )
+    assert biggest["change"] == pytest.approx(0.11) and biggest["before"] == pytest.approx(0.89)
+    assert data["throughput_changes"][0]["quantity"] in ("train img/s", "infer img/s") and data["hardware"] == []

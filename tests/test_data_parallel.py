@@ -145,7 +145,7 @@ def _measure(cache: Path) -> dict[str, Any]:
     # a scenario end to end (plan, fit, evaluate, time): lenet5 from scratch on 120 digits, flipped batches
     suite = parse_suite(tomllib.loads(SUITE), registry_catalog(), "data-parallel.toml")
     scenario = Scenario("lenet5", "scratch", "q4", "gap", seed=0)
-    runners = {n: Runner(suite, cache, log=lambda _: None, devices=n) for n in (None, DEVICES)}
+    runners = {n: Runner(suite, cache, devices=n) for n in (None, DEVICES)}
     trained = {n: runner.train([scenario])[0] for n, runner in runners.items()}
     single, split = trained[None], trained[DEVICES]
     assert isinstance(single, Trained) and isinstance(split, Trained), trained
@@ -200,7 +200,7 @@ def _measure(cache: Path) -> dict[str, Any]:
     errors = []
     bad = parse_suite(tomllib.loads(SUITE) | {"train": {"batch_size": 30}}, registry_catalog(), "bad.toml")
     for attempt in (
-        lambda: Runner(bad, cache, log=lambda _: None, devices=DEVICES).plan(scenario),
+        lambda: Runner(bad, cache, devices=DEVICES).plan(scenario),
         lambda: TargetBatches.of(x, y, epoch_batches(256, 30, 4, 0), parallel=four),
         lambda: _fit(four, _lenet(), epoch_batches(256, 30, 4, 0), data=one),
         lambda: DataParallel.of(DEVICES + 1),

@@ -56,4 +56,4 @@ def test_the_full_suite_is_refused_on_a_cpu_with_its_cost_unless_forced(pytester
     ])  # fmt: skip
     forced = pytester.runpytest_inprocess(*args, "--cnnbench-force")
     assert forced.ret == 0, forced.stderr.str()
-    assert sum("test_scenario[mobilenetv2-" in line for line in forced.outlines) == 36  # 4 strategies × 3 heads × 3
+    assert sum(line.startswith("full::mobilenetv2-") for line in forced.outlines) == 36  # 4 strategies × 3 heads × 3

@@ -278,7 +278,7 @@ def gated_session(tmp_path: Path, accuracy: dict[int, float], baseline_accuracy:
     suite = load_suite(str(tmp_path / "two.toml"), registry_catalog())
     stored = seeds("lenet5-s1-q4-gap", [baseline_accuracy, baseline_accuracy])
     baseline = load_baseline(baseline_file(tmp_path, stored))
-    session = Session(suite, Filters(), tmp_path / "reports", tmp_path / "cache", log=lambda line: None,
+    session = Session(suite, Filters(), tmp_path / "reports", tmp_path / "cache",
                       baseline=baseline)  # fmt: skip
     session._runner, session.environment = FakeRunner(accuracy, train), ENV
     return session

@@ -129,7 +129,7 @@ def test_a_batch_beyond_the_devices_memory_is_out_of_memory_and_the_sweep_goes_o
     limits = iter([10_000, None])  # the first point's program cannot fit in 10 kB; the second has no limit
     monkeypatch.setattr(bench_module, "device_memory", lambda: next(limits))
     suite = narrow(hw_suite(), modes=("infer",))
-    session = HardwareSession(suite, suite.points(), tmp_path, log=lambda _: None)
+    session = HardwareSession(suite, suite.points(), tmp_path)
     monkeypatch.setattr(roofline, "probe", lambda precisions: fake_roofline(0.05))
     first, second = (session.run(p, Timer(2, 0.0)) for p in suite.points())
     assert first.status == "out of memory" and first.images_per_s is None
@@ -201,20 +201,13 @@ def test_cnnbench_bench_rejects_bad_input(argv: list[str], message: str, capsys:
 # --------------------------------------------------------------------------------------------- pytest items
 
 
-@pytest.fixture(autouse=True)
-def _not_an_xdist_worker(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Inner pytest runs are not xdist workers even when this module runs under ``-n`` (see test_plugin)."""
-    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
-        monkeypatch.delenv(name, raising=False)
-
-
 def test_a_hardware_suite_runs_as_pytest_items_through_pytest_benchmark(pytester: pytest.Pytester) -> None:
     (pytester.path / "hw.toml").write_text(HW_SUITE)
     result = pytester.runpytest_subprocess("--cnnbench", "--cnnbench-suite=hw.toml", "--cnnbench-report=reports",
                                            "--benchmark-json=bench.json", "-v", timeout=600)  # fmt: skip
     assert result.ret == 0, result.stdout.str()
     result.stdout.fnmatch_lines([
-        "*test_bench?lenet5-b1-fp32-train? PASSED*", "*test_bench?lenet5-b2-fp32-infer? PASSED*", "*4 passed*",
+        "hw.toml::lenet5-b1-fp32-train PASSED*", "hw.toml::lenet5-b2-fp32-infer PASSED*", "*4 passed*",
         "*Roofline probe (measured TFLOP/s) on cpu: fp32: matmul *", "*report: *report.md*",
     ])  # fmt: skip
     report = load_report(pytester.path / "reports" / "latest" / "report.json")

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tomllib
 from pathlib import Path
+from xml.etree import ElementTree
 
 import numpy as np
 import pytest
@@ -58,9 +59,10 @@ def scenario_ids(suite_text: str, **only: tuple[str, ...]) -> set[str]:
     return {f"{a}-{s}-{q}-{h}" for a, s, q, h in itertools.product(*axes.values())}
 
 
-def collected(result: pytest.RunResult) -> list[str]:
-    """The scenario ids a ``--collect-only -q`` run listed, in order (duplicates kept)."""
-    return [m for line in result.outlines for m in re.findall(r"test_scenario\[([^\]]+)\]", line)]
+def collected(result: pytest.RunResult, suite: str = r"[\w.-]+\.toml|smoke") -> list[str]:
+    """The scenario ids a ``--collect-only -q`` run listed as items of a suite file, ``<suite>::<id>``, in order
+    (duplicates kept)."""
+    return [m.group(1) for line in result.outlines if (m := re.fullmatch(rf"(?:{suite})::([\w.-]+)", line.strip()))]
 
 
 class Bench:
@@ -92,14 +94,6 @@ class Bench:
 
     def report(self) -> tuple[dict, Path]:
         return read_report(self.reports)
-
-
-@pytest.fixture(autouse=True)
-def _not_an_xdist_worker(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The inner pytest runs are not xdist workers even when this suite runs under ``-n``: pytest-benchmark reads
-    the inherited PYTEST_XDIST_WORKER and would disable itself."""
-    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
-        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture
@@ -159,6 +153,11 @@ def test_filter_options_select_the_subset(bench: Bench, tiny_suite_text: str, on
     assert set(ids) == scenario_ids(tiny_suite_text, **only)
 
 
+def test_a_list_option_takes_repeats_and_comma_lists(bench: Bench, tiny_suite_text: str) -> None:
+    ids = bench.collect("--cnnbench-strategy=s1", "--cnnbench-strategy", "s3,scratch", "--cnnbench-head=fc")
+    assert sorted(ids) == sorted(scenario_ids(tiny_suite_text, strategy=("s1", "s3", "scratch"), head=("fc",)))
+
+
 INI_TWINS = [
     ({}, {}),
     ({"cnnbench_arch": "lenet5"}, {"arch": ("lenet5",)}),
@@ -198,9 +197,86 @@ def test_without_cnnbench_the_plugin_collects_nothing_and_imports_no_jax(bench: 
     assert result.ret == 0
     result.assert_outcomes(passed=1)
     assert re.search(r"plugins:.*cnnbench", result.stdout.str())  # the plugin is loaded, just idle
-    assert "test_scenario" not in result.stdout.str()
+    assert f"{SUITE}::" not in result.stdout.str()
     assert json.loads((bench.path / "modules.json").read_text()) == []
     assert not bench.reports.exists() and not (bench.path / ".cnnbench-cache").exists()
+
+
+def test_ini_cnnbench_true_adds_the_suite_to_the_projects_tests(
+    pytester: pytest.Pytester, tiny_suite_text: str
+) -> None:
+    (pytester.path / SUITE).write_text(tiny_suite_text)
+    pytester.makepyfile(test_plain="def test_plain():\n    pass\n")
+    pytester.makefile(".ini", pytest=f"[pytest]\ncnnbench = true\ncnnbench_suite = {SUITE}\ncnnbench_quadrant = q4")
+    result = pytester.runpytest_inprocess("--collect-only", "-q")
+    assert result.ret == 0, result.stderr.str()
+    assert "test_plain.py::test_plain" in result.outlines  # the project's own test stays
+    assert sorted(collected(result)) == sorted(scenario_ids(tiny_suite_text, quadrant=("q4",)))
+    deselected = pytester.runpytest_inprocess("--collect-only", "-q", f"--deselect={SUITE}::lenet5-s1-q4-gap")
+    assert len(collected(deselected)) == 7 and "lenet5-s1-q4-gap" not in collected(deselected)
+
+
+def test_a_builtin_suite_name_is_never_shadowed_and_a_suite_path_names_a_file(bench: Bench) -> None:
+    (bench.path / "smoke").mkdir()  # a folder named like the built-in suite
+    ids = bench.collect("--cnnbench-arch=lenet5", suite="smoke")
+    assert len(ids) == 48 and "lenet5-s1-q1-fc" in ids  # the built-in suite's items, under its name: smoke::<id>
+    (bench.path / "mysuites").mkdir()
+    folder = bench.run(suite="mysuites", inprocess=True)
+    assert folder.ret == pytest.ExitCode.USAGE_ERROR
+    folder.stderr.fnmatch_lines(["ERROR: cnnbench: suite path */mysuites is a folder; a suite is a .toml file or a "
+                                 "built-in name (full, hardware, smoke, standard)"])  # fmt: skip
+
+
+def test_default_paths_stay_in_the_project_wherever_the_rootdir_goes(
+    pytester: pytest.Pytester, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A path argument outside the project (``--option /abs/path``: pytest takes the value for a path) moves
+    pytest's rootdir to a common ancestor; the cache and reports stay in the project, the ini's directory or else
+    the invocation directory; ``CNNBENCH_CACHE`` overrides the ini's cache, the command line overrides both."""
+    from cnnbench.plugin import _path_option
+
+    monkeypatch.delenv("CNNBENCH_CACHE", raising=False)
+    outside = tmp_path_factory.mktemp("outside")
+    (outside / "data.npz").touch()
+    moved = pytester.parseconfig("--cnnbench-target", str(outside / "data.npz"))
+    assert moved.rootpath != pytester.path and pytester.path.is_relative_to(moved.rootpath)
+    assert _path_option(moved, "cache") == pytester.path / ".cnnbench-cache"
+    assert _path_option(moved, "report") == pytester.path / "reports"
+    assert _path_option(moved, "target") == outside / "data.npz"
+
+    pytester.makefile(".ini", pytest="[pytest]\ncnnbench_report = out\ncnnbench_cache = ini-cache")
+    (pytester.path / "sub").mkdir()
+    monkeypatch.chdir(pytester.path / "sub")  # invoked from a sub-folder: the ini's paths are the project's
+    config = pytester.parseconfig(f"--cnnbench-baseline={outside / 'base.json'}")
+    assert _path_option(config, "report") == pytester.path / "out"
+    assert _path_option(config, "cache") == pytester.path / "ini-cache"
+    assert _path_option(config, "baseline") == outside / "base.json"
+    monkeypatch.setenv("CNNBENCH_CACHE", str(outside / "env-cache"))
+    assert _path_option(pytester.parseconfig(), "cache") == outside / "env-cache"
+    assert _path_option(pytester.parseconfig("--cnnbench-cache=cli"), "cache") == pytester.path / "sub" / "cli"
+
+
+def test_a_run_with_paths_outside_the_project_keeps_its_cache_and_the_builtin_suite(
+    bench: Bench, shared_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The user's case end to end: a dataset and a report folder outside the project, given as ``--option
+    /abs/path``, a folder named ``smoke`` in the common ancestor pytest moves its rootdir to. The project's warm
+    cache is used (no pretraining from cold elsewhere) and ``smoke`` is the built-in suite."""
+    monkeypatch.delenv("CNNBENCH_CACHE", raising=False)
+    outside = bench.path.parent / f"{bench.path.name}-outside"
+    (outside / "reports").mkdir(parents=True)
+    bands_npz(outside / "bands.npz")
+    (bench.path.parent / "smoke").mkdir(exist_ok=True)
+    (bench.path / ".cnnbench-cache").symlink_to(shared_cache)  # the project's warm cache
+    placed = bench.pytester.runpytest_inprocess("--cnnbench", f"--cnnbench-suite={SUITE}", "--collect-only",
+                                                "--cnnbench-target", str(outside / "bands.npz"))  # fmt: skip
+    assert placed.ret == 0, placed.stderr.str()
+    placed.stdout.fnmatch_lines([f"[[]cnnbench[]] pretrained lenet5: * ({bench.path}/.cnnbench-cache/pretrained/*)"])
+    assert not (bench.path.parent / ".cnnbench-cache").exists()
+    builtin = bench.pytester.runpytest_inprocess("--cnnbench", "--collect-only", "-q", "--cnnbench-arch=lenet5",
+                                                 "--cnnbench-report", str(outside / "reports"))  # fmt: skip
+    assert builtin.ret == 0, builtin.stderr.str()
+    assert len(collected(builtin, "smoke")) == 48
 
 
 # -------------------------------------------------------------------------------------------- usage errors
@@ -276,7 +352,21 @@ def test_a_users_dataset_runs_alone_in_its_measured_quadrant(bench: Bench) -> No
         "*target bands: 24 training images (small, at most 1000 is small), similarity * over lenet5 "
         "(*: threshold 0.4) -> runs as q[34] (small, *)"
     ])  # fmt: skip
-    report, _ = bench.report()
+    result.stdout.fnmatch_lines([
+        "[[]cnnbench[]] [[]1/2[]] lenet5-s3-q*-gap: passed, test accuracy *% · *s so far, about *s left",
+        "[[]cnnbench[]] [[]2/2[]] lenet5-scratch-q*-gap: passed, *",
+    ])  # fmt: skip
+    report, run_dir = bench.report()
+    log = (run_dir / "run.log").read_text()
+    assert log == (bench.reports / "latest" / "run.log").read_text()
+    assert "INFO cnnbench" in log and "target bands: 24 training images" in log and "[2/2] lenet5-scratch" in log
+    # progress goes through the `cnnbench` logger: -q keeps warnings only, --log-cli-level sets the level, and no
+    # line is printed twice
+    quiet = bench.run("--cnnbench-target=bands.npz", "--collect-only", "-q", inprocess=True)
+    assert quiet.ret == 0 and "[cnnbench]" not in quiet.stdout.str()
+    for level, shown in (("INFO", 1), ("WARNING", 0)):
+        live = bench.run("--cnnbench-target=bands.npz", "--collect-only", f"--log-cli-level={level}", inprocess=True)
+        assert live.stdout.str().count("target bands: 24 training images") == shown, live.stdout.str()
     (target,) = report["targets"]
     quadrant = "q4" if target["similarity"] >= 0.4 else "q3"
     assert target["name"] == "bands" and target["quadrant"] == target["measured_quadrant"] == quadrant
@@ -342,14 +432,18 @@ def test_run_passes_and_writes_report_and_benchmarks(bench: Bench, tiny_suite_te
     result.stdout.fnmatch_lines(["*= cnnbench =*", f"cnnbench {run_dir.name}: 8 scenarios — 8 passed*"])
     result.stdout.fnmatch_lines(["*Where the time went*", "*phase*seconds*share %*calls*"])
     result.stdout.fnmatch_lines(
-        [f"report: */reports/{run_dir.name}/report.md (and report.json, report.html; latest/ refreshed)"]
+        [
+            f"report: */reports/{run_dir.name}/report.md (and report.json, report.html, results.csv, run.log; latest/ "
+            "refreshed)"
+        ]
     )
 
     benchmarks = json.loads((bench.path / "bench.json").read_text())["benchmarks"]
-    assert sorted(b["name"] for b in benchmarks) == sorted(f"test_scenario[{sid}]" for sid in expected)
+    assert sorted(b["name"] for b in benchmarks) == sorted(expected)
     for b in benchmarks:
-        info, record = b["extra_info"], scenarios[b["param"]]
-        assert info["cnnbench_id"] == b["param"] and info["status"] == "passed"
+        info, record = b["extra_info"], scenarios[b["name"]]
+        assert b["fullname"] == f"{SUITE}::{b['name']}"
+        assert info["cnnbench_id"] == b["name"] and info["status"] == "passed"
         assert info["test_accuracy"] == record["metrics"]["test_accuracy"]
         assert info["params_trainable"] == record["metrics"]["params_trainable"]
         assert b["stats"]["rounds"] == timing.ROUNDS  # the steady-state train step, compile excluded
@@ -361,13 +455,13 @@ def test_diverged_scenario_fails_alone_and_is_reported(bench: Bench) -> None:
     suite = bench.write_suite(
         "diverge.toml", bench.suite_text.replace("[train]\n", "[train]\nfinetune_lr_ratio = 1e30\n")
     )
-    result = bench.run("--cnnbench-quadrant=q4", "--cnnbench-head=gap", suite=suite)
+    result = bench.run("--cnnbench-quadrant=q4", "--cnnbench-head=gap", "--junitxml=junit.xml", suite=suite)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.assert_outcomes(passed=2, failed=2)
     result.stdout.fnmatch_lines([
-        "*_ test_scenario[[]lenet5-s1-q4-gap[]] _*", "lenet5-s1-q4-gap diverged: training loss became nan at step *",
-        "*_ test_scenario[[]lenet5-s2-q4-gap[]] _*", "lenet5-s2-q4-gap diverged: training loss became nan at step *",
-        "FAILED *test_scenario[[]lenet5-s1-q4-gap[]]*", "FAILED *test_scenario[[]lenet5-s2-q4-gap[]]*",
+        "*_ lenet5-s1-q4-gap _*", "lenet5-s1-q4-gap diverged: training loss became nan at step *",
+        "*_ lenet5-s2-q4-gap _*", "lenet5-s2-q4-gap diverged: training loss became nan at step *",
+        "FAILED diverge.toml::lenet5-s1-q4-gap*", "FAILED diverge.toml::lenet5-s2-q4-gap*",
     ])  # fmt: skip
 
     report, run_dir = bench.report()
@@ -379,6 +473,17 @@ def test_diverged_scenario_fails_alone_and_is_reported(bench: Bench) -> None:
     assert "training loss became" in diverged["error"] and diverged["metrics"]["test_accuracy"] is None
     assert report["summary"]["by_status"] == {"passed": 2, "regressed": 0, "diverged": 2, "error": 0}
     assert "| `lenet5-s1-q4-gap` | diverged |" in (run_dir / "report.md").read_text()
+
+    # JUnit XML names each item by its scenario under the suite file's classname, with its status and accuracy
+    cases = ElementTree.parse(bench.path / "junit.xml").findall(".//testcase")
+    assert {(c.get("classname"), c.get("name")) for c in cases} == {("diverge.toml", sid) for sid in statuses}
+    for case in cases:
+        properties = {p.get("name"): p.get("value") for p in case.iter("property")}
+        assert properties["cnnbench_status"] == statuses[case.get("name")]
+        assert (case.find("failure") is not None) == (statuses[case.get("name")] == "diverged")
+    # --lf runs the two that failed again, by their node ids
+    last_failed = bench.collect("--cnnbench-quadrant=q4", "--cnnbench-head=gap", "--lf", suite=suite)
+    assert sorted(last_failed) == ["lenet5-s1-q4-gap", "lenet5-s2-q4-gap"]
 
 
 def test_erroring_scenario_fails_alone_and_ini_twins_place_report_and_cache(
@@ -405,7 +510,7 @@ def test_erroring_scenario_fails_alone_and_ini_twins_place_report_and_cache(
     result.assert_outcomes(passed=2, failed=2)
     result.stdout.fnmatch_lines([
         "*lenet5-s2-q4-boom error: RuntimeError: the boom head cannot be built*",
-        "FAILED *test_scenario?lenet5-s2-q4-boom?*",
+        "FAILED broken.toml::lenet5-s2-q4-boom*",
     ])  # fmt: skip
     result.stdout.fnmatch_lines([f"[[]cnnbench[]] pretrained lenet5: * ({shared_cache}/pretrained/lenet5-*)"])
 
@@ -442,7 +547,7 @@ def test_baseline_saved_then_gated_and_pytest_benchmark_keeps_the_metrics(bench:
         "lenet5-scratch-q4-gap",
     }
     (autosaved,) = (bench.path / "bench-store").glob("*/0001_*.json")
-    infos = {b["param"]: b["extra_info"] for b in json.loads(autosaved.read_text())["benchmarks"]}
+    infos = {b["name"]: b["extra_info"] for b in json.loads(autosaved.read_text())["benchmarks"]}
     for scenario in baseline["scenarios"]:
         assert infos[scenario["id"]]["test_accuracy"] == scenario["metrics"]["test_accuracy"]
 
@@ -453,7 +558,7 @@ def test_baseline_saved_then_gated_and_pytest_benchmark_keeps_the_metrics(bench:
     again.assert_outcomes(passed=2)
     again.stderr.fnmatch_lines(["Comparing against benchmarks from: *0001_*"])
     for run in ("0001_*", "NOW"):  # pytest-benchmark orders its rows by time: check each row on its own
-        again.stdout.fnmatch_lines([f"test_scenario?lenet5-s3-q4-gap? ({run})*"])
+        again.stdout.fnmatch_lines([f"lenet5-s3-q4-gap ({run})*"])
     again.stdout.fnmatch_lines(["gate vs baseline run *-tiny: 2 groups — 2 passed, 0 regressed, 0 new, 0 no result",
                                 "  (*smoke.json)", "throughput gated: same hardware and software (fingerprint *)",
                                 "throughput of 2 arch × strategy × head programs (median over quadrants and seeds): "
@@ -464,7 +569,7 @@ def test_baseline_saved_then_gated_and_pytest_benchmark_keeps_the_metrics(bench:
     compare = subprocess.run([str(cli), f"--storage={store}", "compare", "0001", "0002", "--columns=median"],
                              capture_output=True, text=True, cwd=bench.path, timeout=120)  # fmt: skip
     assert compare.returncode == 0, compare.stderr
-    assert "test_scenario[lenet5-scratch-q4-gap] (0001" in compare.stdout and "(0002" in compare.stdout
+    assert "lenet5-scratch-q4-gap (0001" in compare.stdout and "(0002" in compare.stdout
 
     # A baseline whose s3 was 30 points better and whose scratch step was 100× faster: both regress, each in its
     # own item on the xdist worker that ran it (--dist loadgroup), with the values and the tolerance; the workers'

@@ -133,7 +133,7 @@ def test_a_bf16_smoke_scenario_reaches_the_fp32_accuracy(shared_cache: Any, tiny
     suite = parse_suite(raw, registry_catalog(), "smoke.toml")
     accuracy, datasets = {}, {}
     for precision in ("fp32", "bf16"):
-        runner = Runner(replace(suite, precision=precision), shared_cache, log=lambda _: None, datasets=datasets)
+        runner = Runner(replace(suite, precision=precision), shared_cache, datasets=datasets)
         for strategy in ("s1", "s3", "scratch"):  # plan → fit → evaluate: the training, without timing it
             plan = runner.plan(Scenario("lenet5", strategy, quadrant, "gap", 0, precision=precision))
             accuracy[precision, strategy] = runner.evaluate(plan, runner.fit(plan)).test_accuracy

@@ -236,3 +236,22 @@ def test_concurrent_processes_pretrain_a_base_once(tmp_path: Path) -> None:
     lines = sorted(out.split() for out, _ in outputs)
     assert [how for how, _ in lines] == ["built", "hit"] and lines[0][1] == lines[1][1]
     assert len([p for p in (tmp_path / "pretrained").iterdir() if p.is_dir()]) == 1
+
+
+WITHOUT_FCNTL = """
+import importlib, pkgutil, sys
+sys.modules["fcntl"] = None  # as on Windows: `import fcntl` raises ImportError
+import cnnbench
+names = [module.name for module in pkgutil.walk_packages(cnnbench.__path__, "cnnbench.")]
+for name in names:
+    importlib.import_module(name)
+print(len(names))
+"""
+
+
+def test_every_module_imports_without_fcntl() -> None:
+    """The entry lock is filelock's, not ``fcntl``'s: every cnnbench module (the engine's pretraining, the plugin,
+    the command, the session among them) imports where ``fcntl`` does not exist, as on Windows."""
+    done = subprocess.run([sys.executable, "-W", "ignore", "-c", WITHOUT_FCNTL], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) > 80  # it walked the package, not an empty list

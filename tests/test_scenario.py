@@ -30,11 +30,9 @@ class _NoTiming(Timer):
 def test_a_scenario_run_twice_gives_the_same_accuracy(tiny_suite_text: str, shared_cache: Path) -> None:
     suite = parse_suite(tomllib.loads(tiny_suite_text), registry_catalog(), "tiny.toml")
     scenario = Scenario("lenet5", "s1", "q4", "fc", seed=0)
-    first = Runner(suite, shared_cache, log=lambda _: None).run(scenario, _NoTiming())
-    second = Runner(suite, shared_cache, log=lambda _: None).run(scenario, _NoTiming())
-    other_seed = Runner(suite, shared_cache, log=lambda _: None).run(
-        Scenario("lenet5", "s1", "q4", "fc", seed=1), _NoTiming()
-    )
+    first = Runner(suite, shared_cache).run(scenario, _NoTiming())
+    second = Runner(suite, shared_cache).run(scenario, _NoTiming())
+    other_seed = Runner(suite, shared_cache).run(Scenario("lenet5", "s1", "q4", "fc", seed=1), _NoTiming())
     assert first.status == second.status == "passed"
     first, second, other_seed = first.measurement, second.measurement, other_seed.measurement
     assert first.metrics.test_accuracy == second.metrics.test_accuracy
@@ -47,7 +45,7 @@ def test_s3_computes_features_once_per_target_and_trains_only_the_head(
     tiny_suite_text: str, shared_cache: Path
 ) -> None:
     suite = parse_suite(tomllib.loads(tiny_suite_text), registry_catalog(), "tiny.toml")
-    runner = Runner(suite, shared_cache, log=lambda _: None)
+    runner = Runner(suite, shared_cache)
     gap = runner.run(Scenario("lenet5", "s3", "q4", "gap", seed=0), _NoTiming()).measurement
     fc = runner.run(Scenario("lenet5", "s3", "q4", "fc", seed=0), _NoTiming()).measurement
     feats, fresh = runner.features("lenet5", "q4")
@@ -61,7 +59,7 @@ def test_s3_computes_features_once_per_target_and_trains_only_the_head(
 def test_quadrant_settings_augment_and_cut_s2_where_the_suite_says(tiny_suite_text: str, shared_cache: Path) -> None:
     raw = tomllib.loads(tiny_suite_text)
     raw["quadrants"]["q3"].update(augment=["flip", "crop"], s2_freeze="c3")
-    runner = Runner(parse_suite(raw, registry_catalog()), shared_cache, log=lambda _: None)
+    runner = Runner(parse_suite(raw, registry_catalog()), shared_cache)
     q3 = runner.run(Scenario("lenet5", "s2", "q3", "gap", seed=0), _NoTiming())
     q4 = runner.run(Scenario("lenet5", "s2", "q4", "gap", seed=0), _NoTiming())
     s3 = runner.run(Scenario("lenet5", "s3", "q3", "gap", seed=0), _NoTiming())
@@ -76,7 +74,7 @@ def test_two_phase_trains_the_head_first_then_fine_tunes_within_the_budget(
 ) -> None:
     raw = tomllib.loads(tiny_suite_text)
     raw["train"].update(head_first_steps=4, eval_points=2, early_stopping=5)
-    runner = Runner(parse_suite(raw, registry_catalog()), shared_cache, log=lambda _: None)
+    runner = Runner(parse_suite(raw, registry_catalog()), shared_cache)
     s2, s3, scratch = (
         runner.run(Scenario("lenet5", s, "q4", "gap", seed=0), _NoTiming()) for s in ("s2", "s3", "scratch")
     )
@@ -112,7 +110,7 @@ def test_a_users_dataset_runs_beside_a_broken_one(tiny_suite_text: str, shared_c
     raw["quadrants"]["q4"] = {"target": "bands.npz", "n_train": 30, "steps": 12}
     raw["quadrants"]["q3"] = {"target": str(tmp_path / "broken.npz"), "steps": 12}
     (tmp_path / "mine.toml").write_text("")  # relative targets start at the suite file's folder
-    runner = Runner(parse_suite(raw, registry_catalog(), str(tmp_path / "mine.toml")), shared_cache, log=lambda _: None)
+    runner = Runner(parse_suite(raw, registry_catalog(), str(tmp_path / "mine.toml")), shared_cache)
     good = runner.run(Scenario("lenet5", "s3", "q4", "gap", seed=0), _NoTiming())
     bad = runner.run(Scenario("lenet5", "scratch", "q3", "gap", seed=0), _NoTiming())
     assert good.status == "passed" and good.measurement.metrics.test_accuracy > 0.6
@@ -132,7 +130,7 @@ def test_suite_option_adds_one_point_per_cut_and_a_runner_freezes_that_many(
     points = [s for s in suite.scenarios() if s.freeze is not None]
     assert [s.id for s in points] == [f"lenet5-s2-q4-gap-freeze{k}" for k in range(4)]  # lenet5: 3 stages
     assert len(suite.scenarios()) == 16 + 4
-    result = Runner(suite, shared_cache, log=lambda _: None).run(points[2], _NoTiming())
+    result = Runner(suite, shared_cache).run(points[2], _NoTiming())
     assert points[2].coordinates["layer_transfer"] == 2
     assert result.status == "passed" and result.measurement.frozen_stages == ("c1", "c3")
     raw["layer_transfer"]["quadrant"] = "q1"

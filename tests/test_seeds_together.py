@@ -44,7 +44,7 @@ def test_each_seed_trained_together_ends_as_trained_alone(tiny_suite_text: str, 
     suite = _suite(tiny_suite_text, {"augment": ["flip", "crop", "affine"]}, head_first_steps=4, eval_points=3,
                    early_stopping=1)  # fmt: skip
     group = [Scenario("lenet5", "s2", "q3", "gap", seed=s, multi_seed=True) for s in SEEDS]
-    runner = Runner(suite, shared_cache, log=lambda _: None)
+    runner = Runner(suite, shared_cache)
     together = runner.train(group)
     alone = [runner.train([s])[0] for s in group]
     for t, a in zip(together, alone, strict=True):
@@ -119,7 +119,7 @@ def test_the_session_trains_a_group_at_its_first_seed_and_times_each_seed_in_its
     suite, filters = _suite(tiny_suite_text), Filters(strategy=("scratch",), quadrant=("q4",), head=("gap",))
     runs = {}
     for together in ("on", "auto"):
-        session = Session(suite, filters, tmp_path / together, shared_cache, log=lambda _: None,
+        session = Session(suite, filters, tmp_path / together, shared_cache,
                           seeds_together=together)  # fmt: skip
         runs[together] = [session.run(s, _Once()) for s in session.scenarios()]
     assert calls == [len(SEEDS), 1, 1, 1]

@@ -63,7 +63,7 @@ def test_similar_target_scores_above_the_threshold_dissimilar_below(tiny_suite_t
     raw = tomllib.loads(tiny_suite_text)
     raw["quadrants"]["q3"] = {"target": "font-digits", "n_train": 100, "steps": 12}  # deliberately misbound
     raw["quadrants"]["q4"] = {"target": "textures", "n_train": 60, "steps": 12}  # deliberately misbound
-    runner = Runner(parse_suite(raw, registry_catalog()), shared_cache, log=lambda _: None)
+    runner = Runner(parse_suite(raw, registry_catalog()), shared_cache)
     digits, textures = runner.similarity("lenet5", "q3"), runner.similarity("lenet5", "q4")
     assert digits.score > THRESHOLD > textures.score
     assert digits.target.gain > 0 > textures.target.gain and digits.source.gain > 0
@@ -83,7 +83,7 @@ def test_a_measured_similarity_is_cached_per_base_precision_and_images(
     cannot be read is measured again with a warning; other images get their own entry."""
     (tmp_path / "pretrained").symlink_to(shared_cache / "pretrained", target_is_directory=True)  # the base is shared
     suite = parse_suite(tomllib.loads(tiny_suite_text), registry_catalog())
-    first = Runner(suite, tmp_path, log=lambda _: None).similarity("lenet5", "q4")
+    first = Runner(suite, tmp_path).similarity("lenet5", "q4")
     entries = sorted((tmp_path / "similarity").glob("*.json"))
     assert len(entries) == 2  # the target's and the held-out source's
     assert sum("-fp32-source2600" in p.name for p in entries) == 1
@@ -92,17 +92,17 @@ def test_a_measured_similarity_is_cached_per_base_precision_and_images(
         raise AssertionError("a cached similarity computed feature maps")
 
     monkeypatch.setattr(Runner, "_maps", no_maps)
-    again = Runner(suite, tmp_path, log=lambda _: None).similarity("lenet5", "q4")
+    again = Runner(suite, tmp_path).similarity("lenet5", "q4")
     assert (again.target, again.source, again.score) == (first.target, first.source, first.score)
 
     monkeypatch.undo()
     (target,) = (p for p in entries if "source" not in p.name)
     target.write_text('{"key": ')  # truncated
     with pytest.warns(SeparabilityCacheWarning, match=r"similarity cache entry .* is unusable .*measuring again"):
-        remeasured = Runner(suite, tmp_path, log=lambda _: None).similarity("lenet5", "q4")
+        remeasured = Runner(suite, tmp_path).similarity("lenet5", "q4")
     assert remeasured.target == first.target and json.loads(target.read_text())["pretrained"] == first.target.pretrained
 
     raw = tomllib.loads(tiny_suite_text)
     raw["quadrants"]["q4"]["n_train"] = 50
-    Runner(parse_suite(raw, registry_catalog()), tmp_path, log=lambda _: None).similarity("lenet5", "q4")
+    Runner(parse_suite(raw, registry_catalog()), tmp_path).similarity("lenet5", "q4")
     assert len(list((tmp_path / "similarity").glob("*.json"))) == 3  # new images, one new entry; the source's reused

@@ -230,15 +230,26 @@ def builtin_suites() -> list[str]:
 
 
 def resolve(name_or_path: str) -> Path:
-    """The file of a built-in suite name or a path; an unknown one lists the built-in names."""
+    """The file of a built-in suite name or a path. A built-in name is never shadowed by a file or folder of that
+    name; a path must name a file. An unknown name lists the built-in names."""
+    if name_or_path in builtin_suites():
+        return BUILTIN_DIR / f"{name_or_path}.toml"
     path = Path(name_or_path)
+    if path.is_dir():
+        raise SuiteError(f"suite path {path} is a folder; a suite is a .toml file or a built-in name "
+                         f"({', '.join(builtin_suites())})")  # fmt: skip
     if path.suffix == ".toml" or path.exists():
         if not path.is_file():
             raise SuiteError(f"suite file {path} does not exist")
         return path
-    if name_or_path in builtin_suites():
-        return BUILTIN_DIR / f"{name_or_path}.toml"
     raise SuiteError(f"unknown suite {name_or_path!r}; built-in: {', '.join(builtin_suites())}, or a path to a .toml")
+
+
+def builtin_name(path: str | Path) -> str | None:
+    """The built-in suite name of the file ``path``; None for a user's suite file."""
+    path = Path(path)
+    same = path.resolve().parent == BUILTIN_DIR.resolve() and path.suffix == ".toml"
+    return path.stem if same and path.stem in builtin_suites() else None
 
 
 def load_suite(name_or_path: str, catalog: Catalog) -> Suite:

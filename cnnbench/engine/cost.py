@@ -21,13 +21,14 @@ times do; the seconds are this CPU's.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
+from pathlib import Path
 
 from cnnbench.config.scenario import Scenario
 from cnnbench.config.shard import Unit
 from cnnbench.config.strategies import STRATEGIES
 from cnnbench.config.suite import Suite
-from cnnbench.engine.estimate import SIMILARITY_SOURCE_IMAGES, TRAIN_FORWARDS
+from cnnbench.engine.estimate import SIMILARITY_SOURCE_IMAGES, TRAIN_FORWARDS, split_sizes
 
 # seconds per train step at benchmark scale in the training loop, on the reference CPU (benchmarks/step_costs.py,
 # 2026-12-02, nothing else running)
@@ -74,30 +75,62 @@ def shard_units(
     shared: dict[str, float] = {}
     needs: dict[str, set[str]] = {}
     for s in scenarios:
-        strategy, binding = STRATEGIES.get(s.strategy), suite.quadrants[s.quadrant]
-        n_train, n_val, n_test = sizes[s.quadrant]
-        batch = min(suite.train.batch_size, n_train)
-        step = step_seconds(suite, s.arch, batch)
-        image = step_seconds(suite, s.arch, 1) / TRAIN_FORWARDS  # one image forward
-        seconds = SCENARIO_S + TIMED_STEPS * (step + INFER_BATCH * image)
-        if not strategy.on_features:
-            seconds += binding.steps * step + (suite.train.eval_points * n_val + n_test) * image
+        seconds = scenario_seconds(suite, s, sizes)
         members.setdefault(s.program, []).append(s.id)
         own[s.program] = own.get(s.program, 0.0) + seconds
         needs.setdefault(s.program, set())
-        if strategy.pretrained:
+        if STRATEGIES.get(s.strategy).pretrained:
             key = f"base:{s.arch}"
             needs[s.program].add(key)
             if key not in shared:
-                shared[key] = _base_seconds(suite, s.arch, sizes)
+                shared[key] = base_seconds(suite, s.arch, sizes)
     units = [Unit(p, tuple(members[p]), own[p], frozenset(needs[p])) for p in members]
     return units, shared
 
 
-def _base_seconds(suite: Suite, arch: str, sizes: Mapping[str, tuple[int, int, int]]) -> float:
-    """Pretraining ``arch``'s base, and its forward passes over every target and the similarity's source images."""
+def scenario_seconds(suite: Suite, scenario: Scenario, sizes: Mapping[str, tuple[int, int, int]]) -> float:
+    """Estimated seconds of ``scenario``'s own work (its training, evaluations and timing; not its base) on the
+    reference CPU; ``sizes`` as in :func:`shard_units`."""
+    strategy, binding = STRATEGIES.get(scenario.strategy), suite.quadrants[scenario.quadrant]
+    n_train, n_val, n_test = sizes[scenario.quadrant]
+    step = step_seconds(suite, scenario.arch, min(suite.train.batch_size, n_train))
+    image = step_seconds(suite, scenario.arch, 1) / TRAIN_FORWARDS  # one image forward
+    seconds = SCENARIO_S + TIMED_STEPS * (step + INFER_BATCH * image)
+    if not strategy.on_features:
+        seconds += binding.steps * step + (suite.train.eval_points * n_val + n_test) * image
+    return seconds
+
+
+def base_seconds(suite: Suite, arch: str, sizes: Mapping[str, tuple[int, int, int]], *, cached: bool = False) -> float:
+    """Pretraining ``arch``'s base (nothing when it is ``cached``), and its forward passes over every target and
+    the similarity's source images."""
     config = suite.pretrain_config(arch).train
     image = step_seconds(suite, arch, 1) / TRAIN_FORWARDS
-    pretrain = config.steps * step_seconds(suite, arch, config.batch_size)
+    pretrain = 0.0 if cached else config.steps * step_seconds(suite, arch, config.batch_size)
     forwards = sum(3 * n_train + 2 * n_val + n_test for n_train, n_val, n_test in sizes.values())
     return pretrain + (forwards + SIMILARITY_SOURCE_IMAGES) * image
+
+
+def run_seconds(
+    suite: Suite, scenarios: Sequence[Scenario], sizes: Mapping[str, tuple[int, int, int]], cached: Collection[str]
+) -> dict[str, float]:
+    """Per scenario id, the estimated seconds it takes when ``scenarios`` run in this order: its own work, and for
+    the first scenario of an arch that needs a pretrained base, the base's (pretraining it unless the arch is in
+    ``cached``). The progress lines' ETA scales these by the run's measured pace."""
+    seconds: dict[str, float] = {}
+    based: set[str] = set()
+    for s in scenarios:
+        seconds[s.id] = scenario_seconds(suite, s, sizes)
+        if STRATEGIES.get(s.strategy).pretrained and s.arch not in based:
+            based.add(s.arch)
+            seconds[s.id] += base_seconds(suite, s.arch, sizes, cached=s.arch in cached)
+    return seconds
+
+
+def run_estimate(suite: Suite, scenarios: Sequence[Scenario], cache_dir: Path) -> dict[str, float]:
+    """:func:`run_seconds` of ``scenarios`` with their targets' sizes and the bases ``cache_dir`` holds already."""
+    from cnnbench.engine.runner import Runner  # JAX: only a run that reports its progress asks
+
+    runner = Runner(suite, cache_dir)
+    cached = {arch for arch in dict.fromkeys(s.arch for s in scenarios) if runner.is_pretrained(arch)}
+    return run_seconds(suite, scenarios, split_sizes(suite, cache_dir), cached)

@@ -91,5 +91,5 @@ def suite_cost(suite: Suite, sizes: dict[str, tuple[int, int, int]]) -> Cost:
 def split_sizes(suite: Suite, cache_dir: Path) -> dict[str, tuple[int, int, int]]:
     """Per quadrant, the (train, val, test) image counts of its target, built at 32×32 grey: the splits are cut the
     same way at any size, and a small build costs a second where the suite's own size may take minutes."""
-    runner = Runner(replace(suite, input=InputConfig(img_size=32, in_chans=1)), cache_dir, log=lambda _: None)
+    runner = Runner(replace(suite, input=InputConfig(img_size=32, in_chans=1)), cache_dir)
     return {q: (ds.n_train, ds.n_val, ds.n_test) for q in suite.quadrants for ds in [runner.dataset(q)]}

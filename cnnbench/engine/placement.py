@@ -5,7 +5,7 @@ named, in the quadrant the data belongs to.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -46,16 +46,14 @@ class Placement:
         )
 
 
-def place_user_target(
-    suite: Suite, path: Path, archs: Sequence[str], cache_dir: Path, log: Callable[[str], None]
-) -> tuple[Suite, Placement]:
+def place_user_target(suite: Suite, path: Path, archs: Sequence[str], cache_dir: Path) -> tuple[Suite, Placement]:
     """``suite`` with its quadrant bindings replaced by the dataset at ``path``, bound to the quadrant its size and
     its similarity (mean over ``archs``, pretrained with the suite's recipe) put it in. The training budget is the
     suite's for that quadrant (the largest of the suite's budgets if it has none). Raises ``UserDataError`` for
     data that cannot be used, before any pretraining."""
     ds = load_user_dataset(path, suite.img_size, suite.in_chans, DATA_SEED)
     binding = QuadrantBinding(str(path), None, 1, path)
-    runner = Runner(replace(suite, quadrants={_UNPLACED: binding}), cache_dir, log, datasets={_UNPLACED: ds})
+    runner = Runner(replace(suite, quadrants={_UNPLACED: binding}), cache_dir, datasets={_UNPLACED: ds})
     where = Placement(ds.name, ds.n_train, tuple(runner.similarity(arch, _UNPLACED) for arch in archs))
     steps = (
         suite.quadrants[where.quadrant].steps

@@ -9,21 +9,20 @@ silently used. A file lock makes concurrent workers (pytest-xdist) build each en
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
 import shutil
 import time
 import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+from filelock import FileLock
 from flax import nnx
 
 import cnnbench
@@ -90,15 +89,11 @@ def _digest(key: dict) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def _lock(entry: Path) -> FileLock:
+    """The lock beside ``entry`` (``<entry>.lock``) that makes concurrent processes build it once: the operating
+    system's lock on that file, taken through filelock, which has one on Windows too."""
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(entry.with_suffix(".lock"))
 
 
 def _checkpointer() -> ocp.StandardCheckpointer:
@@ -165,6 +160,11 @@ def pretrain(
     return jax.tree.map(np.asarray, nnx.to_pure_dict(nnx.state(trained.base))), accuracy(logits, val[1])
 
 
+def entry_path(model: ModelConfig, source: SourceConfig, config: PretrainConfig, cache_dir: Path) -> Path:
+    """The cache entry of this base, ``<cache>/pretrained/<arch>-<digest of its key>`` (present or not)."""
+    return (Path(cache_dir) / "pretrained" / f"{model.arch}-{_digest(cache_key(model, source, config))}").absolute()
+
+
 def load_or_pretrain(
     model: ModelConfig,
     source: SourceConfig,
@@ -175,7 +175,7 @@ def load_or_pretrain(
     """The cached pretrained base for this key, building (and caching) it on a miss or a bad entry; in a
     multi-process job, process 0's, sent to the others."""
     key = cache_key(model, source, config)
-    entry = (Path(cache_dir) / "pretrained" / f"{model.arch}-{_digest(key)}").absolute()
+    entry = entry_path(model, source, config, cache_dir)
     if hosts.processes() == 1:
         return _load_or_build(model, source, config, key, entry, progress)
     mine = _load_or_build(model, source, config, key, entry, progress) if hosts.leader() else None
@@ -193,7 +193,7 @@ def _load_or_build(
     entry: Path,
     progress: Callable[[dict], None] | None,
 ) -> Pretrained:
-    with _locked(entry.with_suffix(".lock")):
+    with _lock(entry):
         if entry.exists():
             try:
                 state, meta = _restore(entry, key, model)

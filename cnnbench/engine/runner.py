@@ -10,9 +10,9 @@ pytest item fails.
 
 from __future__ import annotations
 
+import logging
 import time
 import traceback
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -35,7 +35,7 @@ from cnnbench.engine.heads import Head, create_head
 from cnnbench.engine.measurement import CurvePoint, Measurement, Metrics, Outcome, TargetRecord, Timing
 from cnnbench.engine.mesh import SINGLE, DataParallel
 from cnnbench.engine.precision import apply_precision
-from cnnbench.engine.pretrain import ModelConfig, Pretrained, describe, load_into, load_or_pretrain
+from cnnbench.engine.pretrain import ModelConfig, Pretrained, describe, entry_path, load_into, load_or_pretrain
 from cnnbench.engine.programs import PROGRAMS, Program
 from cnnbench.engine.separability_cache import SeparabilityCache, data_digest
 from cnnbench.engine.similarity import THRESHOLD, Separability, Similarity, pooled, separability
@@ -61,6 +61,8 @@ DATA_SEED = 0  # the splits are fixed per suite, so every strategy sees the same
 INFER_BATCH = PREDICT_BATCH  # so the timed inference runs the program the test predictions compiled
 SOURCE_NCM_SIZE = 2600  # held-out source glyphs for the similarity's source gain: 25 per class to fit, 25 to test
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class Features:
@@ -85,7 +87,6 @@ class Runner:
         self,
         suite: Suite,
         cache_dir: Path,
-        log: Callable[[str], None] = print,
         datasets: dict[str, Dataset] | None = None,
         *,
         devices: int | None = None,
@@ -96,7 +97,6 @@ class Runner:
         self.suite = suite
         self.parallel = DataParallel.of(devices)
         self.cache_dir = Path(cache_dir)
-        self.log = log
         self.source = SourceConfig(img_size=suite.img_size, in_chans=suite.in_chans)
         self._datasets: dict[str, Dataset] = dict(datasets or {})
         self._dataset_errors: dict[str, Exception] = {}
@@ -128,10 +128,15 @@ class Runner:
                         ds = ds if binding.n_train is None else ds.with_train_size(binding.n_train, DATA_SEED)
             except ValueError as exc:  # UserDataError, or an n_train the dataset cannot provide
                 self._dataset_errors[quadrant] = exc
-                self.log(f"target {binding.name} ({quadrant}) cannot be used: {exc}")
+                log.warning(f"target {binding.name} ({quadrant}) cannot be used: {exc}")
                 raise
             self._datasets[quadrant] = ds
         return self._datasets[quadrant]
+
+    def is_pretrained(self, arch: str) -> bool:
+        """Whether ``arch``'s base is in the cache already (loading it costs seconds, building it minutes)."""
+        config = self.suite.pretrain_config(arch)
+        return (entry_path(self.model_config(arch), self.source, config, self.cache_dir) / "meta.json").is_file()
 
     def pretrained(self, arch: str) -> Pretrained:
         """The source-pretrained base of ``arch``, from the cache or trained now with progress lines."""
@@ -141,14 +146,14 @@ class Runner:
 
             def progress(p: dict) -> None:
                 left = (time.perf_counter() - t0) / p["step"] * (p["steps"] - p["step"])
-                self.log(
+                log.info(
                     f"pretraining {arch}: step {p['step']}/{p['steps']}  loss {p['train_loss']:.3f}  "
                     f"source accuracy {p['val_accuracy']:.1%}  ~{left:.0f} s left"
                 )
 
             with profiling.phase("pretrain", inclusive=True):
                 result = load_or_pretrain(self.model_config(arch), self.source, config, self.cache_dir, progress)
-            self.log(describe(result, arch))
+            log.info(describe(result, arch))
             self._pretrained[arch] = result
         return self._pretrained[arch]
 
@@ -254,18 +259,18 @@ class Runner:
         except Exception as exc:  # e.g. a base too weakly pretrained to measure with
             self._unmeasurable.add(key)
             if scenario.quadrant not in self._dataset_errors:  # dataset() has already said why
-                self.log(f"similarity of {self.suite.quadrants[scenario.quadrant].name} not measured: {exc}")
+                log.warning(f"similarity of {self.suite.quadrants[scenario.quadrant].name} not measured: {exc}")
             return
         ds = self.dataset(scenario.quadrant)
         target = self._target_record(scenario.quadrant, ds)
         m, size = self._similarity[key], size_class(ds.n_train)
-        self.log(
+        log.info(
             f"target {target.name} ({scenario.quadrant}): {ds.n_train} training images ({size}), "
             f"similarity {m.score:+.2f} with {m.arch} (threshold {THRESHOLD:g}; mean over archs so far "
             f"{target.similarity:+.2f}): measured {target.measured_quadrant}"
         )
         if target.warning:
-            self.log(f"warning: target {target.name}: {target.warning}")
+            log.warning(f"target {target.name}: {target.warning}")
 
     # --------------------------------------------------------------------------------------- scenarios
 

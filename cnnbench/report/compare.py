@@ -16,6 +16,27 @@ shows ``-`` there and is listed.
 their scenario ids (``resnet18-s2-q2-gap-freeze3``), never pooled with ``s2``: each freezes a different number of
 stages, so it is a training setup of its own whose accuracy and speed can change between two runs like any
 strategy's, and leaving them out would hide those changes.
+
+**JSON** (``cnnbench compare --json``, :meth:`Comparison.to_json`; schema ``cnnbench-compare/1``). Fractions stay
+fractions (0.82, not 82 %); null is a value a report does not have. Every per-report list holds one item per run in
+order (A first); every per-later-report list one per run after A.
+
+- ``runs``: ``{label, source, run_id, finished, suite, suite_hash, fingerprint, archs, environment}`` each;
+  ``columns``: their column labels; ``by_arch``, ``same_suite``, ``same_fingerprint``, ``differing_keys`` (the
+  fingerprint's keys whose values differ), ``shared`` (groups in every report).
+- ``accuracy``: per group ``{key, cells, diffs, noise}``; a key is ``{label, arch, strategy, quadrant, head,
+  freeze}`` (null: left out by the alignment); a cell ``{mean, std, n_seeds, seeds, values, n_runs, statuses}`` or
+  null where the group did not run; ``diffs`` a later mean minus A's, ``noise`` what that difference is judged
+  against.
+- ``partial``: ``{in, groups}``: the labels of the runs that have these groups (not every run), and their keys.
+- ``throughput``: per quantity ``{quantity, higher_is_better, rows}``, a row ``{key, values, ratios}`` (a later
+  value over A's).
+- ``verdicts``: ``{key, recommended, cells, same_winner}``, a cell the report's ``recommendation`` row or null.
+- ``accuracy_changes``, ``throughput_changes``: the biggest, ``{key, quantity, column, before, after, change}``.
+- ``hardware``: per bench point ``{id, values, statuses, ratios}`` (images/s).
+
+``cnnbench compare --json`` adds ``gate``: null, or with ``--fail-on-regression`` each later run's verdicts against
+A by its label, in the shape of a report's ``gate`` section (docs/report-schema.md).
 """
 
 from __future__ import annotations
@@ -25,17 +46,18 @@ import os
 import string
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from functools import partial
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from cnnbench.engine.environment import FINGERPRINT_KEYS, fingerprint
 from cnnbench.report import fmt, html, markdown, views
 from cnnbench.report.layout import Block, Cell, Document, Figure, Section, Table, items, para, spans
 from cnnbench.results import aggregate
-from cnnbench.results.records import CheckRow, Environment, GroupKey, Report, ScenarioRecord
+from cnnbench.results.records import CheckRow, Environment, GroupKey, Report, ScenarioRecord, to_json
 from cnnbench.results.schema import read_report, report_file
 
+SCHEMA = "cnnbench-compare/1"  # the JSON's shape (the module docstring); renamed fields need a new number
 TOP = 5  # entries in each "biggest differences" list
 RATIO_NOISE = 0.10  # timings on a shared machine wander by about 10 %: a ratio within it is not coloured
 WIDTH = 100  # prose is wrapped to this many columns, so the markdown also reads in a terminal or CI log
@@ -65,6 +87,13 @@ class Run:
         """The stored fingerprint, or the one its environment hashes to (reports older than the key)."""
         return self.env.fingerprint or fingerprint(self.env.data)
 
+    def to_json(self) -> dict[str, Any]:
+        report = self.report
+        return to_json({"label": self.label, "source": self.source, "run_id": report.run_id,
+                        "finished": report.finished, "suite": (report.suite or {}).get("name"),
+                        "suite_hash": self.env.suite_hash, "fingerprint": self.fingerprint, "archs": self.archs,
+                        "environment": self.env})  # fmt: skip
+
 
 def load_runs(paths: Sequence[str | os.PathLike[str]]) -> list[Run]:
     """Each path (a report.json, or a run directory such as ``reports/latest`` holding one) loaded and checked as
@@ -81,6 +110,11 @@ def _label(index: int) -> str:
 
 
 Key = GroupKey  # an aligned group; a field is None where the alignment leaves it out
+
+
+def key_json(key: Key) -> dict[str, Any]:
+    """An aligned group's key as JSON: its label and its fields."""
+    return {"label": key.label(), **asdict(key)}
 
 
 @dataclass(frozen=True)
@@ -105,6 +139,11 @@ class Accuracy:
     def n_seeds(self) -> int:
         return 0 if self.stats is None else self.stats.n_seeds
 
+    def to_json(self) -> dict[str, Any]:
+        stats = self.stats.to_json() if self.stats else {"mean": None, "std": None, "n_seeds": 0, "seeds": [],
+                                                         "values": []}  # fmt: skip
+        return to_json({**stats, "n_runs": self.n_runs, "statuses": self.statuses})
+
 
 @dataclass(frozen=True)
 class AccuracyRow:
@@ -115,6 +154,9 @@ class AccuracyRow:
     cells: list[Accuracy | None]
     diffs: list[float | None]
     noise: list[float | None]
+
+    def to_json(self) -> dict[str, Any]:
+        return to_json({"key": key_json(self.key), "cells": self.cells, "diffs": self.diffs, "noise": self.noise})
 
 
 @dataclass(frozen=True)
@@ -151,6 +193,9 @@ class RatioRow:
     values: list[float | None]
     ratios: list[float | None]
 
+    def to_json(self) -> dict[str, Any]:
+        return to_json({"key": key_json(self.key), "values": self.values, "ratios": self.ratios})
+
 
 @dataclass(frozen=True)
 class VerdictRow:
@@ -161,6 +206,10 @@ class VerdictRow:
     recommended: str | None
     cells: list[CheckRow | None]
     same_winner: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return to_json({"key": key_json(self.key), "recommended": self.recommended, "cells": self.cells,
+                        "same_winner": self.same_winner})  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -175,6 +224,11 @@ class Change:
     after: float
     change: float
 
+    def to_json(self) -> dict[str, Any]:
+        quantity = "test accuracy" if self.quantity is None else self.quantity.title
+        return to_json({"key": key_json(self.key), "quantity": quantity, "column": self.column,
+                        "before": self.before, "after": self.after, "change": self.change})  # fmt: skip
+
 
 @dataclass(frozen=True)
 class HardwareRow:
@@ -185,6 +239,9 @@ class HardwareRow:
     values: list[float | None]
     statuses: list[str | None]
     ratios: list[float | None]
+
+    def to_json(self) -> dict[str, Any]:
+        return to_json(asdict(self))
 
 
 @dataclass(frozen=True)
@@ -208,6 +265,19 @@ class Comparison:
     @property
     def same_fingerprint(self) -> bool:
         return len({run.fingerprint for run in self.runs}) == 1
+
+    def to_json(self) -> dict[str, Any]:
+        """The comparison as JSON data, in the shape the module docstring gives."""
+        return to_json({
+            "schema": SCHEMA, "runs": self.runs, "columns": self.columns, "by_arch": self.by_arch,
+            "same_suite": self.same_suite, "same_fingerprint": self.same_fingerprint,
+            "differing_keys": self.differing_keys, "shared": self.shared, "accuracy": self.accuracy,
+            "partial": [{"in": labels, "groups": [key_json(k) for k in keys]} for labels, keys in self.partial],
+            "throughput": [{"quantity": q.title, "higher_is_better": q.higher_is_better, "rows": rows}
+                           for q, rows in self.throughput],
+            "verdicts": self.verdicts, "accuracy_changes": self.accuracy_changes,
+            "throughput_changes": self.throughput_changes, "hardware": self.hardware,
+        })  # fmt: skip
 
 
 def compare(runs: Sequence[Run], top: int = TOP) -> Comparison:

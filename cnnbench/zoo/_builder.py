@@ -7,6 +7,7 @@ carries the canonical config and the reference parameter count, so listing the z
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import math
 import sys
@@ -80,9 +81,11 @@ def register_model(
     return add
 
 
-def list_models() -> list[str]:
-    """Names of every registered model, in registration order."""
-    return MODELS.names()
+def list_models(pattern: str | None = None) -> list[str]:
+    """Names of the registered models, in registration order: every one, or those matching the shell-style
+    ``pattern`` (``fnmatch``: ``"resnet*"``, ``"vgg1?"``), as timm's ``list_models`` filters its registry."""
+    names = MODELS.names()
+    return names if pattern is None else [n for n in names if fnmatch.fnmatchcase(n, pattern)]
 
 
 def get_spec(name: str) -> ModelSpec:
