@@ -89,7 +89,7 @@ def _suite_base(name: str, suite: PathLike, cache: PathLike | None) -> tuple[Mod
 
 def _entry_base(name: str, path: PathLike) -> tuple[ModelConfig, dict]:
     """The config and state of the base stored in the cache entry ``path``, which must be one of ``name``'s."""
-    from cnnbench.engine.pretrain import ModelConfig, _restore
+    from cnnbench.engine.pretrain import ModelConfig, restore
 
     entry = Path(path).expanduser().absolute()
     try:
@@ -102,7 +102,7 @@ def _entry_base(name: str, path: PathLike) -> tuple[ModelConfig, dict]:
         raise ValueError(f"pretrained={str(path)!r} holds a {model.arch} base, not {name}; pass a {name} entry, or "
                          f"create_model({model.arch!r}, ...) for this one")  # fmt: skip
     try:
-        state, _ = _restore(entry, key, model)
+        state, _ = restore(entry, key, model)
     except Exception as exc:  # orbax's own errors for a missing or truncated state/
         raise ValueError(f"pretrained={str(path)!r}: its state cannot be read ({exc}); it is not {ENTRY}") from None
     return model, state

@@ -123,7 +123,7 @@ def _fit(parallel: DataParallel, model: TransferModel, order: np.ndarray, data: 
 def _specs(shardings: Any) -> list[list]:
     """The distinct partition specs and device counts of these shardings."""
     leaves = jax.tree.leaves(shardings, is_leaf=lambda s: hasattr(s, "spec"))
-    return [list(spec) for spec in sorted({(str(s.spec), len(s.device_set)) for s in leaves})]
+    return [list(spec) for spec in sorted({(repr(tuple(s.spec)), len(s.device_set)) for s in leaves})]
 
 
 def _stats(model: nnx.Module) -> np.ndarray:
@@ -237,6 +237,7 @@ def measured(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 # SGD (``_config``): losses at most 2.4e-7 apart (about 1 ulp of a loss near 2), BatchNorm statistics 1.2e-7 (1 ulp
 # of a variance near 1), predictions not at all. The tolerances allow about 8 ulps.
 RTOL, ATOL = 1e-6, 1e-6
+BN_ATOL = 4e-6  # jax before 0.10.2 (the dependency floor, 0.8.1) reduces the statistics apart by up to 3.2e-6
 
 
 def test_four_devices_train_the_loss_curve_and_accuracy_of_one(measured: dict[str, Any]) -> None:
@@ -255,8 +256,8 @@ def test_batchnorm_statistics_are_the_global_batchs(measured: dict[str, Any]) ->
     tolerances away (what a per-device BatchNorm would keep)."""
     bn, quarter = measured["bn"], measured["bn_quarter"]
     assert bn["count"] == 2 * (6 + 120)  # the mean and variance of both BatchNorms
-    assert bn["abs"] <= ATOL and quarter["abs"] > 1e3 * ATOL, (bn, quarter)
-    assert measured["seeds_bn"]["abs"] <= ATOL  # seed 0 of two trained together over 4 devices: the same
+    assert bn["abs"] <= BN_ATOL and quarter["abs"] > 1e3 * ATOL, (bn, quarter)
+    assert measured["seeds_bn"]["abs"] <= BN_ATOL  # seed 0 of two trained together over 4 devices: the same
 
 
 def test_the_programs_are_partitioned_over_the_devices(measured: dict[str, Any]) -> None:
@@ -264,11 +265,11 @@ def test_the_programs_are_partitioned_over_the_devices(measured: dict[str, Any])
     state replicated, and returns them replicated; the gathered, augmented chunks and the inference batch come
     split. The programs cache keys on the shardings: a function's argument split over devices is another program,
     its FLOPs counted over all of them."""
-    split, whole = [["P(None, 'data')", DEVICES]], [["P()", DEVICES]]
+    split, whole = [["(None, 'data')", DEVICES]], [["()", DEVICES]]  # PartitionSpecs as tuples of mesh axes
     assert measured["train_in"] == split and measured["chunk"] == split and measured["seeds_chunk"] == split
     assert measured["state_in"] == whole and measured["train_out"] == whole
-    assert measured["seeds_in"] == [["P(None, None, 'data')", DEVICES]]  # (seeds, k, batch, ...)
-    assert measured["infer_in"] == [["P('data',)", DEVICES]]
+    assert measured["seeds_in"] == [["(None, None, 'data')", DEVICES]]  # (seeds, k, batch, ...)
+    assert measured["infer_in"] == [["('data',)", DEVICES]]
     programs = measured["programs"]
     assert programs["fresh"] and programs["distinct"] and programs["flops"][0] == programs["flops"][1] > 0
 

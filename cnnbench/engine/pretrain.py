@@ -110,8 +110,9 @@ def _abstract_state(model: ModelConfig) -> dict:
     return jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract)
 
 
-def _restore(entry: Path, key: dict, model: ModelConfig) -> tuple[dict, dict]:
-    """The cached state at ``entry``; raises ValueError saying why it cannot be used."""
+def restore(entry: Path, key: dict, model: ModelConfig) -> tuple[dict, dict]:
+    """The state and meta.json cached at ``entry`` for ``key`` (the cache, and ``cnnbench.create_model`` given an
+    entry); raises ValueError saying why it cannot be used."""
     meta_path = entry / "meta.json"
     if not meta_path.exists():
         raise ValueError("no meta.json (the entry was never completed)")
@@ -196,7 +197,7 @@ def _load_or_build(
     with _lock(entry):
         if entry.exists():
             try:
-                state, meta = _restore(entry, key, model)
+                state, meta = restore(entry, key, model)
                 return Pretrained(state, meta["source_accuracy"], meta["seconds"], True, entry)
             except Exception as exc:  # any unreadable entry is rebuilt, loudly
                 warnings.warn(
