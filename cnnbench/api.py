@@ -180,4 +180,7 @@ def _names(values: Names) -> tuple[str, ...]:
     if values is None:
         return ()
     items = values.split(",") if isinstance(values, str) else values
-    return tuple(v.strip() for v in items if v.strip())
+    names = tuple(v.strip() for v in items if v.strip())
+    if not names:  # `",,"` or `[]` would otherwise select everything
+        raise ValueError(f"{values!r} names no value; name one, or pass None for all")
+    return names

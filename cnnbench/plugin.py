@@ -140,8 +140,13 @@ def _option(config: pytest.Config, name: str) -> str:
 
 
 def _list_option(config: pytest.Config, name: str) -> tuple[str, ...]:
-    """A list option's values (empty: not given)."""
-    return tuple(v.strip() for v in _option(config, name).split(",") if v.strip())
+    """A list option's values (empty: not given); a value that lists nothing (``,,``) is a usage error, not "all"."""
+    text = _option(config, name)
+    values = tuple(v.strip() for v in text.split(",") if v.strip())
+    if text.strip() and not values:
+        raise pytest.UsageError(f"cnnbench: --cnnbench-{name} {text!r} names no value; name one, or leave the "
+                                "option out for all")  # fmt: skip
+    return values
 
 
 def project_dir(config: pytest.Config) -> Path:

@@ -289,6 +289,7 @@ BAD_SUITES = {
 BAD_INPUT = [
     pytest.param(SUITE, ["--cnnbench-arch=resnet19"], ["*'resnet19'*", "*lenet5*"], id="arch"),
     pytest.param(SUITE, ["--cnnbench-strategy=s1,s4"], ["*'s4'*", "*s1, s2, s3, scratch*"], id="strategy"),
+    pytest.param(SUITE, ["--cnnbench-arch=,,,"], ["*--cnnbench-arch ',,,' names no value*"], id="empty-list"),
     pytest.param(SUITE, ["--cnnbench-head=mlp"], ["*'mlp'*", "*gap, fc*"], id="head"),
     pytest.param(SUITE, ["--cnnbench-quadrant=q9"], ["*'q9'*", "*q3, q4*"], id="quadrant"),
     pytest.param(SUITE, ["--cnnbench-arch=resnet18"], ["*'resnet18' is not in suite 'tiny'*lenet5*"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import asdict, fields, replace
 
@@ -231,6 +232,15 @@ def test_typed_settings_take_every_key_and_default_from_their_dataclasses(tiny_s
         (lambda r: r.update(arch={"lenet5": {"width": 5}}), "key 'arch.lenet5.width': expected a multiplier in (0, 4]"),
         (lambda r: r.update(arch={"lenet5": {"pretrain_steps": 0}}), "key 'arch.lenet5.pretrain_steps': must be at"),
         (lambda r: r["quadrants"]["q4"].update(steps=0), "key 'quadrants.q4.steps': must be at least 1, got 0"),
+        (
+            lambda r: r.update(gate={"accuracy_drop": math.nan}),
+            "key 'gate.accuracy_drop': expected a finite number, got nan",
+        ),
+        (lambda r: r["train"].update(learning_rate=math.nan), "key 'train.learning_rate': expected a finite number"),
+        (lambda r: r["pretrain"].update(learning_rate=math.inf), "key 'pretrain.learning_rate': expected a finite"),
+        (lambda r: r.update(seeds=[0, 1, 0]), "key 'seeds': lists seed 0 more than once: [0, 1, 0]; list each once"),
+        (lambda r: r.update(name="runs/mine"), "key 'name': 'runs/mine' cannot name a report folder"),
+        (lambda r: r.update(name=" "), "key 'name': ' ' cannot name a report folder"),
     ],
 )
 def test_settings_constraints_are_checked(tiny_suite_text: str, edit, message: str) -> None:

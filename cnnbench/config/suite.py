@@ -9,6 +9,7 @@ against the registries imports the zoo (and so JAX): the plugin does it only whe
 from __future__ import annotations
 
 import hashlib
+import math
 import tomllib
 from dataclasses import Field, dataclass, field, fields, replace
 from pathlib import Path
@@ -166,6 +167,8 @@ class _Reader:
             value = float(value)
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             raise self.fail(key, f"expected {_describe(kind)}, got {value!r}")
+        if isinstance(value, float) and not math.isfinite(value):  # TOML has nan and inf; no setting means either
+            raise self.fail(key, f"expected a finite number, got {value}")
         if allowed is not None and value not in allowed:
             raise self.fail(key, f"unknown value {value!r}; expected one of: {', '.join(map(str, allowed))}")
         return value
@@ -206,6 +209,16 @@ class _Reader:
         extra = sorted(set(self.table) - self.seen)
         if extra:
             raise self.fail(extra[0], f"unknown key; expected one of: {', '.join(sorted(self.seen))}")
+
+
+def _name(reader: _Reader, path: str) -> str:
+    """The suite's ``name`` (default: its file's stem), which names its runs' report folders
+    (``<date>-<time>-<name>``): neither blank nor holding a path separator."""
+    name = reader.get("name", str, Path(path).stem)
+    if not name.strip() or any(c in name for c in "/\\\0"):
+        raise reader.fail("name", f"{name!r} cannot name a report folder (<date>-<time>-<name>); use a plain name "
+                                  "such as my-suite, without / or \\")  # fmt: skip
+    return name
 
 
 def _describe(kind: type) -> str:
@@ -381,6 +394,9 @@ def parse_suite(raw: dict, catalog: Catalog, path: str = "<suite>", digest: str 
     seeds = tuple(r.get("seeds", list, [0]))
     if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
         raise r.fail("seeds", f"expected a non-empty list of integers, got {seeds!r}")
+    if len(set(seeds)) != len(seeds):  # one run would count as two seeds, with no spread between them
+        twice = sorted({s for s in seeds if seeds.count(s) > 1})
+        raise r.fail("seeds", f"lists seed {', '.join(map(str, twice))} more than once: {list(seeds)}; list each once")
 
     inp = r.sub("input")
     input_config = inp.settings(InputConfig)
@@ -454,7 +470,7 @@ def parse_suite(raw: dict, catalog: Catalog, path: str = "<suite>", digest: str 
         lt.done()
 
     suite = Suite(
-        name=r.get("name", str, Path(path).stem),
+        name=_name(r, path),
         path=path,
         description=r.get("description", str, ""),
         archs=archs,
@@ -493,7 +509,7 @@ def parse_hardware_suite(raw: dict, catalog: Catalog, path: str = "<suite>", dig
     settings = bench.settings(BenchSettings)
     bench.done()
     suite = HardwareSuite(
-        name=r.get("name", str, Path(path).stem),
+        name=_name(r, path),
         path=path,
         description=r.get("description", str, ""),
         archs=r.names("archs", list(catalog.archs), "arch"),
