@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from cnnbench.config.suite import Suite, SuiteError
 from cnnbench.locations import default_cache
+from cnnbench.progress import Progress, outcome
 from cnnbench.results.gate import load_baseline
 from cnnbench.results.records import Report
 from cnnbench.results.schema import read_report, report_file
@@ -146,10 +147,10 @@ def run(
     session = Session(chosen, filters, None if report is None else Path(report), cache_dir,
                       writes_reports=report is not None, baseline=gate)  # fmt: skip
     scenarios = session.scenarios()
-    for done, scenario in enumerate(scenarios, 1):
+    progress = Progress([s.id for s in scenarios])
+    for scenario in scenarios:
         record = session.run(scenario, timer)
-        accuracy = "" if record.test_accuracy is None else f", test accuracy {record.test_accuracy:.1%}"
-        log.info("[%d/%d] %s: %s%s", done, len(scenarios), record.id, record.status, accuracy)
+        log.info(progress.done(record.id, outcome(record.status, record.test_accuracy)))
     session.write(finished=True)
     assert session.report is not None  # written above: every selected scenario has a record
     if report is not None:

@@ -31,6 +31,7 @@ import pytest
 from cnnbench import items
 from cnnbench.fileio import atomic_write
 from cnnbench.locations import CACHE_ENV, DEFAULT_CACHE, default_cache
+from cnnbench.progress import Progress, outcome
 
 SESSION = items.RUN
 LOG = logging.getLogger("cnnbench")
@@ -503,7 +504,7 @@ class _Progress:
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.started = time.perf_counter()
-        self.progress: Any = None
+        self.progress: Progress | None = None
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when != "call" and (report.when != "setup" or report.passed):
@@ -514,19 +515,14 @@ class _Progress:
         run = self.config.stash[SESSION]
         if self.progress is None:
             self.progress = _progress(run, self.started)
-        facts = dict(report.user_properties)
-        outcome = str(facts.get("cnnbench_status", report.outcome))
-        if isinstance(facts.get("test_accuracy"), float):
-            outcome += f", test accuracy {facts['test_accuracy']:.1%}"
-        if isinstance(facts.get("images_per_s"), float):
-            outcome += f", {facts['images_per_s']:,.0f} img/s"
-        LOG.info(self.progress.done(name, outcome))
+        facts: dict[str, Any] = dict(report.user_properties)
+        said = outcome(str(facts.get("cnnbench_status", report.outcome)), facts.get("test_accuracy"),
+                       facts.get("images_per_s"))  # fmt: skip
+        LOG.info(self.progress.done(name, said))
 
 
-def _progress(run: Any, started: float) -> Any:
+def _progress(run: Any, started: float) -> Progress:
     """The run's progress counter over its selected items, weighted by their estimated cost in a transfer run."""
-    from cnnbench.progress import Progress
-
     if not hasattr(run, "selected_ids"):  # a hardware run: its bench points weigh the same
         return Progress([p.id for p in run.points], started=started)
     from cnnbench.engine.cost import run_estimate  # the estimate builds the targets small: JAX

@@ -45,6 +45,16 @@ class Progress:
         return todo * elapsed / done
 
 
+def outcome(status: str, test_accuracy: float | None = None, images_per_s: float | None = None) -> str:
+    """What a progress line says of a finished item: its status, and its test accuracy or throughput when known."""
+    text = status
+    if test_accuracy is not None:
+        text += f", test accuracy {test_accuracy:.1%}"
+    if images_per_s is not None:
+        text += f", {images_per_s:,.0f} img/s"
+    return text
+
+
 def _clock(seconds: float) -> str:
     """``42s``, ``3m05s`` or ``1h02m``."""
     seconds = round(seconds)
