@@ -18,6 +18,11 @@ from typing import Any
 
 import pytest
 
+# The report's page and plots (matplotlib), which a run's plugin imports before its first item: loaded here first,
+# because pytester drops the modules an in-process run imported, and matplotlib imported a second time in one process
+# mixes its classes across the two copies (a GridSpec of one is refused by the other).
+import cnnbench.report.html
+import cnnbench.report.plots  # noqa: F401
 from cnnbench.plugin import enabled
 
 TINY_SUITE = """

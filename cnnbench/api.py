@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cnnbench.config.suite import Suite, SuiteError
-from cnnbench.locations import default_cache
+from cnnbench.locations import default_cache, unwritable_dir
 from cnnbench.progress import Progress, outcome
-from cnnbench.results.gate import load_baseline
+from cnnbench.results.gate import load_baseline, other_suite
 from cnnbench.results.records import Report
 from cnnbench.results.schema import read_report, report_file
 from cnnbench.session import Filters, Session, cpu_refusal, place_target
@@ -33,7 +33,10 @@ log = logging.getLogger(__name__)
 
 PathLike = str | os.PathLike[str]
 Names = str | Sequence[str] | None
-ENTRY = "a pretrained-base cache entry, <cache>/pretrained/<arch>-<digest>/ holding orbax's state/ and meta.json"
+ENTRY = (
+    "a pretrained-base cache entry, <cache>/pretrained/<arch>-<digest>/ holding orbax's state/, meta.json and "
+    "SHA256SUMS"
+)
 
 
 def create_model(
@@ -105,7 +108,7 @@ def _entry_base(name: str, path: PathLike) -> tuple[ModelConfig, dict]:
     try:
         state, _ = restore(entry, key, model)
     except Exception as exc:  # orbax's own errors for a missing or truncated state/
-        raise ValueError(f"pretrained={str(path)!r}: its state cannot be read ({exc}); it is not {ENTRY}") from None
+        raise ValueError(f"pretrained={str(path)!r} cannot be used ({exc}); it is not a sound {ENTRY}") from None
     return model, state
 
 
@@ -121,14 +124,17 @@ def run(
     baseline: PathLike | None = None,
     *,
     force: bool = False,
+    baseline_any_suite: bool = False,
 ) -> Report:
     """Run ``suite``'s scenarios here, in order, as ``pytest --cnnbench`` would, and return the finished report.
 
     ``archs``, ``strategies``, ``quadrants``, ``heads``: run only these (a name, comma-separated names or a list;
     None: all). ``target``: your dataset, run alone in the quadrant it is measured to belong to. ``report``: a
     directory to write ``<run-id>/`` and ``latest/`` in, rewritten after every scenario; None writes no file.
-    ``baseline``: a stored report to gate against (regressions get status ``regressed``). ``force``: run a suite
-    meant for an accelerator on a CPU. A bad argument raises ``ValueError`` naming it before anything is trained.
+    ``baseline``: a stored report of the same suite to gate against (regressions get status ``regressed``;
+    ``baseline_any_suite``: of any suite). ``force``: run a suite meant for an accelerator on a CPU. A bad argument,
+    or a report folder that cannot be written, raises ``ValueError`` naming it before anything is trained. Ctrl-C
+    (KeyboardInterrupt) writes the report of the finished scenarios, marked ``interrupted``, then propagates.
     """
     from cnnbench.engine.timing import Timer  # the engine loads JAX
 
@@ -140,6 +146,12 @@ def run(
     if refusal:
         raise SuiteError(refusal)
     gate = None if baseline is None else load_baseline(Path(baseline))
+    mismatch = gate and other_suite(gate, chosen.name)
+    if mismatch and not baseline_any_suite:
+        raise ValueError(mismatch.replace("--cnnbench-baseline-any-suite", "baseline_any_suite=True"))
+    unwritable = None if report is None else unwritable_dir(Path(report))
+    if unwritable:
+        raise ValueError(f"report={str(report)!r} cannot be written: {unwritable}")
     if target is not None:
         chosen = place_target(chosen, filters, Path(target), cache_dir)
         filters.check(chosen)
@@ -148,9 +160,14 @@ def run(
                       writes_reports=report is not None, baseline=gate)  # fmt: skip
     scenarios = session.scenarios()
     progress = Progress([s.id for s in scenarios])
-    for scenario in scenarios:
-        record = session.run(scenario, timer)
-        log.info(progress.done(record.id, outcome(record.status, record.test_accuracy)))
+    try:
+        for scenario in scenarios:
+            record = session.run(scenario, timer)
+            log.info(progress.done(record.id, outcome(record.status, record.test_accuracy)))
+    except KeyboardInterrupt:
+        session.interrupted = "KeyboardInterrupt"
+        session.write(finished=True)
+        raise
     session.write(finished=True)
     assert session.report is not None  # written above: every selected scenario has a record
     if report is not None:

@@ -24,6 +24,8 @@ def test_bench(
     record = cnnbench_session.run(cnnbench_bench_point, timer)
     benchmark.extra_info.update(record.to_json())
     request.node.user_properties.append(("cnnbench_status", record.status))
+    if not cnnbench_session.writes_reports:  # a pytest-xdist worker: the controller reports the record now
+        request.node.user_properties.append(cnnbench_session.export_record(record))
     if record.images_per_s is not None:
         request.node.user_properties.append(("images_per_s", record.images_per_s))
     if record.status == "out of memory":

@@ -455,7 +455,8 @@ def _base_line(b: cache_store.Base) -> str:
         "-" if value is None else format(value, spec)
         for value, spec in ((b.width, "g"), (b.steps, "d"), (b.source_accuracy, ".1%"), (b.seconds, ".0f"))
     )
-    problem = f": {b.problem}; rebuilt on first use" if b.problem else ""
+    rebuilt = "" if (b.problem or "").startswith("format ") else "; rebuilt on first use"  # old formats: never read
+    problem = f": {b.problem}{rebuilt}" if b.problem else ""
     return (f"  {b.arch:<13} {shape:>7} {width:>5} {steps:>6} {acc:>10} {seconds:>10} {b.backend or '-':<7} "
             f"{b.cnnbench or '-':<8} {_size(b.bytes):>9}  {b.name}{problem}")  # fmt: skip
 

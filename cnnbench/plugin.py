@@ -20,23 +20,27 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import replace
 from logging.handlers import MemoryHandler
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import pytest
 
 from cnnbench import items
-from cnnbench.fileio import atomic_write
-from cnnbench.locations import CACHE_ENV, DEFAULT_CACHE, default_cache
+from cnnbench.locations import CACHE_ENV, DEFAULT_CACHE, default_cache, unwritable_dir, unwritable_file
 from cnnbench.progress import Progress, outcome
+from cnnbench.stopping import StopSignals
 
 SESSION = items.RUN
 LOG = logging.getLogger("cnnbench")
 LOGGING = pytest.StashKey["_Logging"]()
 PROGRESS = pytest.StashKey[Any]()
+SIGNALS = pytest.StashKey["StopSignals"]()  # SIGINT and SIGTERM stop the run and let it write its report
+PYTEST_SESSION = pytest.StashKey[pytest.Session]()
+WRITE_ERROR = pytest.StashKey[str]()  # why the run's last report write or baseline save failed
 RUN_LOG = "run.log"
 FROM_SUITE = ("precision", "batch", "mode")  # options whose default is the suite's own setting
 TRANSFER_ONLY = ("strategy", "quadrant", "head", "target", "baseline", "save_baseline", "shard", "devices")
@@ -106,6 +110,10 @@ OPTIONS = (
     ("batch", "LIST", "a hardware suite: the batch sizes to time instead of the suite's", ""),
     ("mode", "LIST", "a hardware suite: the modes to time, train and/or infer", ""),
 )
+FLAGS = (  # name, help: store_true options, each with an ini twin
+    ("baseline-any-suite", "gate against a --cnnbench-baseline of another suite (refused without it)"),
+    ("save-partial-baseline", "let --cnnbench-save-baseline store the report of an interrupted or incomplete run"),
+)
 LISTS = ("arch", "strategy", "quadrant", "head", "precision", "batch", "mode")  # comma lists, or the option repeated
 
 
@@ -117,6 +125,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="run a suite meant for an accelerator (requires_accelerator) on a CPU anyway")  # fmt: skip
     parser.addini("cnnbench_force", "run a suite meant for an accelerator on a CPU anyway (as --cnnbench-force)",
                   type="bool", default=False)  # fmt: skip
+    for name, text in FLAGS:
+        group.addoption(f"--cnnbench-{name}", action="store_true", default=None, help=text)
+        parser.addini(f"cnnbench_{name.replace('-', '_')}", f"{text} (as --cnnbench-{name})", type="bool",
+                      default=False)  # fmt: skip
     for name, metavar, text, default in OPTIONS:
         key = name.replace("-", "_")
         shown = default or ("the suite's" if name in FROM_SUITE else "none")
@@ -201,15 +213,17 @@ def pytest_configure(config: pytest.Config) -> None:
     if not enabled(config):
         return
     config.stash[LOGGING] = _Logging(config)  # progress goes through the `cnnbench` logger (module docstring)
+    _stop_on_signals(config)
     _place_worker(config)  # before anything imports JAX
     leader = _join_processes(config)  # before JAX computes anything
     # only with --cnnbench: without it the plugin imports nothing of cnnbench, and so no JAX (SPEC §7)
     from cnnbench.config.hardware import HardwareSuite
     from cnnbench.config.precision import PRECISIONS
     from cnnbench.config.shard import Shard
+    from cnnbench.config.strategies import STRATEGIES
     from cnnbench.config.suite import SuiteError, read_suite
     from cnnbench.engine.catalog import registry_catalog
-    from cnnbench.results.gate import load_baseline
+    from cnnbench.results.gate import load_baseline, other_suite
     from cnnbench.session import COORDINATES, SEEDS_TOGETHER, Filters, Session, cpu_refusal, place_target
 
     try:
@@ -227,11 +241,17 @@ def pytest_configure(config: pytest.Config) -> None:
                 raise SuiteError(f"--cnnbench-{name} applies to a hardware suite; {suite.name!r} is a transfer suite")
         filters = Filters(**{c: _list_option(config, c) for c in COORDINATES})
         filters.check(suite)
+        baseline = load_baseline(_path_option(config, "baseline")) if _option(config, "baseline") else None
+        mismatch = baseline and other_suite(baseline, suite.name)
+        if mismatch and not _flag(config, "cnnbench_baseline_any_suite"):
+            raise SuiteError(mismatch)
+        if not _is_xdist_worker(config) and leader:
+            based = [s.arch for s in filters.select(suite.scenarios()) if STRATEGIES.get(s.strategy).pretrained]
+            _check_outputs(config, suite, list(dict.fromkeys(based)))
         if not _flag(config, "cnnbench_force"):
             refusal = cpu_refusal(suite, filters, _path_option(config, "cache"))
             if refusal:
                 raise SuiteError(refusal)
-        baseline = load_baseline(_path_option(config, "baseline")) if _option(config, "baseline") else None
         together = _option(config, "seeds_together")
         if together not in SEEDS_TOGETHER:
             raise SuiteError(f"--cnnbench-seeds-together {together!r}: expected one of {', '.join(SEEDS_TOGETHER)}")
@@ -264,12 +284,55 @@ def _begin_run(config: pytest.Config, run: Any) -> None:
     path arguments are left as they are (name the suite file among them to run its items)."""
     config.stash[SESSION] = run
     config.stash[items.SUITE_NODE] = items.suite_node_id(run.suite.path, config.rootpath)
-    config.stash[LOGGING].save(run.report_root / run.run_id / RUN_LOG if run.writes_reports else None)
+    config.stash[LOGGING].save(run.claim if run.writes_reports else None)
     if run.writes_reports:
+        _import_what_the_report_needs()
         config.pluginmanager.register(_Progress(config), "cnnbench-progress")
+        config.pluginmanager.register(_Handover(run), "cnnbench-handover")
     if config.args_source == pytest.Config.ArgsSource.ARGS:
         return
     config.args = [run.suite.path] if config.getoption("cnnbench") else [*config.args, run.suite.path]
+
+
+def _import_what_the_report_needs() -> None:
+    """Import now, before any item runs, what the process that writes the report imports later: the progress
+    estimate (the engine) and the page's plots (matplotlib). A Ctrl-C that lands inside an import leaves a
+    half-initialised library behind (matplotlib was seen so, in a pytest-xdist controller importing the engine for
+    its first progress line), and the final report then fails to render."""
+    import cnnbench.engine.cost
+    import cnnbench.report.html
+    import cnnbench.report.plots  # noqa: F401
+
+
+def _check_outputs(config: pytest.Config, suite: Any, based: list[str]) -> None:
+    """The report folder, the baseline to save and the cache, checked before anything runs, so a path that cannot
+    be written stops the run now and not after its work. A read-only cache is enough when it holds the pretrained
+    base of every arch in ``based`` (the selected archs that train from one): nothing is built into it then."""
+    from cnnbench.config.suite import SuiteError
+
+    problems = []
+    report = unwritable_dir(_path_option(config, "report"))
+    if report:
+        problems.append(f"--cnnbench-report: {report}")
+    if _option(config, "save_baseline"):
+        baseline = unwritable_file(_path_option(config, "save_baseline"))
+        if baseline:
+            problems.append(f"--cnnbench-save-baseline: {baseline}")
+    cache = _path_option(config, "cache")
+    read_only = unwritable_dir(cache)
+    if read_only:
+        from cnnbench.engine.runner import Runner
+
+        runner = Runner(suite, cache) if based and cache.is_dir() else None
+        missing = [arch for arch in based if runner is None or not runner.is_pretrained(arch)]
+        if missing or not cache.is_dir():
+            lacks = f", and it lacks the pretrained base of {', '.join(missing)}" if cache.is_dir() else ""
+            problems.append(f"--cnnbench-cache (or {CACHE_ENV}): {read_only}{lacks}")
+        else:
+            LOG.info(f"the cache {cache} is read-only; it holds the base of every arch this run pretrains")
+    if problems:
+        raise SuiteError(f"cannot write where this run would: {'; '.join(problems)}. Choose paths that can be "
+                         "written, or fix their permissions, before the run starts")  # fmt: skip
 
 
 def _configure_hardware(config: pytest.Config, suite: Any, leader: bool) -> None:
@@ -289,6 +352,8 @@ def _configure_hardware(config: pytest.Config, suite: Any, leader: bool) -> None
     try:
         suite = narrow(suite, _list_option(config, "arch"), batches, _list_option(config, "precision"),
                        _list_option(config, "mode"))  # fmt: skip
+        if not _is_xdist_worker(config) and leader:
+            _check_outputs(config, suite, [])
     except SuiteError as exc:
         raise pytest.UsageError(f"cnnbench: {exc}") from None
     _begin_run(config, HardwareSession(suite, suite.points(), _path_option(config, "report"),
@@ -376,16 +441,29 @@ class _TerminalHandler(logging.Handler):
             reporter.write_line(f"[cnnbench] {self.format(record)}")
 
 
-class _RunLog(logging.FileHandler):
-    """The run's ``run.log``, its folder made when the first line is written."""
+class _RunLog(logging.Handler):
+    """The run's ``run.log``, opened when the first line is written: only then is the run's folder claimed, so a
+    run that logs nothing (``--collect-only``) leaves no folder behind."""
 
-    def __init__(self, path: Path) -> None:
-        super().__init__(path, encoding="utf-8", delay=True)
+    def __init__(self, folder: Callable[[], Path]) -> None:
+        super().__init__()
+        self.folder = folder
+        self.file: TextIO | None = None
         self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
 
-    def _open(self) -> Any:
-        Path(self.baseFilename).parent.mkdir(parents=True, exist_ok=True)
-        return super()._open()
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            if self.file is None:
+                self.file = open(self.folder() / RUN_LOG, "a", encoding="utf-8")  # noqa: SIM115  # closed in close()
+            self.file.write(self.format(record) + "\n")
+            self.file.flush()
+        except Exception:
+            self.handleError(record)
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+        super().close()
 
 
 class _Logging:
@@ -416,11 +494,11 @@ class _Logging:
         self.handlers.append((logger, handler))
         return handler
 
-    def save(self, path: Path | None) -> None:
-        """Write the run's log to ``path`` from now on, the lines logged so far first; None: keep no log (an xdist
-        worker, a multi-process job's other processes)."""
-        if path is not None:
-            self.early.setTarget(self._add(LOG, _RunLog(path)))
+    def save(self, folder: Callable[[], Path] | None) -> None:
+        """Write the run's log into the folder ``folder()`` gives from now on, the lines logged so far first; None:
+        keep no log (an xdist worker, a multi-process job's other processes)."""
+        if folder is not None:
+            self.early.setTarget(self._add(LOG, _RunLog(folder)))
             self.early.flush()
         LOG.removeHandler(self.early)
 
@@ -446,7 +524,21 @@ def _level(name: str | int | None) -> int | None:
     return int(name) if str(name).isdigit() else logging.getLevelName(str(name).upper())
 
 
+def _stop_on_signals(config: pytest.Config) -> None:
+    """SIGINT (Ctrl-C) and SIGTERM stop the run (``cnnbench.stopping``): at once, and failing that before the next
+    item through pytest's ``session.shouldstop``; pytest then ends the session and the report is written."""
+
+    def stop(reason: str) -> None:
+        session = config.stash.get(PYTEST_SESSION, None)
+        if session is not None:
+            session.shouldstop = reason
+
+    config.stash[SIGNALS] = StopSignals(stop)
+    config.add_cleanup(config.stash[SIGNALS].restore)
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[PYTEST_SESSION] = session
     if LOGGING in session.config.stash:
         session.config.stash[LOGGING].session_started()
 
@@ -557,7 +649,29 @@ def _is_xdist_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
 
 
-def pytest_sessionfinish(session: pytest.Session) -> None:
+class _Handover:
+    """On the process that writes the reports: takes each record a pytest-xdist worker sends with its item's report
+    (``cnnbench.session.RECORD_PROPERTY``) into the run's report as soon as the item finishes, so a run interrupted
+    before its workers end still reports every finished scenario. Runs before JUnit XML reads the properties, and
+    takes the record out of them."""
+
+    def __init__(self, run: Any) -> None:
+        self.run = run
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        from cnnbench.session import RECORD_PROPERTY
+
+        sent = [value for name, value in report.user_properties if name == RECORD_PROPERTY]
+        if not sent:
+            return
+        report.user_properties = [(n, v) for n, v in report.user_properties if n != RECORD_PROPERTY]
+        for exported in sent:
+            self.run.merge(json.loads(str(exported)))
+        self.run.write_quietly()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = session.config.stash.get(SESSION, None)
     if state is None:
         return
@@ -567,25 +681,31 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         return
     if not state.writes_reports:  # a multi-process job's process other than 0
         return
-    run_dir = state.write(finished=True)
-    if run_dir is None:
-        return
-    _refresh_latest_log(session.config, run_dir)
-    save = _option(session.config, "save_baseline")
-    if save:
-        state.save_baseline(_path_option(session.config, "save_baseline"))
+    session.config.stash[SIGNALS].finishing()
+    state.interrupted = _interruption(session, exitstatus)
+    session.config.stash[LOGGING].flush()
+    try:
+        if state.write(finished=True) is None:
+            return
+        if _option(session.config, "save_baseline"):
+            partial = _flag(session.config, "cnnbench_save_partial_baseline")
+            state.save_baseline(_path_option(session.config, "save_baseline"), partial=partial)
+    except Exception as exc:  # a full disk, a baseline refused (ValueError), a page that failed to render: the
+        # summary is still printed from the report in memory, with this error
+        session.config.stash[WRITE_ERROR] = str(exc) if isinstance(exc, (OSError, ValueError)) else repr(exc)
+        if session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
     if state.unflagged_regressions() and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
-def _refresh_latest_log(config: pytest.Config, run_dir: Path) -> None:
-    """Copy the run's ``run.log`` (so far) into ``latest/`` beside the report it belongs to."""
-    from cnnbench.report.io import LATEST
-
-    config.stash[LOGGING].flush()
-    log = run_dir / RUN_LOG
-    if log.is_file():
-        atomic_write(run_dir.parent / LATEST / RUN_LOG, log.read_bytes())
+def _interruption(session: pytest.Session, exitstatus: int) -> str | None:
+    """Why the run stopped before running what it selected: a signal, or ``-x``/``--maxfail``; None if it did
+    not."""
+    stopped = session.config.stash[SIGNALS].reason or session.shouldfail or session.shouldstop
+    if not stopped and exitstatus == pytest.ExitCode.INTERRUPTED:  # a KeyboardInterrupt not from our handler
+        stopped = "Ctrl-C (SIGINT)"
+    return str(stopped) if stopped else None
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -612,9 +732,14 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             "workers (use --dist loadgroup to fail its own item)",
             red=True,
         )
-    terminalreporter.write_line(
-        f"report: {state.run_dir / 'report.md'} (and report.json, report.html, results.csv, {RUN_LOG}; latest/ "
-        "refreshed)"
-    )
-    if _option(config, "save_baseline"):
+    if state.interrupted:
+        terminalreporter.write_line(f"INTERRUPTED ({state.interrupted}): the report holds the {len(state.records)} "
+                                    "items that finished", red=True)  # fmt: skip
+    if state.run_dir is not None:
+        terminalreporter.write_line(f"report: {state.run_dir / 'report.md'} (and report.json, report.html, "
+                                    f"results.csv, {RUN_LOG}; latest/ points to it)")  # fmt: skip
+    error = config.stash.get(WRITE_ERROR, None)
+    if error:
+        terminalreporter.write_line(f"cnnbench could not finish writing: {error}", red=True)
+    elif _option(config, "save_baseline"):
         terminalreporter.write_line(f"baseline saved: {_path_option(config, 'save_baseline')}")

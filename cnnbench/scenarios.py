@@ -20,6 +20,8 @@ def test_scenario(cnnbench_scenario: Scenario, cnnbench_session: Session, benchm
     record = cnnbench_session.run(cnnbench_scenario, BenchmarkTimer(benchmark))
     benchmark.extra_info.update({"cnnbench_id": record.id, "status": record.status, **record.metrics.to_json()})
     request.node.user_properties.append(("cnnbench_status", record.status))
+    if not cnnbench_session.writes_reports:  # a pytest-xdist worker: the controller reports the record now
+        request.node.user_properties.append(cnnbench_session.export_record(record))
     if record.metrics.test_accuracy is not None:
         request.node.user_properties.append(("test_accuracy", record.metrics.test_accuracy))
     if record.status in ("diverged", "error"):

@@ -6,6 +6,7 @@ script. The runner (datasets, models, training) is built when the first scenario
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -22,7 +23,7 @@ from cnnbench.config.shard import Shard, ShardError, balance, partition, selecti
 from cnnbench.config.suite import Suite, SuiteError
 from cnnbench.engine.measurement import BenchRecord, Outcome, TargetRecord, merge_targets
 from cnnbench.fileio import atomic_write
-from cnnbench.report.io import report_json, write_report
+from cnnbench.report.io import claim_run_dir, report_json, write_report
 from cnnbench.results import gate
 from cnnbench.results.build import build_report
 from cnnbench.results.records import GroupKey, Report, RunProfile, ScenarioRecord
@@ -35,6 +36,7 @@ if TYPE_CHECKING:  # the runner loads JAX: imported when the first scenario runs
 log = logging.getLogger(__name__)
 COORDINATES = ("arch", "strategy", "quadrant", "head")
 PLURALS = {"arch": "archs", "strategy": "strategies", "quadrant": "quadrants", "head": "heads"}
+RECORD_PROPERTY = "cnnbench_record"  # the item property a pytest-xdist worker sends each record in (export_record)
 SEEDS_TOGETHER = ("auto", "on", "off")  # auto: on a GPU or TPU, off on a CPU (where it measured slower)
 
 
@@ -96,7 +98,7 @@ def narrow(
 class _Run:
     """What a transfer run and a hardware run share: an id and start time, the environment, the profile of where
     the time goes (this process's, from the run's start), records kept in the suite's order when xdist workers'
-    records merge, and the report rewritten from them."""
+    records merge, and the report rewritten from them into the run's own folder (claimed exclusively)."""
 
     report_root: Path | None  # None: build the report, write no file
     records: list[Any]
@@ -108,21 +110,39 @@ class _Run:
         self.started = _now()
         self.run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{suite_name}"
         self.report = self.run_dir = self.environment = None
+        self.interrupted: str | None = None  # set by whoever stops the run early (the plugin, on a signal)
         self.profile = profiling.Profile()
         profiling.activate(self.profile)
+
+    def claim(self) -> Path | None:
+        """The run's report folder, created now if it is not yet (``<date>-<time>-<suite>``, with ``-2``, ``-3``, …
+        when another run holds that name), which also fixes ``run_id``; None for a run that writes no file."""
+        if self.report_root is not None and self.run_dir is None:
+            self.run_dir = claim_run_dir(self.report_root, self.run_id)
+            self.run_id = self.run_dir.name
+        return self.run_dir
 
     def export(self) -> dict[str, Any]:
         """This run's results as JSON-serialisable data, for a pytest-xdist worker to hand over."""
         return {"records": [r.to_json() for r in self.records], "environment": self.environment,
                 "profile": self.profile.to_json()}  # fmt: skip
 
+    def export_record(self, record: Any) -> tuple[str, str]:
+        """``export()`` of one record alone, without the profile, as the item property (``RECORD_PROPERTY``) that a
+        process which writes no report (a pytest-xdist worker) sends as each item finishes: the controller's report
+        then holds it even when the run is interrupted before the worker ends."""
+        return RECORD_PROPERTY, json.dumps(self.export() | {"records": [record.to_json()], "profile": None})
+
     def _merge(self, theirs: list[Any], order: list[str], exported: Mapping[str, Any]) -> None:
-        """Add a worker's records, keeping the suite's ``order`` of ids, its environment if this has none, and its
-        profile."""
+        """Add a worker's records (replacing any sent already as their items finished), keeping the suite's
+        ``order`` of ids, its environment if this has none, and its profile."""
         rank = {name: i for i, name in enumerate(order)}
-        self.records = sorted([*self.records, *theirs], key=lambda r: rank.get(r.id, len(rank)))
+        fresh = {r.id for r in theirs}
+        kept = [r for r in self.records if r.id not in fresh]
+        self.records = sorted([*kept, *theirs], key=lambda r: rank.get(r.id, len(rank)))
         self.environment = self.environment or exported["environment"]
-        self.profile.absorb(exported["profile"])
+        if exported.get("profile"):
+            self.profile.absorb(exported["profile"])
 
     def _write(self, finished: bool, suite: dict[str, Any], **parts: Any) -> Path | None:
         """Build the report of the records so far from ``parts`` and write it (atomically) unless the run has no
@@ -130,9 +150,11 @@ class _Run:
         if not self.records:
             return None
         with profiling.phase("report"):
+            self.claim()  # first: the folder's name is the run's id
             self.report = build_report(run_id=self.run_id, started=self.started,
                                        finished=_now() if finished else None, environment=self.environment or {},
-                                       suite=suite, profile=self.profile.to_json(), **parts)  # fmt: skip
+                                       suite=suite, profile=self.profile.to_json(), interrupted=self.interrupted,
+                                       **parts)  # fmt: skip
             if self.report_root is None:  # the Python API's run without files: the report alone
                 return None
             self.run_dir = write_report(self.report, self.report_root, plots=finished)
@@ -140,6 +162,19 @@ class _Run:
             self.report = replace(self.report, profile=RunProfile.from_json(self.profile.to_json()))
             write_report(self.report, self.report_root, plots=False)
         return self.run_dir
+
+    def write(self, finished: bool = False) -> Path | None:
+        """Write the report of the records so far (atomically); returns its directory."""
+        raise NotImplementedError
+
+    def write_quietly(self) -> None:
+        """``write()`` after a record, where a failure (disk full, the folder made read-only) is logged and the run
+        goes on: the records stay in memory, and the run's last write tries again."""
+        try:
+            self.write()
+        except OSError as exc:
+            log.warning(f"could not write the report into {self.run_dir or self.report_root}: {exc}; the run goes on "
+                        "and writes it again when it ends")  # fmt: skip
 
 
 def place_target(suite: Suite, filters: Filters, target: Path, cache_dir: Path) -> Suite:
@@ -293,7 +328,7 @@ class Session(_Run):
         self.records.append(record)
         self.targets.update((t.quadrant, t) for t in self.runner.target_info())
         if self.writes_reports:
-            self.write()
+            self.write_quietly()
         return record
 
     def _group(self, scenario: Scenario) -> list[Scenario]:
@@ -373,10 +408,26 @@ class Session(_Run):
         section = self.report.gate
         return [name for name in (*section.regressed, *section.throughput_regressed) if name not in flagged]
 
-    def save_baseline(self, path: Path) -> None:
-        """Store the finished report at ``path`` for later runs' ``--cnnbench-baseline``."""
+    def unfinished(self) -> str | None:
+        """Why this run's report is not a whole baseline — it was interrupted, or some selected scenarios have no
+        record (``-x`` stopped it, a worker crashed) — or None when every selected scenario has one."""
+        done = {r.id for r in self.records}
+        missing = [i for i in self.selected_ids if i not in done]
+        if self.interrupted is None and not missing:
+            return None
+        stopped = f"it was interrupted ({self.interrupted}) and " if self.interrupted else ""
+        return f"{stopped}{len(missing)} of its {len(self.selected_ids)} selected scenarios did not run"
+
+    def save_baseline(self, path: Path, partial: bool = False) -> None:
+        """Store the finished report at ``path`` for later runs' ``--cnnbench-baseline``; a report of an unfinished
+        run (``unfinished``) only with ``partial``, since a later run gated against it would judge nothing for the
+        missing scenarios."""
         if self.report is None:
             raise ValueError("no scenario has run, so there is no report to save as a baseline")
+        why = self.unfinished()
+        if why and not partial:
+            raise ValueError(f"not saved as a baseline: {why}; run the suite to its end, or pass "
+                             "--cnnbench-save-partial-baseline to save these scenarios alone")  # fmt: skip
         atomic_write(path, report_json(self.report))
 
 
@@ -417,7 +468,7 @@ class HardwareSession(_Run):
         record = run_point(point, self.suite.bench, timer, self.roofline)
         self.records.append(record)
         if self.writes_reports:
-            self.write()
+            self.write_quietly()
         return record
 
     def unflagged_regressions(self) -> list[str]:

@@ -136,7 +136,7 @@ def test_a_pretrained_path_must_be_an_entry_of_that_arch(workdir: Path, shared_c
     damaged = workdir / entry.name
     shutil.copytree(entry, damaged)
     shutil.rmtree(damaged / "state")
-    with pytest.raises(ValueError, match=r"its state cannot be read"):
+    with pytest.raises(ValueError, match=r"cannot be used \(.*is listed in SHA256SUMS but missing.*it is not a sound"):
         cnnbench.create_model("lenet5", pretrained=damaged)
     with pytest.raises(KeyError, match=r"unknown arch 'lenet6'; known: lenet5, alexnet"):
         cnnbench.create_model("lenet6", pretrained=True)
@@ -163,6 +163,9 @@ def test_a_written_report_loads_back_whole(workdir: Path) -> None:
     assert (Path("out") / report.run_id / "results.csv").read_text().count("\n") == 2  # header and one scenario
     with pytest.raises(ValueError, match=r"is a directory without a report.json"):
         cnnbench.load_report(workdir)
+    (workdir / "other.toml").write_text((workdir / SUITE).read_text().replace('name = "tiny"', 'name = "other"'))
+    with pytest.raises(ValueError, match=r"is a report of suite 'tiny', not of 'other'.* baseline_any_suite=True"):
+        cnnbench.run("other.toml", strategies="scratch", quadrants="q4", heads="gap", baseline="out/latest/report.json")
 
 
 @pytest.mark.parametrize(
@@ -174,6 +177,7 @@ def test_a_written_report_loads_back_whole(workdir: Path) -> None:
         ({"suite": "nope"}, r"unknown suite 'nope'; built-in: .*smoke"),
         ({"baseline": "missing.json"}, r"baseline missing.json does not exist"),
         ({"target": "missing-data"}, r"missing-data"),
+        ({"report": f"{SUITE}/out"}, rf"report='{SUITE}/out' cannot be written: its parent {SUITE} is a file"),
     ],
 )
 def test_run_refuses_a_bad_argument_before_any_work(

@@ -16,11 +16,12 @@ import pytest
 
 from cnnbench import __version__, cli
 from cnnbench.cli import main
+from cnnbench.engine import integrity
 
 META = {
     "key": {"model": {"arch": "lenet5", "img_size": 32, "in_chans": 1, "width": 1.0}, "code": "c0de",
             "source": {}, "pretrain": {"train": {"steps": 800}, "seed": 0, "eval_size": 2000},
-            "cnnbench": "0.1.0", "backend": "cpu"},
+            "cnnbench": "0.1.0", "backend": "cpu", "format": 2},
     "source_accuracy": 0.453, "seconds": 12.0,
 }  # fmt: skip
 
@@ -33,7 +34,8 @@ def put(path: Path, size: int) -> int:
 
 @pytest.fixture
 def cache(tmp_path: Path) -> tuple[Path, dict[str, int]]:
-    """A cache as the writers lay it out, with the bytes of each part: a complete lenet5 base, a resnet18 entry
+    """A cache as the writers lay it out, with the bytes of each part: a complete lenet5 base (its SHA256SUMS too),
+    a resnet18 entry
     without meta.json, an unfinished build and its lock; three cpu programs (one with an access-time file) and one
     gpu program; two similarity entries; and a file cnnbench did not write."""
     root = tmp_path / "cache"
@@ -42,7 +44,9 @@ def cache(tmp_path: Path) -> tuple[Path, dict[str, int]]:
     base = root / "pretrained" / "lenet5-0123456789abcdef"
     (base / "state").mkdir(parents=True)
     (base / "meta.json").write_text(meta)
-    sizes["lenet5"] = sizes["pretrained"] = put(base / "state" / "checkpoint", 1000) + len(meta)
+    put(base / "state" / "checkpoint", 1000)
+    integrity.write_sums(base)
+    sizes["lenet5"] = sizes["pretrained"] = 1000 + len(meta) + (base / "SHA256SUMS").stat().st_size
     sizes["pretrained"] += put(root / "pretrained" / "resnet18-fedcba9876543210" / "state" / "x", 300)
     sizes["pretrained"] += put(root / "pretrained" / "lenet5-aaaaaaaaaaaaaaaa.tmp" / "state" / "x", 500)
     sizes["pretrained"] += put(root / "pretrained" / "lenet5-aaaaaaaaaaaaaaaa.lock", 0)
@@ -77,8 +81,8 @@ def test_info_accounts_for_every_part_to_the_byte(cache, capsys) -> None:
 
     assert main(["cache", "info", "--cache", str(root)]) == 0
     text = capsys.readouterr().out
-    assert f"cache {root}: 7.8 KiB" in text and "pretrained bases: 2, 2.0 KiB" in text  # 7,979 and 2,064 bytes
-    assert re.search(r"lenet5 +32×32×1 +1 +800 +45\.3% +12 cpu +0\.1\.0 +1\.2 KiB  lenet5-0123456789abcdef", text)
+    assert f"cache {root}: 8.0 KiB" in text and "pretrained bases: 2, 2.2 KiB" in text  # 8,151 and 2,236 bytes
+    assert re.search(r"lenet5 +32×32×1 +1 +800 +45\.3% +12 cpu +0\.1\.0 +1\.4 KiB  lenet5-0123456789abcdef\n", text)
     assert re.search(
         r"resnet18 +- +- +- +- +- - +- +300 B  resnet18-fedcba9876543210: no meta.json: the entry was "
         r"never completed; rebuilt on first use",
@@ -87,6 +91,34 @@ def test_info_accounts_for_every_part_to_the_byte(cache, capsys) -> None:
     assert "unfinished build (interrupted, or under way): lenet5-aaaaaaaaaaaaaaaa.tmp, 500 B" in text
     assert "compiled programs (XLA): cpu: 3, 5.0 KiB; gpu: 1, 700 B" in text
     assert "similarity entries: 2, 100 B" in text and "other files: 7 B" in text
+
+
+def test_info_names_a_base_that_differs_from_its_sha256sums(cache, capsys) -> None:
+    root, _ = cache
+    checkpoint = root / "pretrained" / "lenet5-0123456789abcdef" / "state" / "checkpoint"
+    checkpoint.write_bytes(b"y" + checkpoint.read_bytes()[1:])  # one byte
+    assert main(["cache", "info", "--cache", str(root), "--json"]) == 0
+    lenet = json.loads(capsys.readouterr().out)["pretrained"]["bases"][0]
+    assert lenet["source_accuracy"] == 0.453  # what meta.json says still shows
+    assert lenet["problem"].startswith("state/checkpoint differs from its sha256 in SHA256SUMS (recorded ")
+    assert main(["cache", "info", "--cache", str(root)]) == 0
+    assert re.search(r"  lenet5-0123456789abcdef: state/checkpoint differs from its sha256 in SHA256SUMS \(recorded "
+                     r"[0-9a-f]{12}…, found [0-9a-f]{12}…\): it changed after it was written; rebuilt on first use",
+                     capsys.readouterr().out)  # fmt: skip
+
+
+def test_info_names_a_base_of_an_older_format(cache, capsys) -> None:
+    """An entry without SHA256SUMS, from before format 2: its key is not today's, so it is never read again."""
+    root, _ = cache
+    base = root / "pretrained" / "lenet5-0123456789abcdef"
+    old_key = {k: v for k, v in META["key"].items() if k != "format"}
+    (base / "meta.json").write_text(json.dumps({**META, "key": old_key}))
+    (base / "SHA256SUMS").unlink()
+    assert main(["cache", "info", "--cache", str(root), "--json"]) == 0
+    lenet = json.loads(capsys.readouterr().out)["pretrained"]["bases"][0]
+    assert lenet["problem"] == (
+        "format 1, from an older cnnbench: no longer read (its base is built anew, in a new entry)"
+    )
 
 
 def test_info_names_an_unreadable_meta_json(cache, capsys) -> None:
@@ -170,7 +202,7 @@ def test_cache_key_changes_exactly_when_a_cached_base_would(tmp_path, tiny_suite
         assert new in (changed := tiny_suite_text.replace(old, new)) and key_of(tmp_path, capsys, changed) == key
     # the pretraining recipe and budget, the input, the width: another base
     for old, new in (("steps = 60", "steps = 61"), ("learning_rate = 3e-3", "learning_rate = 2e-3"),
-                     ("seeds = [0]", "seeds = [0]\n[input]\nimg_size = 28"),
+                     ("seeds = [0]", "seeds = [0]\n[input]\nimg_size = 40"),
                      ("[pretrain]", "[arch.lenet5]\nwidth = 0.5\n\n[pretrain]")):  # fmt: skip
         assert new in (changed := tiny_suite_text.replace(old, new)) and key_of(tmp_path, capsys, changed) != key
     two = tiny_suite_text.replace('archs = ["lenet5"]', 'archs = ["lenet5", "alexnet"]')

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tracemalloc
 
 import jax
 import numpy as np
@@ -19,7 +20,9 @@ from cnnbench.data import (
     stratified_split,
     to_input_format,
 )
+from cnnbench.data.dataset import _build_resize_matrix, _cached_resize_matrix, resize_bytes
 from cnnbench.data.targets import TEXTURE_IMAGES, texture_layout, texture_patches
+from cnnbench.data.targets import load_digits as shipped_digits
 from cnnbench.registry import UnknownNameError
 
 ALL_CHARS = glyphs.LETTERS + glyphs.DIGITS
@@ -188,6 +191,33 @@ def test_to_input_format_antialiases_when_shrinking():
     assert abs(x.mean() - 0.5) < 0.01 and x.std() < 0.05  # averaged to grey, not aliased
 
 
+@pytest.mark.parametrize("n_in, n_out", [(1, 5), (2, 3), (5, 32), (20, 16), (24, 32), (40, 32), (33, 7), (64, 32),
+                                         (97, 13), (500, 32), (1000, 7), (333, 224), (20, 224)])  # fmt: skip
+def test_resize_matrix_is_skimage_resize_of_an_identity(n_in, n_out):
+    """The taps built directly are the map skimage's resize applies (what the dense identity used to give), to
+    the last float32 bit: datasets convert exactly as before."""
+    eye = np.eye(n_in)
+    expected = resize(eye, (n_out, n_in), order=1, anti_aliasing=n_out < n_in).astype(np.float32)
+    np.testing.assert_array_equal(_build_resize_matrix(n_in, n_out), expected)
+
+
+def test_resize_memory_grows_with_the_side_not_its_square():
+    """Shrinking a 6000-pixel-wide image to 32 needs a few MB; the dense 6000x6000 identity took 288 MB (a 13000-
+    pixel side: 1.35 GB and two minutes)."""
+    image = np.random.default_rng(0).integers(0, 256, (1, 4, 6000), dtype=np.uint8)
+    _cached_resize_matrix.cache_clear()
+    tracemalloc.start()
+    try:
+        x, info = to_input_format(image, 32, 1)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert x.shape == (1, 32, 32, 1) and "resize 4x6000->32x32" in info["steps"][-1]
+    assert peak < 8 * 2**20, peak
+    assert resize_bytes(6000, 32) < 8 * 2**20 < resize_bytes(100_000, 32)  # the estimate used before decoding
+    np.testing.assert_allclose(x.mean(), image.mean() / 255, atol=0.01)  # an average, nothing lost or doubled
+
+
 # ---------------------------------------------------------------------------------- splits and Dataset
 
 
@@ -269,6 +299,9 @@ def test_digits_splits_are_disjoint_index_sets():
     from sklearn.datasets import load_digits
 
     data = load_digits()
+    images, labels = shipped_digits()  # read from scikit-learn's file without importing it: the same arrays
+    np.testing.assert_array_equal(images, data.images)
+    np.testing.assert_array_equal(labels, data.target)
     np.testing.assert_array_equal(ds.y_test, data.target[idx["test"]])
     expected, _ = to_input_format(data.images[idx["train"]], 32, 1, value_range=(0.0, 16.0))
     np.testing.assert_array_equal(ds.x_train, expected)

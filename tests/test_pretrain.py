@@ -1,5 +1,7 @@
 """The pretraining cache (SPEC §4): built on first use, restored bit for bit after, keyed by everything that
-determines the base, and an unusable entry is rebuilt with a ``CacheWarning`` — never silently used."""
+determines the base, and an unusable entry (incomplete, damaged, or sound by its SHA256SUMS yet unreadable) is
+rebuilt with a ``CacheWarning`` — never silently used. Byte-level corruption, read-only caches and the other caches'
+digests: tests/test_cache_integrity.py."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import pytest
 from flax import nnx
 
 from cnnbench.data.source import SourceConfig, SourceDomain
-from cnnbench.engine import pretrain
+from cnnbench.engine import integrity, pretrain
 from cnnbench.engine.pretrain import CacheWarning, ModelConfig, PretrainConfig, Pretrained, load_into, load_or_pretrain
 from cnnbench.engine.train import TrainConfig
 
@@ -147,20 +149,41 @@ def _largest_file(state_dir: Path) -> Path:  # the OCDBT data file that holds th
     return max((f for f in state_dir.rglob("*") if f.is_file()), key=lambda f: f.stat().st_size)
 
 
+def _resealed(harm: Callable[[Path], object]) -> Callable[[Path], None]:
+    """The damage, then the entry's SHA256SUMS written again over it (by hand, say): the checks past the digests
+    still turn the entry down."""
+
+    def apply(entry: Path) -> None:
+        harm(entry)
+        integrity.write_sums(entry)
+
+    return apply
+
+
+def _unlink_meta(e: Path) -> None:
+    (e / "meta.json").unlink()
+
+
+def _no_accuracy(e: Path) -> None:
+    (e / "meta.json").write_text(json.dumps({"key": json.loads((e / "meta.json").read_text())["key"]}))
+
+
+DIFFERS = "differs from its sha256 in SHA256SUMS"
 DAMAGE = {
-    "meta-missing": (lambda e: (e / "meta.json").unlink(), "no meta.json"),
-    "meta-garbage": (lambda e: (e / "meta.json").write_text("{not json"), "Expecting property name"),
-    "meta-not-object": (lambda e: (e / "meta.json").write_text("[1, 2]"), "unusable"),
-    "meta-other-key": (lambda e: _other_key(e / "meta.json"), "written for a different configuration"),
-    "meta-no-accuracy": (
-        lambda e: (e / "meta.json").write_text(json.dumps({"key": json.loads((e / "meta.json").read_text())["key"]})),
-        "source_accuracy",
-    ),
-    "state-missing": (lambda e: shutil.rmtree(e / "state"), "unusable"),
-    "state-data-deleted": (lambda e: _largest_file(e / "state").unlink(), "unusable"),
-    "state-data-truncated": (lambda e: _truncate(_largest_file(e / "state")), "unusable"),
-    "state-all-truncated": (lambda e: [_truncate(f) for f in (e / "state").rglob("*") if f.is_file()], "unusable"),
-    "state-emptied": (lambda e: [f.write_bytes(b"") for f in (e / "state").rglob("*") if f.is_file()], "unusable"),
+    "meta-other-key": (lambda e: _other_key(e / "meta.json"), f"meta.json {DIFFERS}"),
+    "meta-missing-resealed": (_resealed(_unlink_meta), "no meta.json"),
+    "meta-garbage-resealed": (_resealed(lambda e: (e / "meta.json").write_text("{not json")), "Expecting property"),
+    "meta-not-object-resealed": (_resealed(lambda e: (e / "meta.json").write_text("[1, 2]")), "lacks key"),
+    "meta-other-key-resealed": (_resealed(lambda e: _other_key(e / "meta.json")), "for a different configuration"),
+    "meta-no-accuracy-resealed": (_resealed(_no_accuracy), "source_accuracy"),
+    "sums-missing": (lambda e: (e / "SHA256SUMS").unlink(), "no SHA256SUMS: the entry was never completed"),
+    "sums-cut": (lambda e: _truncate(e / "SHA256SUMS"), "SHA256SUMS is malformed"),
+    "state-missing": (lambda e: shutil.rmtree(e / "state"), "is listed in SHA256SUMS but missing"),
+    "state-data-deleted": (lambda e: _largest_file(e / "state").unlink(), "is listed in SHA256SUMS but missing"),
+    "state-data-truncated": (lambda e: _truncate(_largest_file(e / "state")), DIFFERS),
+    "state-data-truncated-resealed": (_resealed(lambda e: _truncate(_largest_file(e / "state"))), "unusable"),
+    "state-emptied": (lambda e: [f.write_bytes(b"") for f in (e / "state").rglob("*") if f.is_file()], DIFFERS),
+    "state-file-added": (lambda e: (e / "state" / "extra").write_text("x"), "state/extra is not listed in SHA256SUMS"),
 }
 
 

@@ -50,7 +50,7 @@ def test_ids_get_a_seed_suffix_only_with_several_seeds(tiny_suite_text: str) -> 
         ),
         (lambda r: r["quadrants"]["q4"].update(n_train=5000), "q4 is a small quadrant: n_train must be at most 1000"),
         (lambda r: r["quadrants"]["q4"].update(steps="ten"), "key 'quadrants.q4.steps': expected an integer"),
-        (lambda r: r["train"].update(learning_rate=-1), "key 'train.learning_rate': must not be negative"),
+        (lambda r: r["train"].update(learning_rate=-1), "key 'train.learning_rate': expected a positive learning rate"),
         (lambda r: r["train"].update(lr=0.1), "key 'train.lr': unknown key; expected one of"),
         (lambda r: r["train"].update(optimizer="rmsprop"), "unknown value 'rmsprop'; expected one of: adamw, sgd"),
         (lambda r: r.update(seeds=[]), "key 'seeds': expected a non-empty list of integers"),
@@ -241,8 +241,18 @@ def test_typed_settings_take_every_key_and_default_from_their_dataclasses(tiny_s
         (lambda r: r.update(seeds=[0, 1, 0]), "key 'seeds': lists seed 0 more than once: [0, 1, 0]; list each once"),
         (lambda r: r.update(name="runs/mine"), "key 'name': 'runs/mine' cannot name a report folder"),
         (lambda r: r.update(name=" "), "key 'name': ' ' cannot name a report folder"),
+        (lambda r: r.update(arch={"lenet5": {"pretrain_steps": -3}}), "must be at least 1, got -3"),
+        (lambda r: r["train"].update(learning_rate=0), "key 'train.learning_rate': expected a positive learning rate"),
+        (lambda r: r["pretrain"].update(learning_rate=-1e-3), "key 'pretrain.learning_rate': expected a positive"),
+        (lambda r: r.update(input={"img_size": 0}), "key 'input.img_size': expected an image side in pixels in [8, "
+                                                    "1024], got 0"),
+        (lambda r: r.update(input={"img_size": -32}), "key 'input.img_size': expected an image side in pixels"),
+        (lambda r: r.update(input={"img_size": 100_000}), "key 'input.img_size': expected an image side in pixels"),
+        (lambda r: r.update(input={"img_size": 16}), "key 'input.img_size': 16 px is too small for lenet5 (at least "
+                                                     "32): its stages would leave an empty map; use img_size = 32 or "
+                                                     "more, or drop those archs"),
     ],
-)
+)  # fmt: skip
 def test_settings_constraints_are_checked(tiny_suite_text: str, edit, message: str) -> None:
     raw = tomllib.loads(tiny_suite_text)
     edit(raw)

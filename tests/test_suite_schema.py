@@ -48,7 +48,7 @@ def test_builtin_suites_validate_as_written_and_merged(validator) -> None:
     "edit",
     [
         lambda r: None,
-        lambda r: r.update(seeds=[0, 1], description="d", input={"img_size": 28, "in_chans": 3}),
+        lambda r: r.update(seeds=[0, 1], description="d", input={"img_size": 40, "in_chans": 3}),
         lambda r: r.update(
             arch={"lenet5": {"width": 0.5, "pretrain_steps": 10}},
             layer_transfer={"arch": "lenet5", "quadrant": "q4", "head": "gap"},

@@ -3,12 +3,20 @@ clear UserDataError for every kind of bad data."""
 
 from __future__ import annotations
 
+import io
 import json
+import os
+import struct
+import tracemalloc
+import warnings
+import zipfile
+import zlib
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFile
 
+from cnnbench.data import user
 from cnnbench.data.dataset import SPLITS
 from cnnbench.data.user import UserDataError, load_user_dataset
 
@@ -257,7 +265,7 @@ def _nan_pixels(tmp_path):
 
 
 def _corrupt_member(tmp_path):
-    path = _npz(tmp_path, x_train=np.zeros((12, 64, 64), np.uint8))
+    path = _npz(tmp_path, x_train=np.zeros((12, 64, 64), np.uint8), x_test=np.zeros((6, 64, 64), np.uint8))
     data = bytearray(path.read_bytes())
     data[30_000:30_010] = b"\xff" * 10  # inside x_train's stored bytes: the CRC no longer matches
     path.write_bytes(bytes(data))
@@ -273,6 +281,26 @@ def _npy_renamed(tmp_path):
 def _not_a_zip(tmp_path):
     (tmp_path / "junk.npz").write_text("x_train,y_train\n1,2\n")
     return tmp_path / "junk.npz"
+
+
+def _zip_members(tmp_path, **members: bytes):
+    """An .npz whose members are written byte for byte: the three valid arrays plus ``members``."""
+    path = tmp_path / "bad.npz"
+    valid = {"y_train": np.arange(12) % 3, "x_test": _unique_images(6, 50), "y_test": np.arange(6) % 3}
+    with zipfile.ZipFile(path, "w") as archive:
+        for key, array in valid.items():
+            buffer = io.BytesIO()
+            np.save(buffer, array)
+            archive.writestr(f"{key}.npy", buffer.getvalue())
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return path
+
+
+def _npy_header(shape, descr="|u1") -> bytes:
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, {"descr": descr, "fortran_order": False, "shape": shape})
+    return buffer.getvalue()
 
 
 def _file(name, text="a,b\n"):
@@ -335,6 +363,34 @@ BAD = {
         ["labels [1, 3] have no training images ([1, 3] in no split)", "without gaps"],
     ),
     "huge-label": (lambda t: _npz(t, y_test=np.full(6, 10**9)), ["labels go up to 1000000000", "only 12 images"]),
+    "uint64-label-past-int64": (  # 2**63 + 1 wrapped to class 1 when cast to int64 before it was checked
+        lambda t: _npz(t, y_train=np.array([0, 1, 2] * 3 + [0, 1, 2**63 + 1], np.uint64)),
+        ["labels go up to 9223372036854775809", "only 12 images"],
+    ),
+    "zero-width-images": (
+        lambda t: _npz(t, x_train=np.zeros((12, 8, 0), np.uint8), x_test=np.zeros((6, 8, 0), np.uint8)),
+        ["x_train has shape (12, 8, 0)", "at least one row and one column"],
+    ),
+    "values-beyond-float32": (
+        lambda t: _npz(t, x_train=np.full((12, 8, 8), 1e300), x_test=np.full((6, 8, 8), -1e300)),
+        ["pixel values span -1e+300..1e+300", "too wide for float32", "rescale"],
+    ),
+    "member-not-npy": (
+        lambda t: _zip_members(t, x_train=b"\x93NUMPY not really"),
+        ["'x_train' is corrupt", "member 'x_train' is not a .npy array"],
+    ),
+    "header-claims-more-than-stored": (  # 100 bytes claiming 100 GB: refused before numpy allocates them
+        lambda t: _zip_members(t, **{"x_train.npy": _npy_header((100_000, 1000, 1000)) + bytes(100)}),
+        ["'x_train' is corrupt", "declares (100000, 1000, 1000) uint8, 100,000,000,000 bytes", "holds 100"],
+    ),
+    "negative-shape-header": (
+        lambda t: _zip_members(t, **{"x_train.npy": _npy_header((12, -8, 8))}),
+        ["'x_train' is corrupt", "declares the shape (12, -8, 8)"],
+    ),
+    "object-header-unloaded": (  # refused from the header's dtype alone, the pickle never read
+        lambda t: _zip_members(t, **{"x_train.npy": _npy_header((12, 8, 8), "|O") + b"\x80\x04junk"}),
+        ["'x_train' cannot be loaded", "dtype object", "object arrays and pickled data are not supported"],
+    ),
     "single-train-image": (
         lambda t: _npz(t, y_train=np.array([0] * 6 + [1] * 5 + [2])),
         ["labels [2] have a single training image", "x_val/y_val"],
@@ -354,3 +410,234 @@ def test_bad_data_fails_early_naming_what_to_fix(tmp_path, make, fragments):
     assert str(path) in message, message  # the file the user has to fix is named in full
     for fragment in fragments:
         assert fragment in message, message
+
+
+@pytest.mark.parametrize("path", ["~no_such_user_cnnbench/data", "a\x00b.npz"], ids=["unknown-user", "nul-byte"])
+def test_path_that_cannot_name_a_file_is_refused(path):
+    with pytest.raises(UserDataError) as err:
+        load_user_dataset(path)
+    message = str(err.value)
+    assert message.startswith(f"{path!r} is not a usable path (") and "a user dataset is a folder" in message
+
+
+# ------------------------------------------------------------------------------------------ hostile data
+
+
+def _png_header(path, width: int, height: int) -> None:
+    """A PNG of a few dozen bytes that declares width x height grey pixels (its pixel data a tiny stub)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    stub = chunk(b"IDAT", zlib.compress(bytes(16)))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + stub + chunk(b"IEND", b""))
+
+
+@pytest.fixture
+def decoded(monkeypatch):
+    """The files Pillow decodes during the test."""
+    files = []
+    load = ImageFile.ImageFile.load
+
+    def recording(self):
+        files.append(self.filename)
+        return load(self)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", recording)
+    return files
+
+
+@pytest.fixture
+def loaded(monkeypatch):
+    """The .npy arrays numpy loads (reads past the header) during the test."""
+    calls = []
+    read_array = np.lib.format.read_array
+
+    def recording(fp, *args, **kwargs):
+        calls.append(fp)
+        return read_array(fp, *args, **kwargs)
+
+    monkeypatch.setattr(np.lib.format, "read_array", recording)
+    return calls
+
+
+@pytest.fixture(autouse=True)
+def default_limits(monkeypatch):
+    for name in (user.PIXELS_ENV, user.MEMORY_ENV):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.mark.parametrize(
+    "side, fragments",
+    [
+        (13_000, ["13000x13000 = 169,000,000 pixels"]),  # a 20 KB file of these took 133 s and 3.5 GB
+        (10_000, ["10000x10000 = 100,000,000 pixels"]),  # Pillow's warning (an error here) does not preempt ours
+        (20_000, ["Pillow refuses it as a possible decompression bomb", "PIL.Image.MAX_IMAGE_PIXELS"]),
+    ],
+    ids=["over-ours", "pillow-warns", "pillow-raises"],
+)
+def test_image_over_the_pixel_limit_is_refused_from_its_header(tmp_path, decoded, side, fragments):
+    root = _folder(tmp_path / "d", {"cats": 3, "dogs": 3})
+    _png_header(root / "dogs" / "huge.png", side, side)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a warning from Pillow would surface as itself, not as our error
+        with pytest.raises(UserDataError) as err:
+            load_user_dataset(root)
+    message = str(err.value)
+    expected = [
+        f"1 image(s) exceed the limit of 50,000,000 pixels per image: {root / 'dogs' / 'huge.png'} (",
+        "shrink them, or raise the limit with the environment variable CNNBENCH_MAX_IMAGE_PIXELS=<pixels> "
+        "(default 50,000,000)",
+        *fragments,
+    ]
+    for fragment in expected:
+        assert fragment in message, message
+    assert decoded == []  # refused from the headers, before any image was decoded
+
+
+def test_pixel_limit_is_set_by_the_environment(tmp_path, monkeypatch):
+    root = _folder(tmp_path / "d", {"cats": 3, "dogs": 3})
+    Image.fromarray(np.full((1000, 2000), 77, np.uint8)).save(root / "dogs" / "wide.png")
+    monkeypatch.setenv("CNNBENCH_MAX_IMAGE_PIXELS", "1_999_999")
+    with pytest.raises(UserDataError, match=r"limit of 1,999,999 pixels per image: .*wide.png \(2000x1000 = 2,000,000"):
+        load_user_dataset(root)
+    monkeypatch.setenv("CNNBENCH_MAX_IMAGE_PIXELS", "2e6")
+    ds = load_user_dataset(root)
+    assert ds.provenance["classes"] == {"cats": 3, "dogs": 4}
+    monkeypatch.setenv("CNNBENCH_MAX_IMAGE_PIXELS", "lots")
+    with pytest.raises(UserDataError, match="CNNBENCH_MAX_IMAGE_PIXELS='lots' is not a positive whole number"):
+        load_user_dataset(root)
+
+
+def test_memory_limit_is_half_the_physical_memory_unless_set(monkeypatch):
+    physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    limit, source = user.max_data_bytes()
+    assert limit == physical // 2 and source.startswith("50% of this machine's")
+    for value, expected in (("16G", 16 * 2**30), ("1.5 GiB", 3 * 2**29), ("500_000", 500_000), ("2e9", 2 * 10**9)):
+        monkeypatch.setenv("CNNBENCH_MAX_DATA_BYTES", value)
+        assert user.max_data_bytes() == (expected, "set by CNNBENCH_MAX_DATA_BYTES")
+    for value in ("-1", "0", "1e999", "12 apples"):
+        monkeypatch.setenv("CNNBENCH_MAX_DATA_BYTES", value)
+        with pytest.raises(UserDataError, match=f"CNNBENCH_MAX_DATA_BYTES='{value}' is not a positive whole number"):
+            user.max_data_bytes()
+    monkeypatch.delenv("CNNBENCH_MAX_DATA_BYTES")
+
+    def no_sysconf(name):
+        raise ValueError(f"unrecognized configuration name {name}")
+
+    monkeypatch.setattr(os, "sysconf", no_sysconf)
+    assert user.max_data_bytes()[0] == user.FALLBACK_MEMORY_LIMIT == 8 * 2**30
+
+
+def test_folder_too_large_for_memory_is_refused_before_decoding(tmp_path, monkeypatch, decoded):
+    root = _folder(tmp_path / "d", {"cats": 3, "dogs": 3})
+    monkeypatch.setenv("CNNBENCH_MAX_DATA_BYTES", "200K")
+    assert load_user_dataset(root, img_size=32, in_chans=3).n_train == 2  # 6 x 32x32x3 float32: 72 KiB
+    decoded.clear()
+    with pytest.raises(UserDataError) as err:
+        load_user_dataset(root, img_size=64, in_chans=3)  # 6 x 64x64x3 float32: 288 KiB
+    message = str(err.value)
+    expected = [
+        f"{root}: loading it needs about 384.2 KiB of memory (6 images of 64x64x3 float32 take 288.0 KiB, and "
+        f"decoding the largest, {root / 'cats' / '0.png'} (8x8 L), about 96.2 KiB), more than the limit of 200.0 KiB "
+        "(set by CNNBENCH_MAX_DATA_BYTES)",
+        "use a smaller img_size or fewer or smaller images, or raise the limit with the environment variable "
+        "CNNBENCH_MAX_DATA_BYTES=<bytes> (e.g. CNNBENCH_MAX_DATA_BYTES=32G)",
+    ]
+    for fragment in expected:
+        assert fragment in message, message
+    assert decoded == []
+
+
+def test_npz_too_large_for_memory_is_refused_before_loading(tmp_path, monkeypatch, loaded):
+    path = _npz(tmp_path)  # 12 + 6 images of 8x8 uint8
+    monkeypatch.setenv("CNNBENCH_MAX_DATA_BYTES", "1M")
+    with pytest.raises(UserDataError) as err:
+        load_user_dataset(path, img_size=128, in_chans=3)  # 18 x 128x128x3 float32: 3.4 MiB
+    assert str(err.value) == (
+        f"{path}: loading it needs about 3.6 MiB of memory (its arrays take 1.3 KiB as stored, 18 images of "
+        "128x128x3 float32 take 3.4 MiB, and converting them about 191.8 KiB), more than the limit of 1.0 MiB (set by "
+        "CNNBENCH_MAX_DATA_BYTES); use a smaller img_size or fewer or smaller images, or raise the limit with the "
+        "environment variable CNNBENCH_MAX_DATA_BYTES=<bytes> (e.g. CNNBENCH_MAX_DATA_BYTES=32G)"
+    )
+    assert loaded == []
+
+
+def _deflated_npz(path, x_train: np.ndarray) -> None:
+    np.savez_compressed(
+        path, x_train=x_train, y_train=np.arange(len(x_train)) % 3, x_test=x_train[:6], y_test=np.arange(6) % 3
+    )
+
+
+def test_npz_headers_are_checked_before_any_array_is_loaded(tmp_path, monkeypatch, loaded):
+    """A 100 KB deflated file of 2 x 4000x4000 images over the pixel limit: refused from its headers, without
+    allocating the 32 MB the arrays would take (it used to reach the full size before its shape was refused)."""
+    path = tmp_path / "bomb.npz"
+    _deflated_npz(path, np.zeros((2, 4000, 4000), np.uint8))
+    assert path.stat().st_size < 200_000
+    monkeypatch.setenv("CNNBENCH_MAX_IMAGE_PIXELS", "1000000")
+    tracemalloc.start()
+    try:
+        with pytest.raises(UserDataError) as err:
+            load_user_dataset(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert (
+        f"{path}: x_train holds images of 4000x4000 = 16,000,000 pixels, over the limit of 1,000,000 pixels per "
+        "image; shrink them, or raise the limit with the environment variable CNNBENCH_MAX_IMAGE_PIXELS=<pixels> "
+        "(default 50,000,000)"
+    ) == str(err.value)
+    assert loaded == [] and peak < 2 * 2**20, peak
+
+
+def test_npz_of_very_wide_images_loads_in_memory_linear_in_its_pixels(tmp_path):
+    """Images of 1x100000 pixels: the dense resize needed a 100000x100000 identity (80 GB: MemoryError)."""
+    path = tmp_path / "wide.npz"
+    rng = np.random.default_rng(0)
+    _deflated_npz(path, rng.integers(0, 256, (12, 1, 100_000), dtype=np.uint8))
+    tracemalloc.start()
+    try:
+        ds = load_user_dataset(path, img_size=32)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert ds.x_train.shape == (9, 32, 32, 1) and ds.x_test.shape == (6, 32, 32, 1)
+    assert peak < 96 * 2**20, peak
+    np.testing.assert_allclose(ds.x_test.mean(axis=(1, 2, 3)), np.load(path)["x_test"].mean(axis=(1, 2)) / 255,
+                               atol=0.02)  # fmt: skip
+
+
+def _link(link, target) -> None:
+    try:
+        link.symlink_to(target, target_is_directory=target.is_dir())
+    except (OSError, NotImplementedError):
+        pytest.skip("this system cannot make symbolic links")
+
+
+@pytest.mark.parametrize("what", ["class-folder", "image"])
+def test_links_leading_out_of_the_folder_are_refused(tmp_path, what, decoded):
+    root = _folder(tmp_path / "d", {"cats": 3, "dogs": 3})
+    outside = _folder(tmp_path / "elsewhere", {"birds": 3})
+    link, target = (
+        (root / "birds", outside / "birds")
+        if what == "class-folder"
+        else (root / "dogs" / "x.png", outside / "birds" / "0.png")
+    )
+    _link(link, target)
+    with pytest.raises(UserDataError) as err:
+        load_user_dataset(root)
+    assert str(err.value) == (
+        f"{root}: 1 link(s) lead outside the dataset folder: {link} -> {target}; copy the files into {root} instead "
+        "of linking them (links that stay inside it are fine)"
+    )
+    assert decoded == []
+
+
+def test_links_inside_the_folder_are_followed(tmp_path):
+    root = _folder(tmp_path / "d", {"cats": 3, "dogs": 3, "store": 3})
+    _link(root / "birds", root / "store")  # a class folder linked to another inside the root
+    _link(root / "cats" / "extra.png", root / "dogs" / "0.png")
+    ds = load_user_dataset(root)
+    assert ds.provenance["classes"] == {"birds": 3, "cats": 4, "dogs": 3, "store": 3}

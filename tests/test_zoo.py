@@ -215,6 +215,27 @@ def test_lenet5_flatten_adapts_to_the_input_size(abstract: Callable[..., nnx.Mod
         create_model("lenet5", img_size=28)
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_min_img_size_is_the_smallest_image_the_family_computes_on(name: str) -> None:
+    """The spec's ``min_img_size`` (what suites are checked against) agrees with the family's own code: a model
+    built at it computes logits, one pixel less is refused by the family itself, and ``create_model`` refuses it
+    naming the minimum."""
+    spec = get_spec(name)
+    width = spec.bench_config.get("width", 1.0)
+
+    def build(size: int) -> nnx.Module:
+        return nnx.eval_shape(lambda: spec.build(num_classes=10, in_chans=1, img_size=size, width=width,
+                                                 rngs=nnx.Rngs(0)))  # fmt: skip
+
+    size = spec.min_img_size
+    assert abstract_output(build(size), "__call__", (2, size, size, 1)).shape == (2, 10)
+    if size > 1:
+        with pytest.raises(ValueError, match="img_size"):
+            build(size - 1)
+        with pytest.raises(ValueError, match=rf"img_size >= {size} \(the smallest image {name} computes on\)"):
+            create_model(name, img_size=size - 1)
+
+
 def test_invalid_arguments_are_named() -> None:
     with pytest.raises(ValueError, match="width=0"):
         create_model("lenet5", width=0)

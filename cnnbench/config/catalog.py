@@ -12,10 +12,12 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class ArchInfo:
-    """An arch's stage names (what ``s2`` cuts between) and its benchmark-scale width multiplier."""
+    """An arch's stage names (what ``s2`` cuts between), its benchmark-scale width multiplier and the smallest
+    image side it computes on."""
 
     stages: tuple[str, ...]
     bench_width: float = 1.0
+    min_img_size: int = 1
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ leave out any key its parent sets.
 
 from __future__ import annotations
 
+import math
 from dataclasses import MISSING, fields
 from typing import Any
 
@@ -187,7 +188,8 @@ def _field(cls: type, f: Any) -> dict[str, Any]:
         schema["minimum"] = meta["minimum"]
     if (within := meta.get("within")) is not None:
         schema["exclusiveMinimum" if within.low_open else "minimum"] = within.low
-        schema["exclusiveMaximum" if within.high_open else "maximum"] = within.high
+        if math.isfinite(within.high):
+            schema["exclusiveMaximum" if within.high_open else "maximum"] = within.high
     if meta.get("choices"):
         schema["enum"] = list(meta["choices"])
     if meta.get("doc"):

@@ -36,7 +36,12 @@ class SuiteError(ValueError):
 class InputConfig:
     """A suite's ``[input]`` table: the image size and channels of the source domain and every target."""
 
-    img_size: int = setting(32, doc="height and width of every image, source and targets")
+    img_size: int = setting(
+        32,
+        within=Range(8, 1024, noun="an image side in pixels"),
+        doc="height and width of every image, source and targets (at least 8, the procedural source's smallest, and "
+        "each arch's own minimum; at most 1024)",
+    )
     in_chans: int = setting(1, choices=(1, 3), doc="1: grey, 3: RGB (grey images repeated)")
 
 
@@ -301,6 +306,8 @@ def _read_chain(path: Path, seen: tuple[Path, ...]) -> tuple[dict, list[bytes]]:
         raw = tomllib.loads(text.decode())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise SuiteError(f"suite {path}: not valid TOML: {exc}") from None
+    except RecursionError:  # tomllib recurses per nested array or inline table
+        raise SuiteError(f"suite {path}: nested too deeply for TOML's reader; a suite is a few tables deep") from None
     parent = raw.pop("extends", None)
     if parent is None:
         return raw, [text]
@@ -370,10 +377,17 @@ def _check_builtin_size(t: _Reader, quadrant: str, binding: QuadrantBinding, cat
 def _user_dataset_path(t: _Reader, suite_path: str, target: str, catalog: Catalog) -> Path:
     """A target that no registry knows must be a folder of class sub-folders or an .npz file; a relative path is
     taken from the suite file's folder."""
-    path = Path(target).expanduser()
-    if not path.is_absolute() and Path(suite_path).is_file():
-        path = Path(suite_path).parent / path
-    path = path.resolve()
+    try:
+        path = Path(target).expanduser()
+        if not path.is_absolute() and Path(suite_path).is_file():
+            path = Path(suite_path).parent / path
+        path = path.resolve()
+    except (RuntimeError, ValueError, OSError) as exc:  # an unknown ~user, a NUL byte
+        raise t.fail(
+            "target",
+            f"{target!r} is not a usable path ({exc}); name a built-in target "
+            f"({', '.join(catalog.targets)}) or a dataset folder or .npz file",
+        ) from None
     if not (path.is_dir() or (path.is_file() and path.suffix.lower() == ".npz")):
         raise t.fail(
             "target",
@@ -401,6 +415,12 @@ def parse_suite(raw: dict, catalog: Catalog, path: str = "<suite>", digest: str 
     inp = r.sub("input")
     input_config = inp.settings(InputConfig)
     inp.done()
+    small = {a: catalog.archs[a].min_img_size for a in archs if catalog.archs[a].min_img_size > input_config.img_size}
+    if small:
+        raise inp.fail("img_size", f"{input_config.img_size} px is too small for "
+                                   f"{', '.join(f'{a} (at least {m})' for a, m in small.items())}: its stages would "
+                                   f"leave an empty map; use img_size = {max(small.values())} or more, or drop "
+                                   "those archs")  # fmt: skip
 
     widths, pretrain_steps = {}, {}
     arch_tables = r.sub("arch")

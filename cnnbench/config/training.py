@@ -8,6 +8,7 @@ whose fields — keys, types, defaults and allowed values — the suite reader a
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 
 from cnnbench.config.settings import Range, like, setting
@@ -22,7 +23,11 @@ class TrainConfig:
     steps: int
     batch_size: int = setting(64, minimum=1, doc="images per training step")
     optimizer: str = setting("adamw", choices=OPTIMIZERS, doc="the optimizer")
-    learning_rate: float = setting(1e-3, minimum=0, doc="peak learning rate (of the new head when fine-tuning)")
+    learning_rate: float = setting(
+        1e-3,
+        within=Range(0, math.inf, True, True, "a positive learning rate"),
+        doc="peak learning rate (of the new head when fine-tuning)",
+    )
     finetune_lr_ratio: float = setting(
         0.1, minimum=0, doc="the pretrained base's learning rate as a multiple of the head's (s1, s2)"
     )

@@ -1,12 +1,13 @@
 """The cache directory as a whole: what it holds, emptying it, and the digest a CI cache of it is keyed by.
 
 The writers each own a part of ``<cache>`` (docs/architecture.md, Caches): ``pretrained/<arch>-<digest>/``, an orbax
-``state/`` and a ``meta.json``, built in a ``.tmp`` sibling under a ``.lock`` one (:mod:`cnnbench.engine.pretrain`);
-``similarity/*.json``, separabilities measured with those bases (:mod:`cnnbench.engine.separability_cache`); and
-``xla/<backend>/``, JAX's persistent compilation cache, one ``<key>-cache`` file a program
-(:func:`cnnbench.engine.programs.persist`). :func:`inspect` and :func:`clear` read and remove these by their names
-alone, without JAX, so ``cnnbench cache info`` and ``cnnbench cache clear`` start at once; only :func:`bases_key`
-loads it, because a base's key names the JAX backend.
+``state/``, a ``meta.json`` and a ``SHA256SUMS`` of both, built in a ``.tmp`` sibling under a ``.lock`` one
+(:mod:`cnnbench.engine.pretrain`); ``similarity/*.json``, separabilities measured with those bases, each with a
+digest (:mod:`cnnbench.engine.separability_cache`); and ``xla/<backend>/``, JAX's persistent compilation cache, one
+``<key>-cache`` file a program and its ``.sha256`` beside it (:func:`cnnbench.engine.programs.persist`).
+:func:`inspect` and :func:`clear` read and remove these by their names alone, and check each base against its
+digests (:mod:`cnnbench.engine.integrity`), without JAX, so ``cnnbench cache info`` and ``cnnbench cache clear``
+start at once; only :func:`bases_key` loads it, because a base's key names the JAX backend.
 """
 
 from __future__ import annotations
@@ -20,13 +21,15 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cnnbench.engine.integrity import BASE_FORMAT, PROGRAM_SUFFIX, IntegrityError, check_sums
+
 if TYPE_CHECKING:  # the runner loads JAX: only bases_key uses it
     from cnnbench.engine.runner import Runner
 
 PRETRAINED = "pretrained"
 SIMILARITY = "similarity"
 XLA = "xla"
-XLA_PROGRAM_SUFFIX = "-cache"  # JAX's LRU cache: <key>-cache holds a program, <key>-atime when it was last read
+XLA_PROGRAM_SUFFIX = PROGRAM_SUFFIX  # JAX's LRU cache: <key>-cache holds a program, <key>-atime when it was last read
 PARTS = {"pretrained": (PRETRAINED, SIMILARITY), "programs": (XLA,)}  # what `cache clear --<part>` removes
 KEY_DIGITS = 16
 
@@ -35,7 +38,8 @@ KEY_DIGITS = 16
 class Base:
     """One pretrained base's entry: its name and arch, its size on disk, what its ``meta.json`` says (the source
     accuracy, the pretraining's seconds and steps, the model config, backend and cnnbench version; None where it
-    does not say) and, for an entry pretrain.py would rebuild, why (``problem``)."""
+    does not say) and, for an entry pretrain.py would rebuild, why (``problem``: a file that differs from the
+    entry's ``SHA256SUMS`` among others; None when every file matches it)."""
 
     name: str
     arch: str
@@ -162,8 +166,15 @@ def _base(entry: Path) -> Base:
         return Base(entry.name, arch, size, problem="no meta.json: the entry was never completed")
     except (OSError, ValueError, LookupError, TypeError) as exc:  # JSONDecodeError is a ValueError
         return Base(entry.name, arch, size, problem=f"meta.json unreadable ({type(exc).__name__}: {exc})")
+    if key.get("format", 1) != BASE_FORMAT:
+        return replace(base, problem=f"format {key.get('format', 1)}, from an older cnnbench: no longer read (its base "
+                                     "is built anew, in a new entry)")  # fmt: skip
     if not (entry / "state").is_dir():
         return replace(base, problem="no state/: the checkpoint is missing")
+    try:
+        check_sums(entry)
+    except IntegrityError as exc:
+        return replace(base, problem=str(exc))
     return base
 
 

@@ -15,7 +15,8 @@ from cnnbench.zoo import get_spec, list_models
 @cache
 def registry_catalog() -> Catalog:
     """What the registries hold now (built once: registrations happen at import)."""
-    archs = {name: ArchInfo(tuple(get_spec(name).stages), get_spec(name).bench_config.get("width", 1.0))
-             for name in list_models()}  # fmt: skip
+    specs = {name: get_spec(name) for name in list_models()}
+    archs = {name: ArchInfo(tuple(s.stages), s.bench_config.get("width", 1.0), s.min_img_size)
+             for name, s in specs.items()}  # fmt: skip
     targets = {name: TargetInfo(TARGETS.get(name).n_classes, TARGETS.get(name).max_train) for name in TARGETS.names()}
     return Catalog(archs, targets, tuple(HEADS.names()), AUGMENTATIONS)

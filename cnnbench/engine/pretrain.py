@@ -1,10 +1,13 @@
 """Pretraining on the procedural source domain, cached on disk with orbax (SPEC §4).
 
 A pretrained base is keyed by everything that determines it: the arch config and a digest of the code that
-defines it, the source config, the pretraining budget and the cnnbench version. It is built on first use and
-restored after; an entry that is incomplete, truncated or written for another key is rebuilt with a warning, never
-silently used. A file lock makes concurrent workers (pytest-xdist) build each entry once. In a multi-process job
-(``cnnbench.engine.hosts``) process 0 alone loads or builds it, and the others receive it from process 0.
+defines it, the source config, the pretraining budget, the cnnbench version and the entry's format. It is built on
+first use and restored after. An entry is built in a ``.tmp`` sibling and renamed into place once complete, its
+``SHA256SUMS`` (:mod:`cnnbench.engine.integrity`) written last, over every other file; one that is incomplete,
+changed since (a byte of its checkpoint or meta.json), or written for another key is rebuilt with a warning, never
+silently used. A file lock makes concurrent workers (pytest-xdist) build each entry once; a complete entry is read
+without it, so a read-only cache serves. In a multi-process job (``cnnbench.engine.hosts``) process 0 alone loads
+or builds it, and the others receive it from process 0.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from flax import nnx
 import cnnbench
 from cnnbench.config.training import PretrainConfig
 from cnnbench.data.source import SourceConfig, SourceDomain
-from cnnbench.engine import hosts
+from cnnbench.engine import hosts, integrity
 from cnnbench.engine.batches import StepBatches
 from cnnbench.engine.heads import GAPHead, softmax_cross_entropy
 from cnnbench.engine.train import TransferModel, accuracy, fit, predict
@@ -69,7 +72,7 @@ class Pretrained:
 
 
 class CacheWarning(UserWarning):
-    """A pretraining cache entry could not be used and is being rebuilt."""
+    """A pretraining cache entry could not be used and is being rebuilt, or an interrupted build is removed."""
 
 
 def cache_key(model: ModelConfig, source: SourceConfig, pretrain: PretrainConfig) -> dict:
@@ -82,6 +85,7 @@ def cache_key(model: ModelConfig, source: SourceConfig, pretrain: PretrainConfig
         "pretrain": asdict(pretrain),
         "cnnbench": cnnbench.__version__,
         "backend": jax.default_backend(),
+        "format": integrity.BASE_FORMAT,
     }
 
 
@@ -112,7 +116,9 @@ def _abstract_state(model: ModelConfig) -> dict:
 
 def restore(entry: Path, key: dict, model: ModelConfig) -> tuple[dict, dict]:
     """The state and meta.json cached at ``entry`` for ``key`` (the cache, and ``cnnbench.create_model`` given an
-    entry); raises ValueError saying why it cannot be used."""
+    entry), once every file is checked against the entry's SHA256SUMS; raises ValueError saying why it cannot be
+    used (an ``IntegrityError`` naming the file that changed)."""
+    integrity.check_sums(entry)
     meta_path = entry / "meta.json"
     if not meta_path.exists():
         raise ValueError("no meta.json (the entry was never completed)")
@@ -194,28 +200,49 @@ def _load_or_build(
     entry: Path,
     progress: Callable[[dict], None] | None,
 ) -> Pretrained:
+    """The entry's base, read without the lock when it is complete and sound (nothing is written then, so a
+    read-only cache serves, and concurrent readers do not queue); else built, or rebuilt with a warning, under the
+    lock, where another process may have built it meanwhile. A rebuilder removes a bad entry before building, so a
+    reader sees the old entry, none, or the new one, and one that fails its checks waits on the lock."""
+    problem = None
+    if entry.exists():
+        try:
+            return _restored(entry, key, model)
+        except Exception as exc:  # checked again under the lock, which warns
+            problem = str(exc)
+    why = integrity.unwritable(entry.parent)
+    if why:
+        raise integrity.read_only_error("pretraining cache entry", entry, problem, why)
     with _lock(entry):
         if entry.exists():
             try:
-                state, meta = restore(entry, key, model)
-                return Pretrained(state, meta["source_accuracy"], meta["seconds"], True, entry)
+                return _restored(entry, key, model)
             except Exception as exc:  # any unreadable entry is rebuilt, loudly
                 warnings.warn(
                     f"pretraining cache entry {entry} is unusable ({exc}); rebuilding it", CacheWarning, stacklevel=2
                 )
                 shutil.rmtree(entry)
+        tmp = entry.with_name(entry.name + ".tmp")
+        if tmp.exists():  # under the lock, no build of this entry is under way: this one was interrupted
+            warnings.warn(f"pretraining cache: removing {tmp}, an unfinished build of this entry (interrupted)",
+                          CacheWarning, stacklevel=2)  # fmt: skip
+            shutil.rmtree(tmp)
         t0 = time.perf_counter()
         state, source_accuracy = pretrain(model, source, config, progress)
         seconds = time.perf_counter() - t0
-        tmp = entry.with_name(entry.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
         checkpointer = _checkpointer()
         checkpointer.save(tmp / "state", state)
         checkpointer.wait_until_finished()
         meta = {"key": key, "source_accuracy": source_accuracy, "seconds": seconds}
         atomic_write(tmp / "meta.json", json.dumps(meta, indent=1))
+        integrity.write_sums(tmp)  # last: an entry with a sound SHA256SUMS is complete
         os.replace(tmp, entry)
         return Pretrained(state, source_accuracy, seconds, False, entry)
+
+
+def _restored(entry: Path, key: dict, model: ModelConfig) -> Pretrained:
+    state, meta = restore(entry, key, model)
+    return Pretrained(state, meta["source_accuracy"], meta["seconds"], True, entry)
 
 
 def load_into(base: nnx.Module, state: dict) -> None:

@@ -32,6 +32,7 @@ from cnnbench.data.targets import build_target
 from cnnbench.data.user import load_user_dataset
 from cnnbench.engine.batches import TargetBatches
 from cnnbench.engine.heads import Head, create_head
+from cnnbench.engine.integrity import SUMS
 from cnnbench.engine.measurement import CurvePoint, Measurement, Metrics, Outcome, TargetRecord, Timing
 from cnnbench.engine.mesh import SINGLE, DataParallel
 from cnnbench.engine.precision import apply_precision
@@ -136,7 +137,7 @@ class Runner:
     def is_pretrained(self, arch: str) -> bool:
         """Whether ``arch``'s base is in the cache already (loading it costs seconds, building it minutes)."""
         config = self.suite.pretrain_config(arch)
-        return (entry_path(self.model_config(arch), self.source, config, self.cache_dir) / "meta.json").is_file()
+        return (entry_path(self.model_config(arch), self.source, config, self.cache_dir) / SUMS).is_file()
 
     def pretrained(self, arch: str) -> Pretrained:
         """The source-pretrained base of ``arch``, from the cache or trained now with progress lines."""

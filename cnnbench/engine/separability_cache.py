@@ -2,9 +2,10 @@
 
 A similarity is two separabilities, the target's and the held-out source's, and each is a deterministic function of
 the pretrained base (its cache entry names everything that built it), the random-init base of the same arch, the
-precision, the images and the measuring code. An entry is keyed by all of them; an entry written for another key, or
-one that cannot be read, is measured again with a warning, never used. Writes are atomic, so concurrent workers at
-worst measure the same thing twice.
+precision, the images and the measuring code. An entry is keyed by all of them and carries a digest of its content
+(:func:`cnnbench.engine.integrity.seal`); an entry written for another key, changed since it was written, or one that
+cannot be read, is measured again with a warning, never used. Writes are atomic, so concurrent workers at worst
+measure the same thing twice. A read-only cache serves the entries it holds; what it lacks is measured and not kept.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 import cnnbench
-from cnnbench.engine import hosts, similarity
+from cnnbench.engine import hosts, integrity, similarity
 from cnnbench.engine.similarity import Separability
 from cnnbench.fileio import atomic_write
 
@@ -60,22 +61,24 @@ class SeparabilityCache:
         if found:
             return Separability(float(pretrained), float(random))
         value = measure()
-        if hosts.leader():
-            atomic_write(path, json.dumps({"key": key, **asdict(value)}, indent=1))
+        if hosts.leader() and not integrity.unwritable(self.root):
+            atomic_write(path, json.dumps(integrity.seal({"key": key, **asdict(value)}), indent=1))
         return value
 
-    @staticmethod
-    def _read(path: Path, key: dict) -> Separability | None:
-        """The entry at ``path`` if it was written for ``key``; None where there is none, with a warning where it
-        cannot be used."""
+    def _read(self, path: Path, key: dict) -> Separability | None:
+        """The entry at ``path`` if it was written for ``key`` and matches its digest; None where there is none,
+        with a warning where it cannot be used (an error where the cache cannot be written, so it would stay)."""
         if not path.exists():
             return None
         try:
-            entry = json.loads(path.read_text())
+            entry = integrity.unseal(json.loads(path.read_text()))
             if entry["key"] != key:
                 raise ValueError("it was written for a different configuration")
             return Separability(float(entry["pretrained"]), float(entry["random"]))
-        except (ValueError, KeyError, TypeError) as exc:  # JSONDecodeError is a ValueError
+        except (ValueError, KeyError, TypeError) as exc:  # JSONDecodeError, UnicodeDecodeError are ValueErrors
+            why = integrity.unwritable(self.root)
+            if why:
+                raise integrity.read_only_error("similarity cache entry", path, str(exc), why) from None
             warnings.warn(f"similarity cache entry {path} is unusable ({exc}); measuring again",
                           SeparabilityCacheWarning, stacklevel=3)  # fmt: skip
             return None

@@ -80,7 +80,7 @@ def _counts(rows: Sequence[BenchRecord]) -> str:
 def _intro(report: Report) -> list[Block]:
     env, suite = report.environment, views.suite_name(report)
     return [
-        para(f"Started {report.started}, finished {report.finished or 'still running'}; hardware suite ",
+        para(f"Started {report.started}, {views.ending(report)}; hardware suite ",
              code(suite or "?"), ", hash ", code(env.suite_hash), "."),
         para(f"Environment: {views.environment_line(env)}."),
         para(bold(f"{len(report.hardware)} bench points:"), f" {_counts(report.hardware)}."),

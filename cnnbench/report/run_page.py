@@ -90,7 +90,7 @@ def _header(report: Report) -> list[Block]:
         badges += [badge(f"{count} {status}", "good" if status == "passed" else "bad" if count else "muted"), " "]
     return [
         para("Suite ", bold(suite or "?"), " (hash ", code(env.suite_hash), f") · started {report.started} · "
-             f"finished {report.finished or 'still running'}"),
+             f"{views.ending(report)}"),
         para(environment_line(env)),
         para(bold(f"{summary.scenarios} scenarios:"), " ", *badges[:-1]),
     ]  # fmt: skip

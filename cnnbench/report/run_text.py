@@ -64,7 +64,7 @@ def markdown_document(report: Report) -> Document:
     view = View(report)
     env, summary, suite = report.environment, StatusSummary.of(report.scenarios), views.suite_name(report)
     intro: list[Block] = [
-        para(f"Started {report.started}, finished {report.finished or 'still running'}; ",
+        para(f"Started {report.started}, {views.ending(report)}; ",
              *(["suite ", code(suite)] if suite is not None else ["suite"]), ", hash ", code(env.suite_hash), "."),
         para(f"Environment: {environment_line(env)}."),
         para(bold(f"{summary.scenarios} scenarios:"), f" {status_counts(summary)}."),

@@ -96,6 +96,15 @@ class View:
                 "a baseline that did not learn, not transfer.")  # fmt: skip
 
 
+def ending(report: Report) -> str:
+    """How the run ended, for the first line of its reports: finished, interrupted (and why), or still running."""
+    if report.finished is None:
+        return "still running"
+    if report.interrupted:
+        return f"interrupted ({report.interrupted}) at {report.finished}, before all its selected items had run"
+    return f"finished {report.finished}"
+
+
 def environment_line(env: Environment) -> str:
     """One line naming the software versions, backend, devices and their memory, precision, CPU and commit of a
     report's environment."""

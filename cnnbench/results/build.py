@@ -39,11 +39,13 @@ def build_report(
     gate: GateSummary | Mapping[str, Any] | None = None,
     hardware: Sequence[BenchRecord] = (),
     profile: Mapping[str, Any] | None = None,
+    interrupted: str | None = None,
 ) -> Report:
     """The typed ``cnnbench/1`` report of a run so far: every metric present, ``transfer_gain`` filled, per-seed
     aggregates, the recommendation check, counts by status and, when the run is gated against a baseline, the
     gate's verdicts (``cnnbench.results.gate.summarize``). A hardware suite's run has no scenarios and its
-    ``hardware`` rows instead. ``profile`` is where the run's time went (``cnnbench.profiling``).
+    ``hardware`` rows instead. ``profile`` is where the run's time went (``cnnbench.profiling``); ``interrupted``
+    says why a run stopped before its selected scenarios had run (Ctrl-C, SIGTERM), None for a run that was not.
 
     Records may be typed or JSON-shaped; raises ValueError when a JSON record lacks a required key or has an
     unknown status, so a bad report is caught where it is made rather than when a baseline is loaded.
@@ -72,7 +74,7 @@ def build_report(
         aggregates=tuple(aggregates(main, target_records)), recommendation=tuple(recommend.check(main)),
         summary=StatusSummary.of(records), best=tuple(recommend.best(main)),
         layer_transfer=tuple(layer_transfer.points(records)), gate=gate, hardware=tuple(hardware),
-        profile=RunProfile.from_json(skeleton["profile"]) if profile is not None else None,
+        profile=RunProfile.from_json(skeleton["profile"]) if profile is not None else None, interrupted=interrupted,
     )  # fmt: skip
 
 

@@ -94,6 +94,17 @@ def load_baseline(path: str | Path) -> Baseline:
     return Baseline(path, stored)
 
 
+def other_suite(baseline: Baseline, suite: str) -> str | None:
+    """Why ``baseline`` is not a baseline of the suite named ``suite`` (a report of another suite, whose scenarios
+    were trained with other budgets and data), or None when it is."""
+    theirs = (baseline.report.suite or {}).get("name")
+    if theirs is None or theirs == suite:
+        return None
+    return (f"baseline {baseline.path} is a report of suite {theirs!r}, not of {suite!r}: its accuracies come from "
+            f"other budgets and data. Gate against a baseline of {suite!r} (save one with --cnnbench-save-baseline), "
+            "or pass --cnnbench-baseline-any-suite to gate against it anyway")  # fmt: skip
+
+
 def group_records(
     records: Iterable[ScenarioRecord], key: Callable[[ScenarioRecord], str] = lambda r: r.group
 ) -> dict[str, list[ScenarioRecord]]:

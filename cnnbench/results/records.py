@@ -540,6 +540,7 @@ class Report(Row):
     gate: GateSummary | None = None
     hardware: tuple[BenchRecord, ...] = ()  # a hardware suite's table (cnnbench.config.hardware)
     profile: RunProfile | None = None  # where the run's time went
+    interrupted: str | None = None  # why the run stopped before its selected scenarios ran ("SIGTERM", ...)
 
     @property
     def strategy_scenarios(self) -> tuple[ScenarioRecord, ...]:
@@ -552,7 +553,7 @@ class Report(Row):
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "schema": SCHEMA, "run_id": self.run_id, "started": self.started, "finished": self.finished,
-            "environment": self.environment.to_json(), "suite": to_json(self.suite),
+            "interrupted": self.interrupted, "environment": self.environment.to_json(), "suite": to_json(self.suite),
             "targets": [t.to_json() for t in self.targets], "scenarios": [s.to_json() for s in self.scenarios],
             "aggregates": [a.to_json() for a in self.aggregates],
             "recommendation": [r.to_json() for r in self.recommendation],
@@ -584,6 +585,7 @@ class Report(Row):
             gate=None if gate is None else GateSummary.from_json(gate),
             hardware=tuple(BenchRecord.from_json(h) for h in data.get("hardware") or []),
             profile=RunProfile.from_json(data["profile"]) if data.get("profile") else None,
+            interrupted=data.get("interrupted"),
         )  # fmt: skip
 
 

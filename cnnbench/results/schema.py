@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import reprlib
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +57,16 @@ __all__ = [
 ]
 
 
+_REPR = reprlib.Repr()  # values quoted in problems: cut short, and never recursing deeper than a few levels
+_REPR.maxstring = _REPR.maxother = 60
+_REPR.maxlevel = 3
+
+
+def _shown(value: Any) -> str:
+    """``repr(value)``, shortened: a hostile report cannot make a problem message huge or deeply recursive."""
+    return _REPR.repr(value)
+
+
 def validate(report: Any) -> list[str]:
     """What is wrong with ``report`` as a ``cnnbench/1`` report: missing keys at any level (the optional ``gate``
     section complete when present), metrics that are not numbers or null, unknown statuses; empty when it is
@@ -62,7 +74,7 @@ def validate(report: Any) -> list[str]:
     if not isinstance(report, dict):
         return [f"the top level is a JSON {type(report).__name__}, not an object"]
     if report.get("schema") != SCHEMA:
-        return [f"schema is {report.get('schema')!r}; expected {SCHEMA!r}"]
+        return [f"schema is {_shown(report.get('schema'))}; expected {SCHEMA!r}"]
     problems = _missing(report, "report", "the report")
     if "environment" in report:
         problems += _missing(report["environment"], "environment", "environment")
@@ -82,7 +94,9 @@ def validate(report: Any) -> list[str]:
         for i, row in enumerate(rows if isinstance(rows, list) else []):
             if isinstance(row, dict) and row.get("status", BENCH_STATUSES[0]) not in BENCH_STATUSES:
                 where = _where("hardware", i, row)
-                problems.append(f"{where} has status {row['status']!r}; expected one of {', '.join(BENCH_STATUSES)}")
+                problems.append(
+                    f"{where} has status {_shown(row['status'])}; expected one of {', '.join(BENCH_STATUSES)}"
+                )
     if "profile" in report:
         section = report["profile"]
         problems += _missing(section, "profile", "profile")
@@ -108,7 +122,7 @@ def _missing_in_list(items: Any, kind: str, section: str) -> list[str]:
 def _where(section: str, index: int, item: Any) -> str:
     """``scenarios[3] (resnet18-s2-q3-gap)``: an item's place, and its id when it has one."""
     has_id = isinstance(item, dict) and "id" in item
-    return f"{section}[{index}]" + (f" ({item['id']})" if has_id else "")
+    return f"{section}[{index}]" + (f" ({str(item['id'])[:80]})" if has_id else "")
 
 
 def _scenario_problems(scenario: dict[str, Any], where: str) -> list[str]:
@@ -117,12 +131,12 @@ def _scenario_problems(scenario: dict[str, Any], where: str) -> list[str]:
         problems += _missing(scenario["metrics"], "metrics", f"{where}.metrics")
         if isinstance(scenario["metrics"], dict):
             problems += [
-                f"{where}.metrics.{key} is {value!r}, not a number or null"
+                f"{where}.metrics.{key[:60]} is {_shown(value)}, not a number or null"
                 for key, value in scenario["metrics"].items()
                 if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)))
             ]
     if "status" in scenario and scenario["status"] not in STATUSES:
-        problems.append(f"{where} has status {scenario['status']!r}; expected one of {', '.join(STATUSES)}")
+        problems.append(f"{where} has status {_shown(scenario['status'])}; expected one of {', '.join(STATUSES)}")
     return problems
 
 
@@ -141,10 +155,23 @@ def load_report(path: str | os.PathLike[str]) -> dict[str, Any]:
             f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
             f"regenerate it or point to another report.json"
         ) from exc
-    problems = validate(report)
+    except RecursionError:
+        raise ValueError(_too_deep(path)) from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts (sys.set_int_max_str_digits)
+        raise ValueError(f"{path} is not usable JSON ({exc}); regenerate it or point to another report.json") from exc
+    try:
+        problems = validate(report)
+    except RecursionError:  # a value nested too deeply to describe (repr) in a problem
+        raise ValueError(_too_deep(path)) from None
     if problems:
         raise ValueError(f"{path} is not a {SCHEMA} report: {listing(problems)}")
     return report
+
+
+def _too_deep(path: Path) -> str:
+    return (f"{path} is not a usable report: its JSON is nested too deeply (over Python's recursion limit of "
+            f"{sys.getrecursionlimit()}); a cnnbench report is a few levels deep: regenerate it or point to another "
+            "report.json")  # fmt: skip
 
 
 def read_report(path: str | os.PathLike[str]) -> Report:

@@ -41,6 +41,7 @@ class ModelSpec:
     stages: tuple[str, ...]
     build: Builder  # called with num_classes, in_chans, img_size, width, rngs (all keywords)
     bench_config: Mapping[str, Any] = field(hash=False)  # create_model keywords of the CPU benchmark scale
+    min_img_size: int = 1  # the smallest image side the model computes on (its unpadded convolutions and pools)
 
 
 MODELS: Registry[ModelSpec] = Registry("arch")
@@ -57,9 +58,11 @@ def register_model(
     params: int,
     stages: tuple[str, ...],
     bench_config: Mapping[str, Any],
+    min_img_size: int = 1,
 ) -> Callable[[Builder], Builder]:
-    """Decorator that registers a builder function under its own name, with the entry's metadata and its
-    benchmark-scale config (``create_model`` keywords, e.g. ``in_chans=1, img_size=32, width=0.25``)."""
+    """Decorator that registers a builder function under its own name, with the entry's metadata, its
+    benchmark-scale config (``create_model`` keywords, e.g. ``in_chans=1, img_size=32, width=0.25``) and the
+    smallest image side it computes on (``tests/test_zoo.py`` checks that it does, and that one less does not)."""
 
     def add(build: Builder) -> Builder:
         spec = ModelSpec(
@@ -74,6 +77,7 @@ def register_model(
             stages=stages,
             build=build,
             bench_config=bench_config,
+            min_img_size=min_img_size,
         )
         MODELS.register(spec.name)(spec)
         return build
@@ -108,10 +112,11 @@ def create_model(
     num_classes = spec.num_classes if num_classes is None else num_classes
     in_chans = spec.in_chans if in_chans is None else in_chans
     img_size = spec.img_size if img_size is None else img_size
-    if num_classes < 0 or in_chans < 1 or img_size < 1 or not width > 0:
+    if num_classes < 0 or in_chans < 1 or img_size < spec.min_img_size or not width > 0:
         raise ValueError(
             f"{name}: invalid config num_classes={num_classes}, in_chans={in_chans}, img_size={img_size}, "
-            f"width={width}; need num_classes >= 0 (0: no classifier), in_chans >= 1, img_size >= 1, width > 0"
+            f"width={width}; need num_classes >= 0 (0: no classifier), in_chans >= 1, "
+            f"img_size >= {spec.min_img_size} (the smallest image {name} computes on), width > 0"
         )
     rngs = nnx.Rngs(0) if rngs is None else rngs
     return spec.build(num_classes=num_classes, in_chans=in_chans, img_size=img_size, width=width, rngs=rngs)

@@ -151,6 +151,7 @@ class AlexNet(ZooModel):
     params=61_100_840,
     stages=AlexNet.stage_names,
     bench_config=dict(in_chans=1, img_size=32, width=0.25),
+    min_img_size=7,  # smaller images leave a stage with an empty map
 )
 def alexnet(**kwargs: Any) -> AlexNet:
     """AlexNet: torchvision's single-tower layout with the paper's LRN."""

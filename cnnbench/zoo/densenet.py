@@ -139,6 +139,7 @@ class DenseNet(ZooModel):
     params=7_978_856,
     stages=DenseNet.stage_names,
     bench_config=dict(in_chans=1, img_size=32, width=0.25),
+    min_img_size=29,  # smaller images leave a stage with an empty map
 )
 def densenet121(**kwargs: Any) -> DenseNet:
     """DenseNet-121: growth 32, block config (6, 12, 24, 16), bn_size 4, 64 initial features."""

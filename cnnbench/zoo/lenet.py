@@ -68,6 +68,7 @@ class LeNet5(ZooModel):
     params=61_706,
     stages=LeNet5.stage_names,
     bench_config=dict(in_chans=1, img_size=32, width=1.0),
+    min_img_size=32,  # smaller images leave a stage with an empty map
 )
 def lenet5(**kwargs: Any) -> LeNet5:
     """LeNet-5 at the canonical 32×32×1 input and 10 classes."""

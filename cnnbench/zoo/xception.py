@@ -224,6 +224,7 @@ class Xception(ZooModel):
     params=22_855_952,
     stages=Xception.stage_names,
     bench_config=dict(in_chans=1, img_size=32, width=0.25),
+    min_img_size=7,  # smaller images leave a stage with an empty map
 )
 def xception(**kwargs: Any) -> Xception:
     """Xception: entry flow, 8 middle-flow blocks of 728 channels, exit flow to 2048 (Keras applications)."""
