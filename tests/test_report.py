@@ -379,6 +379,29 @@ def test_write_report_is_atomic_repeatable_and_refreshes_latest(tmp_path):
     assert len(load_report(run_dir / "report.json")["scenarios"]) == len(records)
 
 
+def test_latest_is_a_relative_link_or_where_links_fail_a_complete_copy(tmp_path, monkeypatch):
+    (tmp_path / "latest").mkdir()  # as cnnbench 0.1 left it: a folder of files
+    (tmp_path / "latest" / "report.html").write_text("an earlier run's page")
+    first = write_report(make_report(all_records()[:3], run_id="first"), tmp_path)
+    assert os.readlink(tmp_path / "latest") == "first"
+    assert (tmp_path / "latest" / "report.html").read_text() == (first / "report.html").read_text()
+
+    def no_links(*args, **kwargs):
+        raise OSError("symbolic links are not allowed here")
+
+    monkeypatch.setattr(os, "symlink", no_links)
+    second = write_report(make_report(all_records()[:2], run_id="second"), tmp_path, plots=False)
+    second = write_report(make_report(all_records()[:4], run_id="second"), tmp_path)  # the run's last write
+    latest = tmp_path / "latest"
+    assert not latest.is_symlink() and sorted(p.name for p in latest.iterdir()) == sorted(
+        p.name for p in second.iterdir()
+    )
+    for name in ("report.json", "report.html"):
+        assert (latest / name).read_bytes() == (second / name).read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["first", "latest", "second"]  # nothing left aside
+    assert load_report(first / "report.json")["run_id"] == "first"
+
+
 def test_interrupted_write_keeps_the_previous_report(tmp_path, monkeypatch):
     run_dir = write_report(make_report(all_records()[:3]), tmp_path, plots=False)
     before = (run_dir / "report.json").read_bytes()

@@ -61,12 +61,13 @@ def write_report(report: Report | Mapping[str, Any], root: str | os.PathLike[str
     point_latest(run_dir)
     if plots:
         _write_files(run_dir, _contents(report, plots=True, data=False))
+        point_latest(run_dir)  # a copy (no symbolic links here) gets the page too
     return run_dir
 
 
 def point_latest(run_dir: Path) -> None:
-    """Make ``latest`` beside ``run_dir`` show it: a relative symbolic link swapped in with one rename; a
-    ``latest/`` folder written by cnnbench 0.1 is replaced."""
+    """Make ``latest`` beside ``run_dir`` show it: a relative symbolic link swapped in with one rename, or where
+    links are not allowed a copy of the folder; a ``latest/`` folder (cnnbench 0.1 wrote one) is replaced."""
     latest = run_dir.parent / LATEST
     if latest.is_symlink() and os.readlink(latest) == run_dir.name:
         return
@@ -75,10 +76,15 @@ def point_latest(run_dir: Path) -> None:
         os.symlink(run_dir.name, fresh, target_is_directory=True)
     except OSError:  # no symbolic links here (Windows without the privilege): a copy, renamed into place
         shutil.copytree(run_dir, fresh)
-    if latest.is_dir() and not latest.is_symlink():
+    if (latest.is_symlink() or latest.exists()) and not (latest.is_symlink() and fresh.is_symlink()):
         stale = run_dir.parent / f".{LATEST}.old.{secrets.token_hex(4)}"
-        os.rename(latest, stale)  # a folder cannot be replaced by a rename; moved aside, then removed
-        shutil.rmtree(stale, ignore_errors=True)
+        os.rename(latest, stale)  # only a link replaces a link in one rename: a folder is moved aside, then removed
+        os.replace(fresh, latest)
+        if stale.is_symlink():
+            stale.unlink()
+        else:
+            shutil.rmtree(stale, ignore_errors=True)
+        return
     os.replace(fresh, latest)
 
 
