@@ -25,7 +25,7 @@ from cnnbench.config.hardware import HardwareSuite
 from cnnbench.config.schema import suite_json_schema
 from cnnbench.config.suite import SuiteError, builtin_suites, load_suite, read_suite
 from cnnbench.engine import cache_store
-from cnnbench.fileio import atomic_write
+from cnnbench.fileio import atomic_write, readable_size
 from cnnbench.locations import CACHE_ENV, DEFAULT_CACHE, default_cache
 from cnnbench.registry import UnknownNameError
 
@@ -431,20 +431,20 @@ def _cache_info(args: argparse.Namespace) -> int:
     if not contents.exists:
         print(f"cache {contents.root}: empty (no such directory)")
         return 0
-    print(f"cache {contents.root}: {_size(contents.total_bytes)}")
-    print(f"{NOUNS[cache_store.PRETRAINED]}: {len(contents.bases)}, {_size(contents.pretrained_bytes)}")
+    print(f"cache {contents.root}: {readable_size(contents.total_bytes)}")
+    print(f"{NOUNS[cache_store.PRETRAINED]}: {len(contents.bases)}, {readable_size(contents.pretrained_bytes)}")
     if contents.bases:
         print(f"  {'arch':<13} {'input':>7} {'width':>5} {'steps':>6} {'source acc':>10} {'pretrain s':>10} "
               f"{'backend':<7} {'cnnbench':<8} {'size':>9}  entry")  # fmt: skip
     for base in contents.bases:
         print(_base_line(base))
     for name, size in contents.unfinished:
-        print(f"  unfinished build (interrupted, or under way): {name}, {_size(size)}")
-    programs = "; ".join(f"{p.backend}: {p.programs}, {_size(p.bytes)}" for p in contents.programs) or "none"
+        print(f"  unfinished build (interrupted, or under way): {name}, {readable_size(size)}")
+    programs = "; ".join(f"{p.backend}: {p.programs}, {readable_size(p.bytes)}" for p in contents.programs) or "none"
     print(f"{NOUNS[cache_store.XLA]} (XLA): {programs}")
-    print(f"{NOUNS[cache_store.SIMILARITY]}: {contents.similarity_entries}, {_size(contents.similarity_bytes)}")
+    print(f"{NOUNS[cache_store.SIMILARITY]}: {contents.similarity_entries}, {readable_size(contents.similarity_bytes)}")
     if contents.other_bytes:
-        print(f"other files: {_size(contents.other_bytes)}")
+        print(f"other files: {readable_size(contents.other_bytes)}")
     return 0
 
 
@@ -458,7 +458,7 @@ def _base_line(b: cache_store.Base) -> str:
     rebuilt = "" if (b.problem or "").startswith("format ") else "; rebuilt on first use"  # old formats: never read
     problem = f": {b.problem}{rebuilt}" if b.problem else ""
     return (f"  {b.arch:<13} {shape:>7} {width:>5} {steps:>6} {acc:>10} {seconds:>10} {b.backend or '-':<7} "
-            f"{b.cnnbench or '-':<8} {_size(b.bytes):>9}  {b.name}{problem}")  # fmt: skip
+            f"{b.cnnbench or '-':<8} {readable_size(b.bytes):>9}  {b.name}{problem}")  # fmt: skip
 
 
 def _cache_clear(args: argparse.Namespace) -> int:
@@ -471,9 +471,9 @@ def _cache_clear(args: argparse.Namespace) -> int:
         print(f"cnnbench cache clear: {exc}", file=sys.stderr)
         return 2
     for r in removed:
-        print(f"removed {root / r.part}: {r.entries} {NOUNS[r.part]}, {_size(r.bytes)}")
+        print(f"removed {root / r.part}: {r.entries} {NOUNS[r.part]}, {readable_size(r.bytes)}")
     freed = sum(r.bytes for r in removed)
-    print(f"freed {_size(freed)} ({freed:,} bytes) in {root}" if removed else f"nothing to clear in {root}")
+    print(f"freed {readable_size(freed)} ({freed:,} bytes) in {root}" if removed else f"nothing to clear in {root}")
     return 0
 
 
@@ -484,17 +484,6 @@ def _cache_key(args: argparse.Namespace) -> int:
         return 2
     print(cache_store.bases_key(*loaded))
     return 0
-
-
-SIZE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
-
-
-def _size(n: int) -> str:
-    """Bytes for a reader: ``512 B``, ``3.4 MiB``."""
-    power = 0
-    while power < len(SIZE_UNITS) - 1 and n >= 1024 ** (power + 1):
-        power += 1
-    return f"{n} B" if power == 0 else f"{n / 1024**power:.1f} {SIZE_UNITS[power]}"
 
 
 def _archs(command: argparse.ArgumentParser, help: str = "zoo names") -> None:

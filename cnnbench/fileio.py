@@ -1,6 +1,7 @@
 """The one way cnnbench writes a file: :func:`atomic_write`. Reports, baselines, ``cnnbench compare``'s pages and
 the pretraining cache's metadata all go through it, so a reader, or a crash, sees the old file or the new one,
-never half of one. It sits at the bottom of the layers, beside the registry, so every layer can use it."""
+never half of one. And the one way it shows a size in bytes (:func:`readable_size`). It sits at the bottom of the
+layers, beside the registry, so every layer can use it."""
 
 from __future__ import annotations
 
@@ -27,3 +28,12 @@ def atomic_write(path: str | os.PathLike[str], data: str | bytes) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def readable_size(n_bytes: float) -> str:
+    """``n_bytes`` for people: 512 B, 3.1 MiB, 12.0 GiB."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n_bytes < 1024:
+            return f"{n_bytes:.0f} {unit}" if unit == "B" else f"{n_bytes:.1f} {unit}"
+        n_bytes /= 1024
+    return f"{n_bytes:.1f} TiB"

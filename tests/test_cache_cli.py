@@ -17,6 +17,7 @@ import pytest
 from cnnbench import __version__, cli
 from cnnbench.cli import main
 from cnnbench.engine import integrity
+from cnnbench.fileio import readable_size
 
 META = {
     "key": {"model": {"arch": "lenet5", "img_size": 32, "in_chans": 1, "width": 1.0}, "code": "c0de",
@@ -141,7 +142,7 @@ def test_clear_removes_a_part_or_all_and_says_what_it_freed(cache, capsys, flags
     out = capsys.readouterr().out
     assert sorted(p.name for p in root.iterdir()) == sorted([*kept, "notes.txt"])  # a stranger's file stays
     freed = sum(sizes[part] for part in gone)
-    assert f"freed {cli._size(freed)} ({freed:,} bytes) in {root}" in out
+    assert f"freed {readable_size(freed)} ({freed:,} bytes) in {root}" in out
     counts = {"xla": "4 compiled programs", "pretrained": "2 pretrained bases", "similarity": "2 similarity entries"}
     assert [line.split(": ")[1].rsplit(",", 1)[0] for line in out.splitlines()[:-1]] == [counts[p] for p in gone]
     assert main(["cache", "clear", "--cache", str(root), *flags]) == 0

@@ -21,9 +21,9 @@ from cnnbench.data.limits import (
     UserDataError,
     check_memory,
     max_image_pixels,
-    readable_size,
 )
 from cnnbench.data.splits import HELD_OUT, assemble, hold_out
+from cnnbench.fileio import readable_size
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 MIN_PER_CLASS = 3  # a folder class needs one image each for train, validation and test

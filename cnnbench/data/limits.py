@@ -12,6 +12,8 @@ import os
 import re
 from pathlib import Path
 
+from cnnbench.fileio import readable_size
+
 MAX_IMAGE_PIXELS = 50_000_000  # per image (width x height), read from the header before decoding
 PIXELS_ENV = "CNNBENCH_MAX_IMAGE_PIXELS"  # overrides MAX_IMAGE_PIXELS
 MEMORY_SHARE = 0.5  # the decoded dataset may take at most this share of the machine's physical memory
@@ -61,15 +63,6 @@ def _env_amount(name: str, units: bool) -> int | None:
         raise UserDataError(f"environment variable {name}={text!r} is not a positive whole number; set {kind}, or "
                             "unset it for the default")  # fmt: skip
     return int(value)
-
-
-def readable_size(n_bytes: float) -> str:
-    """``n_bytes`` for people: 512 B, 3.1 MiB, 12.0 GiB."""
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n_bytes < 1024:
-            return f"{n_bytes:.0f} {unit}" if unit == "B" else f"{n_bytes:.1f} {unit}"
-        n_bytes /= 1024
-    return f"{n_bytes:.1f} TiB"
 
 
 def check_memory(where: Path, estimate: int, parts: str) -> None:

@@ -25,9 +25,9 @@ from cnnbench.data.limits import (
     UserDataError,
     check_memory,
     max_image_pixels,
-    readable_size,
 )
 from cnnbench.data.splits import HELD_OUT, assemble, hold_out
+from cnnbench.fileio import readable_size
 
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 CHUNK_BYTES = 64 * 2**20  # .npz images are checked and converted in chunks of about this many float32 bytes
