@@ -23,7 +23,7 @@ from cnnbench.progress import Progress, outcome
 from cnnbench.results.gate import load_baseline, other_suite
 from cnnbench.results.records import Report
 from cnnbench.results.schema import read_report, report_file
-from cnnbench.session import Filters, Session, cpu_refusal, place_target
+from cnnbench.session import Filters, Session, cpu_refusal, place_target, use_weights
 
 if TYPE_CHECKING:  # the engine and the zoo load JAX: imported by the functions that build or run models
     from cnnbench.engine.pretrain import ModelConfig
@@ -56,12 +56,16 @@ def create_model(
     (default: ``cnnbench.locations.default_cache()``) or pretrained into it now. ``pretrained=PATH``: the base stored
     in that cache entry. A pretrained model is the base alone (``num_classes=0``: it returns pooled features) unless
     ``num_classes`` asks for the arch's classifier, freshly initialised (``rngs``), on top of it.
+    ``pretrained=TAG``: weights imported with ``cnnbench weights import`` (docs/weights.md), at the arch's canonical
+    input, with the file's own classifier unless ``num_classes`` asks for another (0: none; else a fresh one).
     """
     from cnnbench.engine.pretrain import load_into  # the engine and the zoo load JAX
     from cnnbench.zoo import create_model as build
     from cnnbench.zoo import get_spec
 
     get_spec(name)  # an unknown name fails first, listing the zoo
+    if isinstance(pretrained, str) and os.sep not in pretrained and not Path(pretrained).exists():
+        return _imported(name, pretrained, cache, num_classes, config)
     if isinstance(pretrained, bool):
         if not pretrained:
             return build(name, num_classes=num_classes, **config)
@@ -78,6 +82,22 @@ def create_model(
     model = build(name, num_classes=num_classes or 0, **(fixed | config))
     load_into(model, state)
     return model
+
+
+def _imported(name: str, tag: str, cache: PathLike | None, num_classes: int | None, config: dict) -> ZooModel:
+    """``name`` holding the weights imported under ``tag``; they fit the arch's canonical input only."""
+    from cnnbench.engine import imported
+
+    entry = imported.find(tag, _cache_dir(cache))
+    if entry.arch != name:
+        raise ValueError(f"pretrained={tag!r} holds {entry.arch} weights, not {name}; create_model({entry.arch!r}, "
+                         f"pretrained={tag!r}) builds them")  # fmt: skip
+    canonical = {"in_chans": entry.in_chans, "img_size": entry.img_size, "width": 1.0}
+    clash = {k: v for k, v in config.items() if k in canonical and v != canonical[k]}
+    if clash or set(config) - {*canonical, "rngs"}:
+        raise ValueError(f"{name}: imported weights {tag!r} fit the canonical config {canonical} only; leave out "
+                         f"{clash or sorted(set(config) - set(canonical))}")  # fmt: skip
+    return imported.load_model(tag, _cache_dir(cache), num_classes, config.get("rngs"))
 
 
 def _suite_base(name: str, suite: PathLike, cache: PathLike | None) -> tuple[ModelConfig, dict]:
@@ -123,6 +143,7 @@ def run(
     report: PathLike | None = None,
     baseline: PathLike | None = None,
     *,
+    pretrained: Names = None,
     force: bool = False,
     baseline_any_suite: bool = False,
 ) -> Report:
@@ -132,16 +153,18 @@ def run(
     None: all). ``target``: your dataset, run alone in the quadrant it is measured to belong to. ``report``: a
     directory to write ``<run-id>/`` and ``latest/`` in, rewritten after every scenario; None writes no file.
     ``baseline``: a stored report of the same suite to gate against (regressions get status ``regressed``;
-    ``baseline_any_suite``: of any suite). ``force``: run a suite meant for an accelerator on a CPU. A bad argument,
+    ``baseline_any_suite``: of any suite). ``pretrained``: tags of imported weights (``cnnbench weights import``)
+    that their archs' pretrained strategies start from (``--cnnbench-pretrained``; the suite's ``[input]`` must be
+    their canonical one). ``force``: run a suite meant for an accelerator on a CPU. A bad argument,
     or a report folder that cannot be written, raises ``ValueError`` naming it before anything is trained. Ctrl-C
     (KeyboardInterrupt) writes the report of the finished scenarios, marked ``interrupted``, then propagates.
     """
     from cnnbench.engine.timing import Timer  # the engine loads JAX
 
-    chosen = _transfer_suite(suite)
+    cache_dir = _cache_dir(cache)
+    chosen = use_weights(_transfer_suite(suite), _names(pretrained), cache_dir)
     filters = Filters(*(_names(v) for v in (archs, strategies, quadrants, heads)))
     filters.check(chosen)
-    cache_dir = _cache_dir(cache)
     refusal = None if force else cpu_refusal(chosen, filters, cache_dir)
     if refusal:
         raise SuiteError(refusal)

@@ -419,7 +419,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 NOUNS = {cache_store.PRETRAINED: "pretrained bases", cache_store.SIMILARITY: "similarity entries",
-         cache_store.XLA: "compiled programs"}  # fmt: skip
+         cache_store.XLA: "compiled programs", cache_store.WEIGHTS: "imported weights"}  # fmt: skip
 
 
 def _cache_info(args: argparse.Namespace) -> int:
@@ -443,6 +443,9 @@ def _cache_info(args: argparse.Namespace) -> int:
     programs = "; ".join(f"{p.backend}: {p.programs}, {readable_size(p.bytes)}" for p in contents.programs) or "none"
     print(f"{NOUNS[cache_store.XLA]} (XLA): {programs}")
     print(f"{NOUNS[cache_store.SIMILARITY]}: {contents.similarity_entries}, {readable_size(contents.similarity_bytes)}")
+    if contents.weights_entries:
+        print(f"{NOUNS[cache_store.WEIGHTS]}: {contents.weights_entries}, {readable_size(contents.weights_bytes)} "
+              "(cnnbench weights list)")  # fmt: skip
     if contents.other_bytes:
         print(f"other files: {readable_size(contents.other_bytes)}")
     return 0
@@ -464,7 +467,7 @@ def _base_line(b: cache_store.Base) -> str:
 def _cache_clear(args: argparse.Namespace) -> int:
     """Empty the cache, or only its pretrained bases or compiled programs; say what went and the bytes freed."""
     root = _cache(args)
-    parts = [part for part in cache_store.PARTS if getattr(args, part)] or list(cache_store.PARTS)
+    parts = [part for part in cache_store.PARTS if getattr(args, part)] or list(cache_store.DEFAULT_PARTS)
     try:
         removed = cache_store.clear(root, parts)
     except OSError as exc:
@@ -483,6 +486,74 @@ def _cache_key(args: argparse.Namespace) -> int:
     if loaded is None:
         return 2
     print(cache_store.bases_key(*loaded))
+    return 0
+
+
+def _weights_import(args: argparse.Namespace) -> int:
+    """Map a checkpoint file into a zoo arch and store it in the cache under a tag."""
+    from cnnbench.engine import imported
+    from cnnbench.weights import WeightsError
+    from cnnbench.weights.convert import import_file
+
+    path = Path(args.file)
+    tag = args.name or f"{args.arch}-{path.name.split('.')[0]}"
+    try:
+        imported.check_tag(tag)
+        result = import_file(path, args.arch, args.source)
+        entry = imported.save(result, tag, path, _cache(args), replace=args.replace)
+    except (WeightsError, KeyError) as exc:
+        print(f"cnnbench weights import: {exc}", file=sys.stderr)
+        return 2
+    if entry.caveat:
+        print(f"note: {entry.caveat}", file=sys.stderr)
+    classes = f"{entry.num_classes} classes" if entry.num_classes else "no classifier"
+    print(f"imported {path} as {entry.tag}: {entry.source} {entry.arch}, {classes}, input "
+          f"{entry.img_size}×{entry.img_size}×{entry.in_chans}, {entry.preprocessing.describe()}")  # fmt: skip
+    print(f"use it: pytest --cnnbench --cnnbench-pretrained {entry.tag}, or cnnbench.create_model({entry.arch!r}, "
+          f"pretrained={entry.tag!r})")  # fmt: skip
+    return 0
+
+
+def _weights_list(args: argparse.Namespace) -> int:
+    """The imported weights in the cache: a table, or ``--json``."""
+    from cnnbench.engine import imported
+
+    found = imported.entries(_cache(args))
+    if args.json:
+        print(json.dumps([e.to_json() if e else {"entry": str(p), "problem": why} for e, p, why in found], indent=1))
+        return 0
+    if not found:
+        print(f"no imported weights in {imported.weights_dir(_cache(args))}")
+        return 0
+    print(f"{'tag':<24} {'arch':<13} {'source':<11} {'classes':>7} {'input':>11}  file")
+    for entry, path, why in found:
+        if entry is None:
+            print(f"{path.name:<24} unusable: {why}")
+        else:
+            shape = f"{entry.img_size}×{entry.img_size}×{entry.in_chans}"
+            print(
+                f"{entry.tag:<24} {entry.arch:<13} {entry.source:<11} {entry.num_classes:>7} {shape:>11}  {entry.file}"
+            )
+    return 0
+
+
+def _weights_export(args: argparse.Namespace) -> int:
+    """Write imported (or fine-tuned and stored) weights out as a torchvision state dict or a safetensors file."""
+    from cnnbench.engine import imported
+    from cnnbench.weights import WeightsError
+    from cnnbench.weights.convert import export_model
+
+    suffix = ".pth" if args.to == "torchvision" else ".safetensors"
+    output = Path(args.output or f"{args.tag}{suffix}")
+    try:
+        entry = imported.find(args.tag, _cache(args))
+        model = imported.load_model(args.tag, _cache(args))
+        export_model(model, entry.arch, entry.source, output, args.to,
+                     {"arch": entry.arch, "source": entry.source, "cnnbench": cnnbench.__version__})  # fmt: skip
+    except (WeightsError, KeyError, OSError) as exc:
+        print(f"cnnbench weights export: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {output}: {entry.arch} under {entry.source}'s names, {readable_size(output.stat().st_size)}")
     return 0
 
 
@@ -505,6 +576,7 @@ def _parser() -> argparse.ArgumentParser:
     _inspection_commands(commands)
     _report_commands(commands)
     _cache_commands(commands)
+    _weights_commands(commands)
     return parser
 
 
@@ -598,11 +670,17 @@ def _cache_commands(commands: Any) -> None:
                               "entries and sizes")  # fmt: skip
     info.add_argument("--json", action="store_true", help="print it as one JSON object")
     info.set_defaults(run=_cache_info)
-    clear = actions.add_parser("clear", help="empty the cache (or one part); print what went and the bytes freed")
+    clear = actions.add_parser("clear", help="empty the cache (or one part; imported weights only with --weights); "
+                               "print what went and the bytes freed")  # fmt: skip
     part = clear.add_mutually_exclusive_group()
     part.add_argument("--pretrained", action="store_true",
                       help="only the pretrained bases (and the similarities measured with them)")  # fmt: skip
     part.add_argument("--programs", action="store_true", help="only XLA's compiled programs")
+    part.add_argument(
+        "--weights",
+        action="store_true",
+        help="only the imported weights (cnnbench weights import), which clear leaves otherwise",
+    )
     clear.set_defaults(run=_cache_clear)
     for command in (info, clear):
         command.add_argument("--cache", metavar="DIR", help=CACHE_HELP)
@@ -611,6 +689,37 @@ def _cache_commands(commands: Any) -> None:
     _archs(key)
     _suite(key, "smoke")
     key.set_defaults(run=_cache_key, command="cache key", cache=None)
+
+
+def _weights_commands(commands: Any) -> None:
+    """``weights import``, ``weights list`` and ``weights export``."""
+    weights = commands.add_parser("weights", help="import torchvision, timm or Keras checkpoints into the zoo; list "
+                                  "them; export them back")  # fmt: skip
+    actions = weights.add_subparsers(dest="action", required=True, metavar="ACTION")
+    load = actions.add_parser("import", help="map a checkpoint file (.pth/.pt, .safetensors, Keras .weights.h5/.h5/"
+                              ".keras) into a zoo arch and store it in the cache")  # fmt: skip
+    load.add_argument("file", metavar="FILE", help="the checkpoint")
+    load.add_argument("--arch", required=True, metavar="NAME", help="the zoo arch it is for (cnnbench zoo lists them)")
+    load.add_argument("--from", dest="source", choices=("torchvision", "timm", "keras"),
+                      help="whose names the file uses (default: keras for Keras files, else torchvision where it "
+                      "defines the arch, timm where only timm does)")  # fmt: skip
+    load.add_argument("--name", metavar="TAG", help="the tag to store it under (default: ARCH-<file name>)")
+    load.add_argument("--replace", action="store_true", help="overwrite weights already stored under the tag")
+    load.set_defaults(run=_weights_import)
+    listing = actions.add_parser("list", help="the imported weights in the cache")
+    listing.add_argument("--json", action="store_true", help="print one JSON object per entry")
+    listing.set_defaults(run=_weights_list)
+    export = actions.add_parser("export", help="write stored weights as a torchvision state dict or a safetensors file")
+    export.add_argument("tag", metavar="TAG", help="the stored weights' tag")
+    export.add_argument("--to", choices=("torchvision", "safetensors"), default="torchvision",
+                        help="torchvision: a .pth state dict for load_state_dict; safetensors: the same names in a "
+                        ".safetensors file (default: torchvision)")  # fmt: skip
+    export.add_argument(
+        "-o", "--output", metavar="PATH", help="the file to write (default: TAG.pth or TAG.safetensors)"
+    )
+    export.set_defaults(run=_weights_export)
+    for command in (load, listing, export):
+        command.add_argument("--cache", metavar="DIR", help=CACHE_HELP)
 
 
 @contextmanager

@@ -43,7 +43,17 @@ PYTEST_SESSION = pytest.StashKey[pytest.Session]()
 WRITE_ERROR = pytest.StashKey[str]()  # why the run's last report write or baseline save failed
 RUN_LOG = "run.log"
 FROM_SUITE = ("precision", "batch", "mode")  # options whose default is the suite's own setting
-TRANSFER_ONLY = ("strategy", "quadrant", "head", "target", "baseline", "save_baseline", "shard", "devices")
+TRANSFER_ONLY = (
+    "strategy",
+    "quadrant",
+    "head",
+    "target",
+    "baseline",
+    "save_baseline",
+    "shard",
+    "devices",
+    "pretrained",
+)
 
 # name, metavar, help, default (every option also has an ini twin: cnnbench_<name with _>)
 OPTIONS = (
@@ -107,6 +117,13 @@ OPTIONS = (
         "(arch × strategy × head) kept whole; `cnnbench merge` joins the parts' reports",
         "",
     ),
+    (
+        "pretrained",
+        "LIST",
+        "tags of weights imported with `cnnbench weights import`: each one's arch starts its pretrained strategies "
+        "from them instead of the glyph-pretrained base (the suite's [input] must be that arch's canonical one)",
+        "",
+    ),
     ("batch", "LIST", "a hardware suite: the batch sizes to time instead of the suite's", ""),
     ("mode", "LIST", "a hardware suite: the modes to time, train and/or infer", ""),
 )
@@ -114,7 +131,16 @@ FLAGS = (  # name, help: store_true options, each with an ini twin
     ("baseline-any-suite", "gate against a --cnnbench-baseline of another suite (refused without it)"),
     ("save-partial-baseline", "let --cnnbench-save-baseline store the report of an interrupted or incomplete run"),
 )
-LISTS = ("arch", "strategy", "quadrant", "head", "precision", "batch", "mode")  # comma lists, or the option repeated
+LISTS = (
+    "arch",
+    "strategy",
+    "quadrant",
+    "head",
+    "precision",
+    "batch",
+    "mode",
+    "pretrained",
+)  # comma lists, or the option repeated
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -224,7 +250,15 @@ def pytest_configure(config: pytest.Config) -> None:
     from cnnbench.config.suite import SuiteError, read_suite
     from cnnbench.engine.catalog import registry_catalog
     from cnnbench.results.gate import load_baseline, other_suite
-    from cnnbench.session import COORDINATES, SEEDS_TOGETHER, Filters, Session, cpu_refusal, place_target
+    from cnnbench.session import (
+        COORDINATES,
+        SEEDS_TOGETHER,
+        Filters,
+        Session,
+        cpu_refusal,
+        place_target,
+        use_weights,
+    )
 
     try:
         suite = read_suite(_suite_option(config), registry_catalog())
@@ -239,6 +273,7 @@ def pytest_configure(config: pytest.Config) -> None:
         for name in ("batch", "mode"):
             if _option(config, name):
                 raise SuiteError(f"--cnnbench-{name} applies to a hardware suite; {suite.name!r} is a transfer suite")
+        suite = use_weights(suite, _list_option(config, "pretrained"), _path_option(config, "cache"))
         filters = Filters(**{c: _list_option(config, c) for c in COORDINATES})
         filters.check(suite)
         baseline = load_baseline(_path_option(config, "baseline")) if _option(config, "baseline") else None

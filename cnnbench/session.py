@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -185,6 +185,25 @@ def place_target(suite: Suite, filters: Filters, target: Path, cache_dir: Path) 
     placed, where = place_user_target(suite, target, filters.archs(suite), cache_dir)
     log.info(where.describe())
     return placed
+
+
+def use_weights(suite: Suite, tags: Sequence[str], cache_dir: Path) -> Suite:
+    """The suite with imported weights ``tags`` (``--cnnbench-pretrained``) added to its own (``[arch.NAME]
+    weights``), each found in the cache and checked against its arch: the input config it needs, the arch it is for."""
+    if not tags and not suite.weights:
+        return suite
+    from cnnbench.engine.imported import find  # the engine loads JAX: only a run with imported weights
+
+    for arch, tag in suite.weights.items():
+        if find(tag, cache_dir).arch != arch:
+            raise SuiteError(f"{suite.path}: [arch.{arch}] weights = {tag!r} holds {find(tag, cache_dir).arch} weights")
+    by_arch: dict[str, str] = {}
+    for tag in tags:
+        arch = find(tag, cache_dir).arch
+        if arch in by_arch:
+            raise SuiteError(f"--cnnbench-pretrained names two tags for {arch}: {by_arch[arch]!r} and {tag!r}")
+        by_arch[arch] = tag
+    return suite.with_weights(by_arch)
 
 
 def cpu_refusal(suite: Suite, filters: Filters, cache_dir: Path) -> str | None:
@@ -390,6 +409,7 @@ class Session(_Run):
         section = {"name": self.suite.name, "path": self.suite.path, "digest": self.suite.digest,
                    "tolerances": asdict(self.tolerances), "groups": _unique(s.group for s in self.suite.scenarios()),
                    "selected_groups": _unique(s.group for s in self.suite.scenarios() if s.id in selected)}  # fmt: skip
+        section |= {"weights": dict(self.suite.weights)} if self.suite.weights else {}
         return section | ({"shard": self.part} if self.part else {})
 
     def _gate_summary(self) -> gate.GateSummary | None:

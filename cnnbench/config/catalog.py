@@ -12,12 +12,14 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class ArchInfo:
-    """An arch's stage names (what ``s2`` cuts between), its benchmark-scale width multiplier and the smallest
-    image side it computes on."""
+    """An arch's stage names (what ``s2`` cuts between), its benchmark-scale width multiplier, the smallest
+    image side it computes on, and its canonical input (image side, channels): the one imported weights fit."""
 
     stages: tuple[str, ...]
     bench_width: float = 1.0
     min_img_size: int = 1
+    img_size: int = 224
+    in_chans: int = 3
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,12 @@ class ArchSettings:
     pretrain_steps: int | None = setting(
         None, minimum=1, doc="pretraining steps of this arch ([pretrain] steps if unset)"
     )
+    weights: str | None = setting(
+        None,
+        doc="the tag of weights imported with `cnnbench weights import` (docs/weights.md): this arch's pretrained "
+        "strategies start from them instead of the glyph-pretrained base; [input] must be the arch's canonical one "
+        "(its image size, 3 channels), and the arch runs at width 1",
+    )
 
 
 @dataclass(frozen=True)
@@ -99,6 +105,7 @@ class Suite:
     widths: dict[str, float]  # [arch.NAME] width
     pretrain: PretrainSettings
     pretrain_steps: dict[str, int]  # [arch.NAME] pretrain_steps
+    weights: dict[str, str]  # [arch.NAME] weights, or --cnnbench-pretrained: imported weights' tags by arch
     train: TrainSettings  # the budget is each quadrant's steps
     watch: Watch  # [train]'s early stopping and plateau LR cuts
     layer_transfer: tuple[str, str, str] | None  # (arch, quadrant, head) of the layer-transfer curve, if any
@@ -130,8 +137,19 @@ class Suite:
         ]
 
     def width(self, arch: str) -> float:
-        """The suite's width multiplier for ``arch``; by default the zoo's benchmark-scale width."""
-        return self.widths.get(arch, self.catalog.archs[arch].bench_width)
+        """The suite's width multiplier for ``arch``; by default the zoo's benchmark-scale width, and 1 for an arch
+        that starts from imported weights (the width they were trained at)."""
+        return 1.0 if arch in self.weights else self.widths.get(arch, self.catalog.archs[arch].bench_width)
+
+    def with_weights(self, tags: dict[str, str], origin: str = "--cnnbench-pretrained") -> Suite:
+        """This suite with ``tags`` (imported weights' tags by arch) added to its ``[arch.NAME] weights``, checked
+        as the suite's own are (:func:`check_weights`)."""
+        check_weights(self, tags, origin)
+        weights = {**self.weights, **tags}
+        if weights == self.weights:
+            return self
+        text = f"{self.digest}\0weights={sorted(weights.items())}".encode()  # the report's suite hash says which
+        return replace(self, weights=weights, digest=hashlib.sha256(text).hexdigest()[:16])
 
     def pretrain_config(self, arch: str) -> PretrainConfig:
         """How ``arch``'s base is pretrained: ``[pretrain]``, with the arch's ``pretrain_steps`` if the suite sets
@@ -422,7 +440,7 @@ def parse_suite(raw: dict, catalog: Catalog, path: str = "<suite>", digest: str 
                                    f"leave an empty map; use img_size = {max(small.values())} or more, or drop "
                                    "those archs")  # fmt: skip
 
-    widths, pretrain_steps = {}, {}
+    widths, pretrain_steps, weights = {}, {}, {}
     arch_tables = r.sub("arch")
     for arch in arch_tables.table:
         if arch not in archs:
@@ -434,6 +452,10 @@ def parse_suite(raw: dict, catalog: Catalog, path: str = "<suite>", digest: str 
             widths[arch] = arch_settings.width
         if arch_settings.pretrain_steps is not None:
             pretrain_steps[arch] = arch_settings.pretrain_steps
+        if arch_settings.weights is not None:
+            weights[arch] = arch_settings.weights
+            if arch_settings.width not in (None, 1.0):
+                raise t.fail("width", f"{arch_settings.width} with imported weights; they fit width 1 only: drop it")
     arch_tables.done()
 
     pre = r.sub("pretrain")
@@ -502,6 +524,7 @@ def parse_suite(raw: dict, catalog: Catalog, path: str = "<suite>", digest: str 
         widths=widths,
         pretrain=pretrain,
         pretrain_steps=pretrain_steps,
+        weights=weights,
         train=train,
         watch=watch,
         layer_transfer=layer_transfer,
@@ -513,7 +536,25 @@ def parse_suite(raw: dict, catalog: Catalog, path: str = "<suite>", digest: str 
         raw=raw,
     )
     r.done()
+    check_weights(suite, weights, f"{path}: [arch.NAME] weights")
     return suite
+
+
+def check_weights(suite: Suite, tags: dict[str, str], origin: str) -> None:
+    """Raise a :class:`SuiteError` unless each arch of ``tags`` (imported weights' tags by arch, named in ``origin``)
+    is one the suite runs and the suite's ``[input]`` is that arch's canonical input, the only one its weights fit."""
+    for arch, tag in tags.items():
+        if arch not in suite.archs:
+            raise SuiteError(f"{origin}: {tag!r} holds {arch} weights, and suite {suite.name!r} does not run {arch} "
+                             f"(its archs: {', '.join(suite.archs)})")  # fmt: skip
+        info = suite.catalog.archs[arch]
+        if (suite.img_size, suite.in_chans) != (info.img_size, info.in_chans):
+            raise SuiteError(
+                f"{origin}: {tag!r} holds {arch} weights for {info.img_size}×{info.img_size}×{info.in_chans} input, "
+                f"and suite {suite.name!r} feeds {suite.img_size}×{suite.img_size}×{suite.in_chans}; set its [input] "
+                f"img_size = {info.img_size} and in_chans = {info.in_chans} (targets are converted to it: RGB, "
+                "resized, normalised as the weights expect)"
+            )
 
 
 def parse_hardware_suite(raw: dict, catalog: Catalog, path: str = "<suite>", digest: str = "") -> HardwareSuite:

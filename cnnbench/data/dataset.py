@@ -16,7 +16,8 @@ SPLITS = ("train", "val", "test")
 
 @dataclass(frozen=True)
 class Dataset:
-    """A target: three disjoint splits of NHWC float32 images in [0, 1] with int32 labels, and how it was made.
+    """A target: three disjoint splits of NHWC float32 images in [0, 1] (or :meth:`normalised`) with int32 labels,
+    and how it was made.
 
     ``provenance`` is JSON-serialisable (source files, conversion, split sizes or regions) so a report can say
     exactly what the model saw. The arrays are made read-only: datasets are cached and shared.
@@ -69,6 +70,14 @@ class Dataset:
         (keep,) = stratified_split(self.y_train, [n], seed)
         provenance = {**self.provenance, "n_train_used": n, "n_train_available": self.n_train}
         return replace(self, x_train=self.x_train[keep], y_train=self.y_train[keep], provenance=provenance)
+
+    def normalised(self, mean: tuple[float, ...], std: tuple[float, ...]) -> Dataset:
+        """The images minus ``mean``, over ``std``, per channel: the input pretrained weights from another framework
+        expect (ImageNet's statistics, say) from images in [0, 1]."""
+        m, s = np.asarray(mean, np.float32), np.asarray(std, np.float32)
+        if m.shape != (self.x_train.shape[-1],):
+            raise ValueError(f"normalisation for {m.size} channels, images with {self.x_train.shape[-1]}")
+        return replace(self, x_train=(self.x_train - m) / s, x_val=(self.x_val - m) / s, x_test=(self.x_test - m) / s)
 
     def validate(self) -> Dataset:
         """Raise ValueError naming the first problem found (shape, dtype, range, labels, empty split)."""

@@ -29,8 +29,10 @@ if TYPE_CHECKING:  # the runner loads JAX: only bases_key uses it
 PRETRAINED = "pretrained"
 SIMILARITY = "similarity"
 XLA = "xla"
+WEIGHTS = "weights"  # imported checkpoints (engine/imported.py): not rebuildable, so not cleared by default
 XLA_PROGRAM_SUFFIX = PROGRAM_SUFFIX  # JAX's LRU cache: <key>-cache holds a program, <key>-atime when it was last read
-PARTS = {"pretrained": (PRETRAINED, SIMILARITY), "programs": (XLA,)}  # what `cache clear --<part>` removes
+PARTS = {"pretrained": (PRETRAINED, SIMILARITY), "programs": (XLA,), "weights": (WEIGHTS,)}  # `cache clear --<part>`
+DEFAULT_PARTS = ("pretrained", "programs")  # what `cache clear` alone removes: what a run rebuilds
 KEY_DIGITS = 16
 
 
@@ -78,6 +80,8 @@ class Contents:
     programs: tuple[Programs, ...]
     similarity_entries: int
     similarity_bytes: int
+    weights_entries: int  # imported checkpoints, each a folder under weights/
+    weights_bytes: int
     other_bytes: int
     total_bytes: int
 
@@ -95,6 +99,7 @@ class Contents:
                            "unfinished": [{"name": n, "bytes": size} for n, size in self.unfinished]},
             "programs": {"bytes": self.programs_bytes, "backends": [asdict(p) for p in self.programs]},
             "similarity": {"bytes": self.similarity_bytes, "entries": self.similarity_entries},
+            "weights": {"bytes": self.weights_bytes, "entries": self.weights_entries},
             "other_bytes": self.other_bytes,
         }  # fmt: skip
 
@@ -130,8 +135,9 @@ def inspect(root: Path) -> Contents:
     backends = sorted(p for p in xla.iterdir() if p.is_dir()) if xla.is_dir() else []
     programs = tuple(Programs(p.name, _count(p.iterdir(), XLA_PROGRAM_SUFFIX), disk_bytes(p)) for p in backends)
     entries = list(similarity.glob("*.json")) if similarity.is_dir() else []
+    imported = [p for p in (root / WEIGHTS).iterdir() if p.is_dir()] if (root / WEIGHTS).is_dir() else []
     total = disk_bytes(root) if root.is_dir() else 0
-    sizes = {name: disk_bytes(root / name) for name in (PRETRAINED, XLA, SIMILARITY)}
+    sizes = {name: disk_bytes(root / name) for name in (PRETRAINED, XLA, SIMILARITY, WEIGHTS)}
     return Contents(
         root=root,
         exists=root.is_dir(),
@@ -141,6 +147,8 @@ def inspect(root: Path) -> Contents:
         programs=programs,
         similarity_entries=len(entries),
         similarity_bytes=sizes[SIMILARITY],
+        weights_entries=len(imported),
+        weights_bytes=sizes[WEIGHTS],
         other_bytes=total - sum(sizes.values()),
         total_bytes=total,
     )
@@ -178,13 +186,14 @@ def _base(entry: Path) -> Base:
     return base
 
 
-def clear(root: Path, parts: Sequence[str] = tuple(PARTS)) -> list[Removed]:
+def clear(root: Path, parts: Sequence[str] = DEFAULT_PARTS) -> list[Removed]:
     """Remove these parts of the cache directory ``root`` (``pretrained``: the bases, with the similarities measured
-    with them; ``programs``: XLA's compiled programs) and say what each held. Only the directories cnnbench writes
-    are touched, so a mistaken ``root`` loses nothing else. Nothing must be running on the cache meanwhile."""
+    with them; ``programs``: XLA's compiled programs; ``weights``: imported checkpoints) and say what each held.
+    Only the directories cnnbench writes are touched, so a mistaken ``root`` loses nothing else. Nothing must be
+    running on the cache meanwhile."""
     contents = inspect(root)
     counts = {PRETRAINED: len(contents.bases), SIMILARITY: contents.similarity_entries,
-              XLA: sum(p.programs for p in contents.programs)}  # fmt: skip
+              XLA: sum(p.programs for p in contents.programs), WEIGHTS: contents.weights_entries}  # fmt: skip
     removed = []
     for name in (directory for part in parts for directory in PARTS[part]):
         path = contents.root / name

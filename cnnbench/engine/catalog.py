@@ -16,7 +16,7 @@ from cnnbench.zoo import get_spec, list_models
 def registry_catalog() -> Catalog:
     """What the registries hold now (built once: registrations happen at import)."""
     specs = {name: get_spec(name) for name in list_models()}
-    archs = {name: ArchInfo(tuple(s.stages), s.bench_config.get("width", 1.0), s.min_img_size)
+    archs = {name: ArchInfo(tuple(s.stages), s.bench_config.get("width", 1.0), s.min_img_size, s.img_size, s.in_chans)
              for name, s in specs.items()}  # fmt: skip
     targets = {name: TargetInfo(TARGETS.get(name).n_classes, TARGETS.get(name).max_train) for name in TARGETS.names()}
     return Catalog(archs, targets, tuple(HEADS.names()), AUGMENTATIONS)

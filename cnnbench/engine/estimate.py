@@ -15,7 +15,8 @@ pushes through it:
 * the similarity measurement: forward passes of the pretrained and a random base over the target's training and
   validation images and 2,600 source images, once per arch and target.
 
-Heads, the optimizer and data preparation are left out; time is FLOPs over the peak times :data:`EFFICIENCY`.
+An arch that starts from imported weights has neither pretraining nor similarity measurement. Heads, the optimizer
+and data preparation are left out; time is FLOPs over the peak times :data:`EFFICIENCY`.
 """
 
 from __future__ import annotations
@@ -69,12 +70,14 @@ def suite_cost(suite: Suite, sizes: dict[str, tuple[int, int, int]]) -> Cost:
     pretrain = train = features = 0.0
     for arch in suite.archs:
         per_image = forward_flops(suite, arch)
+        imported = arch in suite.weights  # imported weights: no pretraining, no similarity measurement
         config = suite.pretrain_config(arch)
-        pretrain += per_image * (TRAIN_FORWARDS * config.train.steps * config.train.batch_size + config.eval_size)
+        if not imported:
+            pretrain += per_image * (TRAIN_FORWARDS * config.train.steps * config.train.batch_size + config.eval_size)
         for quadrant, binding in suite.quadrants.items():
             n_train, n_val, n_test = sizes[quadrant]
             runs = [s for s in suite.scenarios() if (s.arch, s.quadrant) == (arch, quadrant)]
-            pretrained = any(STRATEGIES.get(s.strategy).pretrained for s in runs)
+            pretrained = not imported and any(STRATEGIES.get(s.strategy).pretrained for s in runs)
             on_features = any(STRATEGIES.get(s.strategy).on_features for s in runs)
             features += per_image * (
                 (2 * (n_train + n_val) + SIMILARITY_SOURCE_IMAGES if pretrained else 0)

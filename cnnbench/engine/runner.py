@@ -30,6 +30,7 @@ from cnnbench.data.dataset import Dataset
 from cnnbench.data.source import SourceConfig, SourceDomain
 from cnnbench.data.targets import build_target
 from cnnbench.data.user import load_user_dataset
+from cnnbench.engine import imported
 from cnnbench.engine.batches import TargetBatches
 from cnnbench.engine.heads import Head, create_head
 from cnnbench.engine.integrity import SUMS
@@ -56,6 +57,7 @@ from cnnbench.engine.train import (
     fit_seeds,
     predict,
 )
+from cnnbench.weights import Preprocessing, WeightsError
 from cnnbench.zoo import ZooModel
 
 DATA_SEED = 0  # the splits are fixed per suite, so every strategy sees the same images
@@ -100,6 +102,8 @@ class Runner:
         self.cache_dir = Path(cache_dir)
         self.source = SourceConfig(img_size=suite.img_size, in_chans=suite.in_chans)
         self._datasets: dict[str, Dataset] = dict(datasets or {})
+        self._normalised: dict[tuple[str, Preprocessing], Dataset] = {}  # by quadrant and imported weights' input
+        self._normalisations: dict[str, dict[str, str]] = {}  # by quadrant: each imported arch's, for the report
         self._dataset_errors: dict[str, Exception] = {}
         self._pretrained: dict[str, Pretrained] = {}
         self._features: dict[tuple[str, str], Features] = {}
@@ -113,9 +117,19 @@ class Runner:
     def model_config(self, arch: str) -> ModelConfig:
         return ModelConfig(arch, self.suite.img_size, self.suite.in_chans, self.suite.width(arch))
 
-    def dataset(self, quadrant: str) -> Dataset:
-        """The target bound to ``quadrant``, converted to the suite's input format. A user dataset that cannot be
-        loaded raises its ``UserDataError`` again for every scenario of the quadrant without re-reading it."""
+    def dataset(self, quadrant: str, arch: str | None = None) -> Dataset:
+        """The target bound to ``quadrant``, converted to the suite's input format, and for an ``arch`` that starts
+        from imported weights normalised as they expect (every strategy of that arch sees the same images). A user
+        dataset that cannot be loaded raises its ``UserDataError`` again for every scenario of the quadrant without
+        re-reading it."""
+        if arch in self.suite.weights:
+            preprocessing = imported.find(self.suite.weights[arch], self.cache_dir).preprocessing
+            key = (quadrant, preprocessing)
+            if key not in self._normalised:
+                ds = self.dataset(quadrant)
+                self._normalised[key] = ds.normalised(preprocessing.mean, preprocessing.std)
+            self._normalisations.setdefault(quadrant, {})[arch] = preprocessing.describe()
+            return self._normalised[key]
         if quadrant in self._dataset_errors:
             raise self._dataset_errors[quadrant]
         if quadrant not in self._datasets:
@@ -136,11 +150,23 @@ class Runner:
 
     def is_pretrained(self, arch: str) -> bool:
         """Whether ``arch``'s base is in the cache already (loading it costs seconds, building it minutes)."""
+        if arch in self.suite.weights:
+            return True
         config = self.suite.pretrain_config(arch)
         return (entry_path(self.model_config(arch), self.source, config, self.cache_dir) / SUMS).is_file()
 
     def pretrained(self, arch: str) -> Pretrained:
-        """The source-pretrained base of ``arch``, from the cache or trained now with progress lines."""
+        """The source-pretrained base of ``arch``: the imported weights the suite names for it, or the glyph-pretrained
+        base from the cache or trained now with progress lines."""
+        if arch not in self._pretrained and arch in self.suite.weights:
+            tag = self.suite.weights[arch]
+            with profiling.phase("pretrain", inclusive=True):
+                entry, state = imported.load_state(tag, self.cache_dir)
+            if entry.arch != arch:
+                raise WeightsError(f"weights {tag!r} are for {entry.arch}, not {arch}")
+            log.info(f"pretrained {arch}: imported weights {tag} ({entry.source}, from {entry.file})")
+            path = imported.weights_dir(self.cache_dir) / tag
+            self._pretrained[arch] = Pretrained(imported.base_state(state), float("nan"), 0.0, True, path)
         if arch not in self._pretrained:
             config = self.suite.pretrain_config(arch)
             t0 = time.perf_counter()
@@ -171,6 +197,8 @@ class Runner:
         """What share of its source-domain separability the pretrained ``arch`` base keeps on ``quadrant``'s
         target (``cnnbench.engine.similarity``); measured once per base, precision and target, then read from the
         cache (``SeparabilityCache``)."""
+        if arch in self.suite.weights:
+            raise ValueError(f"{arch} starts from imported weights: no similarity to cnnbench's source domain")
         key = (arch, quadrant)
         if key not in self._similarity:
             ds = self.dataset(quadrant)
@@ -214,7 +242,7 @@ class Runner:
         return self._source_separabilities[arch]
 
     def _feature_maps(self, arch: str, quadrant: str, pretrained: bool) -> Features:
-        ds = self.dataset(quadrant)
+        ds = self.dataset(quadrant, arch)
         t0 = time.perf_counter()
         maps, global_pool, compile_s = self._maps(arch, pretrained, (ds.x_train, ds.x_val, ds.x_test))
         train, val, test = maps
@@ -245,8 +273,10 @@ class Runner:
 
     def _target_record(self, quadrant: str, ds: Dataset) -> TargetRecord:
         measured = [m for (_, q), m in sorted(self._similarity.items()) if q == quadrant]
+        normalised = self._normalisations.get(quadrant)
+        conversion = ds.provenance | ({"imported_weights": normalised} if normalised else {})
         record = TargetRecord(self.suite.quadrants[quadrant].name, quadrant, ds.n_train, ds.n_val, ds.n_test,
-                              ds.n_classes, conversion=ds.provenance)  # fmt: skip
+                              ds.n_classes, conversion=conversion)  # fmt: skip
         return record.with_similarity([m.to_dict() for m in measured]) if measured else record
 
     def _measure_similarity(self, scenario: Scenario) -> None:
@@ -254,6 +284,11 @@ class Runner:
         suite's binding; a failed measurement is logged and leaves the scenario alone."""
         key = (scenario.arch, scenario.quadrant)
         if key in self._similarity or key in self._unmeasurable:
+            return
+        if scenario.arch in self.suite.weights:  # the similarity compares with the glyph source domain
+            self._unmeasurable.add(key)
+            log.info(f"similarity with {scenario.arch} not measured: it starts from imported weights, whose source "
+                     "domain cnnbench does not have")  # fmt: skip
             return
         try:
             self.similarity(*key)
@@ -321,7 +356,7 @@ class Runner:
         that trains on them, else the images) and the two-phase and learning-rate settings. Raises ``ValueError``
         when the global batch does not split evenly over the data-parallel devices."""
         strategy = STRATEGIES.get(scenario.strategy)
-        ds, binding = self.dataset(scenario.quadrant), self.suite.quadrants[scenario.quadrant]
+        ds, binding = self.dataset(scenario.quadrant, scenario.arch), self.suite.quadrants[scenario.quadrant]
         config = self.suite.train.config(binding.steps)
         config = replace(config, batch_size=min(config.batch_size, ds.n_train))
         self.parallel.check(config.batch_size)
