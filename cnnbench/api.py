@@ -144,6 +144,7 @@ def run(
     baseline: PathLike | None = None,
     *,
     pretrained: Names = None,
+    save_models: PathLike | None = None,
     force: bool = False,
     baseline_any_suite: bool = False,
 ) -> Report:
@@ -155,7 +156,8 @@ def run(
     ``baseline``: a stored report of the same suite to gate against (regressions get status ``regressed``;
     ``baseline_any_suite``: of any suite). ``pretrained``: tags of imported weights (``cnnbench weights import``)
     that their archs' pretrained strategies start from (``--cnnbench-pretrained``; the suite's ``[input]`` must be
-    their canonical one). ``force``: run a suite meant for an accelerator on a CPU. A bad argument,
+    their canonical one). ``save_models``: a folder to keep each passed scenario's trained model in
+    (``--cnnbench-save-models``). ``force``: run a suite meant for an accelerator on a CPU. A bad argument,
     or a report folder that cannot be written, raises ``ValueError`` naming it before anything is trained. Ctrl-C
     (KeyboardInterrupt) writes the report of the finished scenarios, marked ``interrupted``, then propagates.
     """
@@ -172,15 +174,17 @@ def run(
     mismatch = gate and other_suite(gate, chosen.name)
     if mismatch and not baseline_any_suite:
         raise ValueError(mismatch.replace("--cnnbench-baseline-any-suite", "baseline_any_suite=True"))
-    unwritable = None if report is None else unwritable_dir(Path(report))
-    if unwritable:
-        raise ValueError(f"report={str(report)!r} cannot be written: {unwritable}")
+    for name, folder in (("report", report), ("save_models", save_models)):
+        unwritable = None if folder is None else unwritable_dir(Path(folder))
+        if unwritable:
+            raise ValueError(f"{name}={str(folder)!r} cannot be written: {unwritable}")
     if target is not None:
         chosen = place_target(chosen, filters, Path(target), cache_dir)
         filters.check(chosen)
     timer = Timer()
     session = Session(chosen, filters, None if report is None else Path(report), cache_dir,
-                      writes_reports=report is not None, baseline=gate)  # fmt: skip
+                      writes_reports=report is not None, baseline=gate,
+                      save_models=None if save_models is None else Path(save_models))  # fmt: skip
     scenarios = session.scenarios()
     progress = Progress([s.id for s in scenarios])
     try:

@@ -538,22 +538,30 @@ def _weights_list(args: argparse.Namespace) -> int:
 
 
 def _weights_export(args: argparse.Namespace) -> int:
-    """Write imported (or fine-tuned and stored) weights out as a torchvision state dict or a safetensors file."""
-    from cnnbench.engine import imported
+    """Write imported weights, or a model a run kept (``--cnnbench-save-models``), as a torchvision state dict or a
+    safetensors file."""
+    from cnnbench.engine import imported, kept
     from cnnbench.weights import WeightsError
     from cnnbench.weights.convert import export_model
 
     suffix = ".pth" if args.to == "torchvision" else ".safetensors"
-    output = Path(args.output or f"{args.tag}{suffix}")
+    output = Path(args.output or f"{Path(args.what).name}{suffix}")
     try:
-        entry = imported.find(args.tag, _cache(args))
-        model = imported.load_model(args.tag, _cache(args))
-        export_model(model, entry.arch, entry.source, output, args.to,
-                     {"arch": entry.arch, "source": entry.source, "cnnbench": cnnbench.__version__})  # fmt: skip
+        if kept.is_kept(Path(args.what)):
+            meta, state = kept.load(Path(args.what))
+            arch, source = meta["arch"], meta["source"]
+            if source is None:
+                raise WeightsError(f"{arch} has no reference implementation to export to")
+            model = kept.as_zoo_model(meta, state)
+        else:
+            entry = imported.find(args.what, _cache(args))
+            arch, source, model = entry.arch, entry.source, imported.load_model(args.what, _cache(args))
+        export_model(model, arch, source, output, args.to,
+                     {"arch": arch, "source": source, "cnnbench": cnnbench.__version__})  # fmt: skip
     except (WeightsError, KeyError, OSError) as exc:
         print(f"cnnbench weights export: {exc}", file=sys.stderr)
         return 2
-    print(f"wrote {output}: {entry.arch} under {entry.source}'s names, {readable_size(output.stat().st_size)}")
+    print(f"wrote {output}: {arch} under {source}'s names, {readable_size(output.stat().st_size)}")
     return 0
 
 
@@ -709,13 +717,15 @@ def _weights_commands(commands: Any) -> None:
     listing = actions.add_parser("list", help="the imported weights in the cache")
     listing.add_argument("--json", action="store_true", help="print one JSON object per entry")
     listing.set_defaults(run=_weights_list)
-    export = actions.add_parser("export", help="write stored weights as a torchvision state dict or a safetensors file")
-    export.add_argument("tag", metavar="TAG", help="the stored weights' tag")
+    export = actions.add_parser("export", help="write imported weights, or a model a run kept, as a torchvision "
+                                "state dict or a safetensors file")  # fmt: skip
+    export.add_argument("what", metavar="TAG|DIR", help="imported weights' tag, or a kept model's folder "
+                        "(--cnnbench-save-models DIR: DIR/<scenario id>)")  # fmt: skip
     export.add_argument("--to", choices=("torchvision", "safetensors"), default="torchvision",
                         help="torchvision: a .pth state dict for load_state_dict; safetensors: the same names in a "
                         ".safetensors file (default: torchvision)")  # fmt: skip
     export.add_argument(
-        "-o", "--output", metavar="PATH", help="the file to write (default: TAG.pth or TAG.safetensors)"
+        "-o", "--output", metavar="PATH", help="the file to write (default: <TAG or DIR's name>.pth or .safetensors)"
     )
     export.set_defaults(run=_weights_export)
     for command in (load, listing, export):

@@ -124,6 +124,13 @@ OPTIONS = (
         "from them instead of the glyph-pretrained base (the suite's [input] must be that arch's canonical one)",
         "",
     ),
+    (
+        "save-models",
+        "DIR",
+        "keep each passed scenario's trained model (base and new head) in DIR/<scenario id>/, for "
+        "`cnnbench weights export DIR/<scenario id>` to write as a torchvision or timm state dict",
+        "",
+    ),
     ("batch", "LIST", "a hardware suite: the batch sizes to time instead of the suite's", ""),
     ("mode", "LIST", "a hardware suite: the modes to time, train and/or infer", ""),
 )
@@ -307,6 +314,7 @@ def pytest_configure(config: pytest.Config) -> None:
         seeds_together=together,
         shard=shard,
         devices=parallel,
+        save_models=_path_option(config, "save_models") if _option(config, "save_models") else None,
     )
     if not session.scenarios():
         raise pytest.UsageError(f"cnnbench: the filters select no scenario of suite {suite.name!r}")
@@ -340,9 +348,10 @@ def _import_what_the_report_needs() -> None:
 
 
 def _check_outputs(config: pytest.Config, suite: Any, based: list[str]) -> None:
-    """The report folder, the baseline to save and the cache, checked before anything runs, so a path that cannot
-    be written stops the run now and not after its work. A read-only cache is enough when it holds the pretrained
-    base of every arch in ``based`` (the selected archs that train from one): nothing is built into it then."""
+    """The report folder, the baseline to save, the models' folder and the cache, checked before anything runs, so a
+    path that cannot be written stops the run now and not after its work. A read-only cache is enough when it holds
+    the pretrained base of every arch in ``based`` (the selected archs that train from one): nothing is built into
+    it then."""
     from cnnbench.config.suite import SuiteError
 
     problems = []
@@ -353,6 +362,10 @@ def _check_outputs(config: pytest.Config, suite: Any, based: list[str]) -> None:
         baseline = unwritable_file(_path_option(config, "save_baseline"))
         if baseline:
             problems.append(f"--cnnbench-save-baseline: {baseline}")
+    if _option(config, "save_models"):
+        models = unwritable_dir(_path_option(config, "save_models"))
+        if models:
+            problems.append(f"--cnnbench-save-models: {models}")
     cache = _path_option(config, "cache")
     read_only = unwritable_dir(cache)
     if read_only:

@@ -195,8 +195,9 @@ def use_weights(suite: Suite, tags: Sequence[str], cache_dir: Path) -> Suite:
     from cnnbench.engine.imported import find  # the engine loads JAX: only a run with imported weights
 
     for arch, tag in suite.weights.items():
-        if find(tag, cache_dir).arch != arch:
-            raise SuiteError(f"{suite.path}: [arch.{arch}] weights = {tag!r} holds {find(tag, cache_dir).arch} weights")
+        holds = find(tag, cache_dir).arch
+        if holds != arch:
+            raise SuiteError(f"{suite.path}: [arch.{arch}] weights = {tag!r} holds {holds} weights, not {arch}'s")
     by_arch: dict[str, str] = {}
     for tag in tags:
         arch = find(tag, cache_dir).arch
@@ -265,6 +266,7 @@ class Session(_Run):
     seeds_together: str = "auto"
     shard: Shard | None = None
     devices: int | None = None
+    save_models: Path | None = None  # keep each passed scenario's trained model here (cnnbench.engine.kept)
     records: list[ScenarioRecord] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -339,7 +341,12 @@ class Session(_Run):
         if scenario.id not in self._trained:
             group = self._group(scenario)
             self._trained.update(zip([s.id for s in group], runner.train(group), strict=True))
-        outcome: Outcome = runner.measure(self._trained.pop(scenario.id), timer)
+        trained = self._trained.pop(scenario.id)
+        if self.save_models is not None and not isinstance(trained, Outcome):  # trained and evaluated: it passed
+            where = runner.keep(trained, self.save_models)
+            if where is not None:
+                log.info(f"{scenario.id}: trained model kept in {where} (cnnbench weights export exports it)")
+        outcome: Outcome = runner.measure(trained, timer)
         target = self.suite.quadrants[scenario.quadrant].name
         record = ScenarioRecord.from_outcome(scenario, target, outcome)
         if self.baseline is not None:

@@ -25,7 +25,9 @@ import jax.numpy as jnp  # noqa: E402  (after the skips: without the [weights] e
 from flax import nnx  # noqa: E402
 
 from cnnbench import api, cli  # noqa: E402
-from cnnbench.engine import imported  # noqa: E402
+from cnnbench.engine import imported, kept  # noqa: E402
+from cnnbench.engine.heads import create_head  # noqa: E402
+from cnnbench.engine.train import TransferModel  # noqa: E402
 from cnnbench.weights import WeightsError, mapping, read_tensors  # noqa: E402
 from cnnbench.weights.convert import export_model, import_file  # noqa: E402
 from cnnbench.weights.keras_names import xception_names  # noqa: E402
@@ -63,7 +65,7 @@ def saved(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.mark.parametrize(
     "arch",
-    ["resnet18", "resnet50", "seresnet50", "vgg11_bn", "alexnet", "mobilenetv2", "densenet121", "googlenet_aux"],
+    ["resnet18", "seresnet50", "vgg11_bn", "alexnet", "mobilenetv2", "densenet121", "googlenet_aux"],
 )
 def test_imported_weights_give_the_reference_logits(arch: str, saved) -> None:
     model, pth, st = saved(arch)
@@ -91,9 +93,12 @@ def test_imported_weights_give_the_reference_logits(arch: str, saved) -> None:
             assert np.abs(out - want).max() < TOLERANCE
 
 
-@pytest.mark.parametrize("arch", ["resnet34", "vgg11", "vgg16", "vgg19", "vgg16_bn", "vgg19_bn", "googlenet"])
+@pytest.mark.parametrize(
+    "arch", ["resnet34", "resnet50", "vgg11", "vgg16", "vgg19", "vgg16_bn", "vgg19_bn", "googlenet"]
+)
 def test_every_other_torchvision_arch_maps_name_for_name_and_shape_for_shape(arch: str) -> None:
-    """The mapping of the larger siblings, checked without allocating them (their forward is their family's)."""
+    """The mapping of the other entries, checked without allocating them: their blocks are their family's, whose
+    forward pass the test above checks (resnet50's bottleneck in seresnet50, whose names are torchvision's)."""
     with torch.device("meta"):
         state = reference_model(arch).state_dict()
     convention = imported_convention(arch)
@@ -275,3 +280,31 @@ def test_a_damaged_entry_is_refused(saved, tmp_path: Path) -> None:
     meta.write_text(meta.read_text().replace('"num_classes": 1000', '"num_classes": 10'))
     with pytest.raises(WeightsError, match=r"imported weights 'alex' are damaged.*meta.json"):
         imported.find("alex", cache)
+
+
+def test_a_kept_model_exports_with_its_head_as_the_classifier(saved, tmp_path: Path, capsys) -> None:
+    """What a run keeps (--cnnbench-save-models): an imported base under a trained gap head exports as torchvision's
+    resnet18 with 5 classes, computing the kept model's logits; heads and widths without a place are refused."""
+    _, pth, _ = saved("resnet18")
+    base = import_file(pth, "resnet18").model
+    base.classifier = None
+    head = create_head("gap", (7, 7, 512), 5, seed=3)
+    trained = TransferModel(base, head)
+    trained.eval()
+    meta = {"scenario": "resnet18-s1-q4-gap", "arch": "resnet18", "head": "gap", "num_classes": 5, "img_size": 224,
+            "in_chans": 3, "width": 1.0, "source": "torchvision"}  # fmt: skip
+    kept.save(tmp_path / "resnet18-s1-q4-gap", trained, meta)
+    out = tmp_path / "winner.pth"
+    assert cli.main(["weights", "export", str(tmp_path / "resnet18-s1-q4-gap"), "-o", str(out)]) == 0
+    again = torchvision.models.resnet18(num_classes=5)
+    again.load_state_dict(torch.load(out, weights_only=True), strict=True)
+    again.eval()
+    x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        assert np.abs(zoo_logits(trained, x) - again(x).numpy()).max() < TOLERANCE
+
+    for change, message in (({"head": "fc"}, "the fc head has no place in resnet18's reference classifier"),
+                            ({"width": 0.25}, "trained at width 0.25; the reference models have width 1")):  # fmt: skip
+        kept.save(tmp_path / "other", trained, meta | change)
+        assert cli.main(["weights", "export", str(tmp_path / "other"), "-o", str(out)]) == 2
+        assert message in capsys.readouterr().err

@@ -13,6 +13,7 @@ import pytest
 torch = pytest.importorskip("torch")
 torchvision = pytest.importorskip("torchvision")
 
+from cnnbench import cli  # noqa: E402
 from cnnbench.engine import imported  # noqa: E402  (after the skips: without the [weights] extra the module is skipped)
 from cnnbench.weights.convert import import_file  # noqa: E402
 
@@ -59,16 +60,20 @@ def project(pytester: pytest.Pytester) -> pytest.Pytester:
     return pytester
 
 
-def test_the_pretrained_strategies_start_from_imported_weights(project: pytest.Pytester, weights_cache: Path) -> None:
+def test_the_pretrained_strategies_start_from_imported_weights(
+    project: pytest.Pytester, weights_cache: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     project.makefile(".toml", imported=SUITE)
     result = project.runpytest_subprocess("-p", "no:cacheprovider", "--cnnbench", "--cnnbench-suite=imported.toml",
                                           f"--cnnbench-cache={weights_cache}", "--cnnbench-pretrained=alex",
-                                          "--cnnbench-strategy=s3")  # fmt: skip
+                                          "--cnnbench-strategy=s3", "--cnnbench-save-models=models")  # fmt: skip
     assert result.ret == 0, result.stdout.str()
     result.stdout.fnmatch_lines(["*pretrained alexnet: imported weights alex (torchvision, from *alex.pth)*"])
     assert not (weights_cache / "pretrained").exists()  # no glyph base was built
     report = json.loads((project.path / "reports" / "latest" / "report.json").read_text())
     assert report["suite"]["weights"] == {"alexnet": "alex"}
+    page = (project.path / "reports" / "latest" / "report.md").read_text()
+    assert "the pretrained strategies of alexnet (alex) start from them, not from a glyph-pretrained base" in page
     (target,) = report["targets"]
     assert target["conversion"]["conversion"]["steps"][-2:] == [
         "resize 8x8->224x224 (skimage.transform.resize, bilinear)", "grey->rgb (channel repeated)"]  # fmt: skip
@@ -76,6 +81,11 @@ def test_the_pretrained_strategies_start_from_imported_weights(project: pytest.P
     assert target["similarity"] is None  # measured against the glyph source domain: not for imported weights
     (scenario,) = report["scenarios"]
     assert scenario["status"] == "passed" and scenario["metrics"]["test_accuracy"] > 0
+    meta = json.loads((project.path / "models" / "alexnet-s3-q4-fc" / "meta.json").read_text())  # the kept model
+    assert meta["weights"] == "alex" and meta["test_accuracy"] == scenario["metrics"]["test_accuracy"]
+    # AlexNet's reference classifier is an MLP on the flattened map: no place for a new head
+    assert cli.main(["weights", "export", str(project.path / "models" / "alexnet-s3-q4-fc")]) == 2
+    assert "the fc head has no place in alexnet's reference classifier" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -125,7 +125,7 @@ def entries(cache_dir: Path) -> list[tuple[Entry | None, Path, str | None]]:
 
 def find(tag: str, cache_dir: Path) -> Entry:
     """The meta of imported weights ``tag``, checked against its digests; an error lists the tags there are."""
-    entry = weights_dir(cache_dir) / tag
+    entry = weights_dir(cache_dir) / check_tag(tag)
     if not (entry / "meta.json").exists():
         known = [e.tag for e, _, problem in entries(cache_dir) if e is not None and problem is None]
         listing = f"imported: {', '.join(known)}" if known else "none is imported"
@@ -142,14 +142,14 @@ def find(tag: str, cache_dir: Path) -> Entry:
     return _meta(entry)
 
 
-def load_state(tag: str, cache_dir: Path) -> tuple[Entry, dict]:
-    """The meta and the full state (a pure dict, classifier included) of imported weights ``tag``."""
-    meta = find(tag, cache_dir)
+def load_state(meta: Entry, cache_dir: Path) -> dict:
+    """The full state (a pure dict, classifier included) of the imported weights ``meta`` describes (:func:`find`
+    checked them)."""
     model = nnx.eval_shape(lambda: create_model(meta.arch, num_classes=meta.num_classes))
     abstract = nnx.to_pure_dict(nnx.state(model, WEIGHT_KINDS))
     target = jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract)
-    state = ocp.StandardCheckpointer().restore((weights_dir(cache_dir) / tag / "state").absolute(), target)
-    return meta, jax.tree.map(np.asarray, state)
+    state = ocp.StandardCheckpointer().restore((weights_dir(cache_dir) / meta.tag / "state").absolute(), target)
+    return jax.tree.map(np.asarray, state)
 
 
 def base_state(state: dict) -> dict:
@@ -160,7 +160,8 @@ def base_state(state: dict) -> dict:
 def load_model(tag: str, cache_dir: Path, num_classes: int | None = None, rngs: nnx.Rngs | None = None) -> ZooModel:
     """The zoo model holding imported weights ``tag``: with the file's classifier (``num_classes`` None or the
     file's), the base alone (0), or the base under a fresh classifier for another ``num_classes``."""
-    meta, state = load_state(tag, cache_dir)
+    meta = find(tag, cache_dir)
+    state = load_state(meta, cache_dir)
     classes = meta.num_classes if num_classes is None else num_classes
     model = create_model(meta.arch, num_classes=classes, rngs=rngs)
     current = nnx.state(model, WEIGHT_KINDS)

@@ -30,7 +30,7 @@ from cnnbench.data.dataset import Dataset
 from cnnbench.data.source import SourceConfig, SourceDomain
 from cnnbench.data.targets import build_target
 from cnnbench.data.user import load_user_dataset
-from cnnbench.engine import imported
+from cnnbench.engine import imported, kept
 from cnnbench.engine.batches import TargetBatches
 from cnnbench.engine.heads import Head, create_head
 from cnnbench.engine.integrity import SUMS
@@ -58,6 +58,7 @@ from cnnbench.engine.train import (
     predict,
 )
 from cnnbench.weights import Preprocessing, WeightsError
+from cnnbench.weights.convert import reference_source
 from cnnbench.zoo import ZooModel
 
 DATA_SEED = 0  # the splits are fixed per suite, so every strategy sees the same images
@@ -104,6 +105,7 @@ class Runner:
         self._datasets: dict[str, Dataset] = dict(datasets or {})
         self._normalised: dict[tuple[str, Preprocessing], Dataset] = {}  # by quadrant and imported weights' input
         self._normalisations: dict[str, dict[str, str]] = {}  # by quadrant: each imported arch's, for the report
+        self._imported: dict[str, imported.Entry] = {}  # by arch: the meta of its imported weights
         self._dataset_errors: dict[str, Exception] = {}
         self._pretrained: dict[str, Pretrained] = {}
         self._features: dict[tuple[str, str], Features] = {}
@@ -123,7 +125,7 @@ class Runner:
         dataset that cannot be loaded raises its ``UserDataError`` again for every scenario of the quadrant without
         re-reading it."""
         if arch in self.suite.weights:
-            preprocessing = imported.find(self.suite.weights[arch], self.cache_dir).preprocessing
+            preprocessing = self._imported_entry(arch).preprocessing
             key = (quadrant, preprocessing)
             if key not in self._normalised:
                 ds = self.dataset(quadrant)
@@ -148,6 +150,15 @@ class Runner:
             self._datasets[quadrant] = ds
         return self._datasets[quadrant]
 
+    def _imported_entry(self, arch: str) -> imported.Entry:
+        """The meta of the imported weights the suite names for ``arch``, checked against their digests once."""
+        if arch not in self._imported:
+            entry = imported.find(self.suite.weights[arch], self.cache_dir)
+            if entry.arch != arch:
+                raise WeightsError(f"weights {entry.tag!r} are for {entry.arch}, not {arch}")
+            self._imported[arch] = entry
+        return self._imported[arch]
+
     def is_pretrained(self, arch: str) -> bool:
         """Whether ``arch``'s base is in the cache already (loading it costs seconds, building it minutes)."""
         if arch in self.suite.weights:
@@ -159,13 +170,11 @@ class Runner:
         """The source-pretrained base of ``arch``: the imported weights the suite names for it, or the glyph-pretrained
         base from the cache or trained now with progress lines."""
         if arch not in self._pretrained and arch in self.suite.weights:
-            tag = self.suite.weights[arch]
+            entry = self._imported_entry(arch)
             with profiling.phase("pretrain", inclusive=True):
-                entry, state = imported.load_state(tag, self.cache_dir)
-            if entry.arch != arch:
-                raise WeightsError(f"weights {tag!r} are for {entry.arch}, not {arch}")
-            log.info(f"pretrained {arch}: imported weights {tag} ({entry.source}, from {entry.file})")
-            path = imported.weights_dir(self.cache_dir) / tag
+                state = imported.load_state(entry, self.cache_dir)
+            log.info(f"pretrained {arch}: imported weights {entry.tag} ({entry.source}, from {entry.file})")
+            path = imported.weights_dir(self.cache_dir) / entry.tag  # no source accuracy: they never saw the glyphs
             self._pretrained[arch] = Pretrained(imported.base_state(state), float("nan"), 0.0, True, path)
         if arch not in self._pretrained:
             config = self.suite.pretrain_config(arch)
@@ -337,6 +346,22 @@ class Runner:
             return trained
         except Exception as exc:  # the scenarios fail alone; the run and its report go on
             return [_error(exc)] * len(scenarios)
+
+    def keep(self, trained: Trained, root: Path) -> Path | None:
+        """Save ``trained``'s deployed model (base and head) to ``root/<scenario id>`` (``cnnbench.engine.kept``), with
+        what exporting it needs to know; before it is timed, which donates its buffers."""
+        scenario, arch = trained.plan.scenario, trained.plan.scenario.arch
+        config = self.model_config(arch)
+        entry = self._imported_entry(arch) if arch in self.suite.weights else None
+        meta = {
+            "scenario": scenario.id, "arch": arch, "strategy": scenario.strategy, "quadrant": scenario.quadrant,
+            "head": scenario.head, "seed": scenario.seed, "num_classes": trained.plan.dataset.n_classes,
+            "img_size": config.img_size, "in_chans": config.in_chans, "width": config.width,
+            "weights": entry.tag if entry else None, "source": entry.source if entry else reference_source(arch),
+            "preprocessing": entry.preprocessing.describe() if entry else "values in [0, 1]",
+            "test_accuracy": trained.evaluation.test_accuracy, "suite": self.suite.name,
+        }  # fmt: skip
+        return kept.save(root / scenario.id, trained.evaluation.deployed, meta)
 
     def measure(self, trained: Trained | Outcome, timer: Timer) -> Outcome:
         """Time a trained scenario's train step and inference and return its outcome; an outcome passes through."""

@@ -92,6 +92,7 @@ def _header(report: Report) -> list[Block]:
         para("Suite ", bold(suite or "?"), " (hash ", code(env.suite_hash), f") · started {report.started} · "
              f"{views.ending(report)}"),
         para(environment_line(env)),
+        *([para(line)] if (line := views.weights_line(report)) else []),
         para(bold(f"{summary.scenarios} scenarios:"), " ", *badges[:-1]),
     ]  # fmt: skip
 

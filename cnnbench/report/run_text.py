@@ -67,6 +67,7 @@ def markdown_document(report: Report) -> Document:
         para(f"Started {report.started}, {views.ending(report)}; ",
              *(["suite ", code(suite)] if suite is not None else ["suite"]), ", hash ", code(env.suite_hash), "."),
         para(f"Environment: {environment_line(env)}."),
+        *([para(line)] if (line := views.weights_line(report)) else []),
         para(bold(f"{summary.scenarios} scenarios:"), f" {status_counts(summary)}."),
     ]  # fmt: skip
     sections = [

@@ -294,6 +294,16 @@ TARGETS_NOTE: tuple[Span, ...] = spans([
 ])  # fmt: skip
 
 
+def weights_line(report: Report) -> str | None:
+    """Which archs started from imported weights (``suite.weights``), or None when every arch's base is cnnbench's."""
+    weights = (report.suite or {}).get("weights") or {}
+    if not weights:
+        return None
+    listed = ", ".join(f"{arch} ({tag})" for arch, tag in weights.items())
+    return (f"Imported weights (docs/weights.md): the pretrained strategies of {listed} start from them, not from a "
+            "glyph-pretrained base; their targets are normalised as the weights expect.")  # fmt: skip
+
+
 def suite_name(report: Report) -> str | None:
     """The suite's name as the report records it, or None for a report without one."""
     return str(report.suite.get("name", "?")) if report.suite else None

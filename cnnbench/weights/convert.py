@@ -14,7 +14,7 @@ from flax import nnx
 
 from cnnbench.zoo import ZooModel, create_model, get_spec, list_models
 
-from .conventions import CONVENTIONS, Convention, Preprocessing, families, get_convention
+from .conventions import CONVENTIONS, SOURCES, Convention, Preprocessing, families, get_convention
 from .files import Tensors, WeightsError, file_kind, read_tensors, write_safetensors, write_torch
 from .mapping import check, extract, fill, ignored, num_classes, slots
 
@@ -31,6 +31,13 @@ class Imported:
     num_classes: int  # the file's classifier's (0: the file had none)
     preprocessing: Preprocessing
     caveat: str | None
+
+
+def reference_source(arch: str) -> str | None:
+    """The framework whose reference model the zoo's ``arch`` reproduces (torchvision before timm before Keras), None
+    for an arch without one (lenet5)."""
+    family = get_spec(arch).family
+    return next((source for source in SOURCES if family in families(source)), None)
 
 
 def default_source(path: Path, arch: str) -> str:
@@ -100,6 +107,9 @@ def export_model(model: ZooModel, arch: str, source: str, path: Path, fmt: str, 
     writes a PyTorch state dict (``.pth``), ``safetensors`` a safetensors file with ``metadata`` in its header."""
     if fmt not in EXPORT_FORMATS:
         raise WeightsError(f"unknown export format {fmt!r}; known: {', '.join(EXPORT_FORMATS)}")
+    if fmt == "torchvision" and get_convention(source, get_spec(arch).family).framework != "torch":
+        raise WeightsError(f"{arch}'s reference is {source}'s, not a PyTorch model: export it --to safetensors (the "
+                           f"tensors under {source}'s layer names)")  # fmt: skip
     tensors = extract(model, get_convention(source, get_spec(arch).family))
     path = Path(path)
     if fmt == "torchvision":
