@@ -498,7 +498,7 @@ def _weights_import(args: argparse.Namespace) -> int:
     path = Path(args.file)
     tag = args.name or f"{args.arch}-{path.name.split('.')[0]}"
     try:
-        imported.check_tag(tag)
+        imported.destination(tag, _cache(args), replace=args.replace)  # a taken tag is told before the file is read
         result = import_file(path, args.arch, args.source)
         entry = imported.save(result, tag, path, _cache(args), replace=args.replace)
     except (WeightsError, KeyError) as exc:

@@ -415,7 +415,8 @@ class Session(_Run):
         selected = set(self.selected_ids)
         section = {"name": self.suite.name, "path": self.suite.path, "digest": self.suite.digest,
                    "tolerances": asdict(self.tolerances), "groups": _unique(s.group for s in self.suite.scenarios()),
-                   "selected_groups": _unique(s.group for s in self.suite.scenarios() if s.id in selected)}  # fmt: skip
+                   "selected_groups": _unique(s.group for s in self.suite.scenarios() if s.id in selected),
+                   "infer_batch": self.suite.train.infer_batch}  # fmt: skip
         section |= {"weights": dict(self.suite.weights)} if self.suite.weights else {}
         return section | ({"shard": self.part} if self.part else {})
 

@@ -57,3 +57,17 @@ def test_the_full_suite_is_refused_on_a_cpu_with_its_cost_unless_forced(pytester
     forced = pytester.runpytest_inprocess(*args, "--cnnbench-force")
     assert forced.ret == 0, forced.stderr.str()
     assert sum(line.startswith("full::mobilenetv2-") for line in forced.outlines) == 36  # 4 strategies × 3 heads × 3
+
+
+def test_the_full_suite_starts_from_imported_weights_and_then_costs_no_pretraining(tmp_path: Path) -> None:
+    """``full`` at canonical scale is the suite imported ImageNet weights fit: given them for resnet50 (as
+    ``--cnnbench-pretrained`` adds them), it runs the same scenarios with no glyph base to pretrain or compare."""
+    suite = replace(load_suite("full", registry_catalog()), archs=("resnet50",))
+    weighted = suite.with_weights({"resnet50": "r50"})
+    assert weighted.weights == {"resnet50": "r50"} and weighted.width("resnet50") == 1.0
+    assert weighted.digest != suite.digest and weighted.scenarios() == suite.scenarios()
+    sizes = split_sizes(suite, tmp_path)
+    plain, imported = suite_cost(suite, sizes), suite_cost(weighted, sizes)
+    assert plain.pretrain > 0 and imported.pretrain == 0 and imported.train == plain.train
+    similarity = sum(2 * (n + v) + SIMILARITY_SOURCE_IMAGES for n, v, _ in sizes.values())
+    assert plain.features - imported.features == pytest.approx(forward_flops(suite, "resnet50") * similarity)

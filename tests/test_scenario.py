@@ -14,6 +14,7 @@ from cnnbench.config.suite import SuiteError, parse_suite
 from cnnbench.engine.catalog import registry_catalog
 from cnnbench.engine.runner import Runner
 from cnnbench.engine.timing import Timer
+from cnnbench.engine.train import PREDICT_BATCH
 
 
 class _NoTiming(Timer):
@@ -137,3 +138,25 @@ def test_suite_option_adds_one_point_per_cut_and_a_runner_freezes_that_many(
     with pytest.raises(SuiteError, match=r"key 'layer_transfer.quadrant': unknown value 'q1'; expected one of: q3, q4"):
         parse_suite(raw, registry_catalog())
     assert Scenario("lenet5", "s2", "q4", "gap", 1, True, freeze=0).id == "lenet5-s2-q4-gap-freeze0-seed1"
+
+
+def test_infer_batch_sets_the_batch_of_the_predictions_and_the_timed_inference(
+    tiny_suite_text: str, shared_cache: Path
+) -> None:
+    """``[train] infer_batch``: the deployed model is compiled and timed for that batch (images/s per call of it),
+    and the test predictions, cut into batches of that size, give the same accuracy as at the default 256."""
+    raw = tomllib.loads(tiny_suite_text)
+    default = parse_suite(raw, registry_catalog(), "tiny.toml")
+    raw["train"]["infer_batch"] = 24
+    small = parse_suite(raw, registry_catalog(), "tiny.toml")
+    assert default.train.infer_batch == PREDICT_BATCH and small.train.infer_batch == 24
+    scenario = Scenario("lenet5", "s1", "q4", "gap", seed=0)
+    (at_256,), (at_24,) = Runner(default, shared_cache).train([scenario]), Runner(small, shared_cache).train([scenario])
+    assert at_256.evaluation.batch.shape[0] == 256 and at_24.evaluation.batch.shape[0] == 24
+    assert at_24.evaluation.test_accuracy == at_256.evaluation.test_accuracy
+    timer = Timer(rounds=1, min_round_s=0.0)
+    outcome = Runner(small, shared_cache).measure(at_24, timer)
+    infer = outcome.measurement.infer_timing
+    assert infer.images_per_s == pytest.approx(24 / infer.median_s)
+    with pytest.raises(SuiteError, match=r"infer_batch"):
+        parse_suite({**raw, "train": {**raw["train"], "infer_batch": 0}}, registry_catalog(), "tiny.toml")

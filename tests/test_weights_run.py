@@ -13,6 +13,7 @@ import pytest
 torch = pytest.importorskip("torch")
 torchvision = pytest.importorskip("torchvision")
 
+import cnnbench.engine.runner  # noqa: E402, F401  (the engine first: pytester's in-process runs must not re-import jaxlib)
 from cnnbench import cli  # noqa: E402
 from cnnbench.engine import imported  # noqa: E402  (after the skips: without the [weights] extra the module is skipped)
 from cnnbench.weights.convert import import_file  # noqa: E402
@@ -32,6 +33,7 @@ in_chans = 3
 [train]
 batch_size = 16
 eval_points = 1
+infer_batch = 16   # 256 AlexNet images at 224 px take seconds a call on a CPU
 
 [quadrants.q4]
 target = "small.npz"
@@ -107,7 +109,7 @@ def test_weights_that_do_not_fit_the_run_are_refused_before_it_starts(
     project: pytest.Pytester, weights_cache: Path, suite_text: str, args: list[str], expected: str
 ) -> None:
     project.makefile(".toml", imported=suite_text)
-    result = project.runpytest_subprocess("-p", "no:cacheprovider", "--cnnbench", "--cnnbench-suite=imported.toml",
-                                           f"--cnnbench-cache={weights_cache}", *args)  # fmt: skip
+    result = project.runpytest_inprocess("-p", "no:cacheprovider", "--cnnbench", "--cnnbench-suite=imported.toml",
+                                          f"--cnnbench-cache={weights_cache}", *args)  # fmt: skip
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert expected in result.stderr.str()

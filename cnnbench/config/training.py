@@ -92,6 +92,10 @@ class TrainSettings(Recipe):
         0, minimum=0, doc="two-phase fine-tuning for s1/s2: steps of head-only training on the frozen base before "
         "unfreezing, out of the quadrant's steps (0: off)"
     )  # fmt: skip
+    infer_batch: int = setting(
+        256, minimum=1, doc="the batch of the predictions (validation, test, a frozen base's features) and of the "
+        "timed inference; lower it for canonical-scale models on a CPU, where one batch of 256 can take seconds"
+    )  # fmt: skip
 
     def config(self, steps: int) -> TrainConfig:
         """What a scenario with a budget of ``steps`` trains with."""

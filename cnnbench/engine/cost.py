@@ -54,7 +54,6 @@ STEP_S: dict[str, float] = {
 BENCH_IMG, BENCH_BATCH = 32, 64
 SCENARIO_S = 0.3  # bookkeeping per scenario: building its model and head, its record, the report rewrite
 TIMED_STEPS = 7  # train steps and inference batches the timing runs (calibration and 5 rounds)
-INFER_BATCH = 256  # engine.train.PREDICT_BATCH: the batch the inference timing runs
 
 
 def step_seconds(suite: Suite, arch: str, batch: int) -> float:
@@ -95,7 +94,7 @@ def scenario_seconds(suite: Suite, scenario: Scenario, sizes: Mapping[str, tuple
     n_train, n_val, n_test = sizes[scenario.quadrant]
     step = step_seconds(suite, scenario.arch, min(suite.train.batch_size, n_train))
     image = step_seconds(suite, scenario.arch, 1) / TRAIN_FORWARDS  # one image forward
-    seconds = SCENARIO_S + TIMED_STEPS * (step + INFER_BATCH * image)
+    seconds = SCENARIO_S + TIMED_STEPS * (step + suite.train.infer_batch * image)
     if not strategy.on_features:
         seconds += binding.steps * step + (suite.train.eval_points * n_val + n_test) * image
     return seconds

@@ -74,15 +74,21 @@ def check_tag(tag: str) -> str:
     return tag
 
 
-def save(imported: Imported, tag: str, file: Path, cache_dir: Path, *, replace: bool = False) -> Entry:
-    """Store ``imported`` (from ``file``) as ``<cache>/weights/<tag>``; an existing tag is an error unless
-    ``replace``."""
+def destination(tag: str, cache_dir: Path, *, replace: bool = False) -> Path:
+    """Where ``tag`` is stored, ``<cache>/weights/<tag>``, once it is known to be writable there: a malformed tag, an
+    existing one (unless ``replace``) or an unwritable cache is an error, told before a file is read and mapped."""
     entry = weights_dir(cache_dir) / check_tag(tag)
     if entry.exists() and not replace:
         raise WeightsError(f"weights tag {tag!r} already exists ({entry}); choose another --name, or pass --replace")
     why = integrity.unwritable(entry.parent)
     if why:
         raise WeightsError(f"cannot store weights in {entry.parent}: {why}")
+    return entry
+
+
+def save(imported: Imported, tag: str, file: Path, cache_dir: Path, *, replace: bool = False) -> Entry:
+    """Store ``imported`` (from ``file``) as ``<cache>/weights/<tag>`` (:func:`destination`)."""
+    entry = destination(tag, cache_dir, replace=replace)
     spec = get_spec(imported.arch)
     meta = Entry(tag, imported.arch, imported.num_classes, spec.in_chans, spec.img_size, imported.source, str(file),
                  integrity.file_sha256(Path(file)), imported.preprocessing, imported.caveat,

@@ -43,7 +43,6 @@ from cnnbench.engine.separability_cache import SeparabilityCache, data_digest
 from cnnbench.engine.similarity import THRESHOLD, Separability, Similarity, pooled, separability
 from cnnbench.engine.timing import Timer, summarize
 from cnnbench.engine.train import (
-    PREDICT_BATCH,
     Diverged,
     FitResult,
     HeadOnly,
@@ -62,7 +61,6 @@ from cnnbench.weights.convert import reference_source
 from cnnbench.zoo import ZooModel
 
 DATA_SEED = 0  # the splits are fixed per suite, so every strategy sees the same images
-INFER_BATCH = PREDICT_BATCH  # so the timed inference runs the program the test predictions compiled
 SOURCE_NCM_SIZE = 2600  # held-out source glyphs for the similarity's source gain: 25 per class to fit, 25 to test
 
 log = logging.getLogger(__name__)
@@ -270,7 +268,8 @@ class Runner:
         graphdef, state = nnx.split(base)
         maps, compile_s = [], 0.0
         for x in batches:
-            feats, c = predict(graphdef, (state,), x, method="forward_features", parallel=self.parallel)
+            feats, c = predict(graphdef, (state,), x, self.suite.train.infer_batch, method="forward_features",
+                               parallel=self.parallel)  # fmt: skip
             maps.append(feats)
             compile_s += c
         return maps, base.global_pool, compile_s
@@ -439,6 +438,7 @@ class Runner:
             weight_decay_head=plan.head.weight_decay,
             watch=plan.watch,
             parallel=self.parallel,
+            predict_batch=self.suite.train.infer_batch,
         )
         trainees = [p.trainee() for p in plans]
         models, frozen = [m for m, _ in trainees], trainees[0][1]
@@ -465,15 +465,16 @@ class Runner:
     def evaluate(self, plan: Plan, fitted: FitResult) -> Evaluation:
         """Test accuracy of the trained model, and the deployed model compiled for the inference timing, both on
         the runner's devices."""
+        infer_batch = self.suite.train.infer_batch
         logits, compile_s = predict(fitted.eval_graphdef, (fitted.trainable, fitted.rest), plan.inputs.test,
-                                    parallel=self.parallel)  # fmt: skip
+                                    infer_batch, parallel=self.parallel)  # fmt: skip
         test_accuracy = accuracy(logits, plan.dataset.y_test)
         deployed = plan.deployed(fitted.model())
         deployed.eval()
         graphdef, state = nnx.split(deployed)
         state = self.parallel.replicate(state)
         x_test = plan.dataset.x_test
-        batch = np.resize(x_test, (self.parallel.padded(INFER_BATCH), *x_test.shape[1:]))
+        batch = np.resize(x_test, (self.parallel.padded(infer_batch), *x_test.shape[1:]))
         program, fresh = PROGRAMS.get(apply_program(self.parallel), (graphdef, None), (state,),
                                       self.parallel.shard(batch, 0))  # fmt: skip
         compile_s += program.compile_s if fresh else 0.0
@@ -535,8 +536,8 @@ class Plan:
 
 @dataclass(frozen=True, eq=False)
 class Evaluation:
-    """A trained scenario's test accuracy, and its deployed model compiled for a batch of ``INFER_BATCH`` (rounded
-    up to a multiple of the data-parallel devices)."""
+    """A trained scenario's test accuracy, and its deployed model compiled for a batch of the suite's ``infer_batch``
+    (rounded up to a multiple of the data-parallel devices)."""
 
     test_accuracy: float
     deployed: TransferModel  # in inference mode

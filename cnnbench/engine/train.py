@@ -326,7 +326,7 @@ def epoch_batches(n: int, batch_size: int, steps: int, seed: int) -> np.ndarray:
     return order[: steps * batch_size].reshape(steps, batch_size)
 
 
-PREDICT_BATCH = 256  # the batch of every prediction program, and of a deployed model's timed inference
+PREDICT_BATCH = 256  # the default batch of prediction programs, and of a deployed model's timed inference
 
 
 def predict(
@@ -415,11 +415,13 @@ def fit_seeds(
     watch: Watch | None = None,
     *,
     parallel: DataParallel = SINGLE,
+    predict_batch: int = PREDICT_BATCH,
 ) -> list[FitResult | Diverged]:
     """``fit`` of one model per seed, each on its own ``batches``; several train together in one program
     (``train_program(seeds=True)``, vmapped over their stacked states), one alone in the single-model program.
     Over ``parallel``'s devices the states are replicated and every batch split along its batch axis; a global
     batch (``config.batch_size``) that does not split evenly raises ``ValueError`` before anything compiles.
+    ``predict_batch``: the batch of the validation predictions (the test predictions' and the timed inference's).
 
     Each seed keeps its own curve, plateau, early stopping and divergence: a seed that stopped or diverged rides
     along untouched, and a diverged one is returned as its ``Diverged``. Every seed shares the training clock:
@@ -505,7 +507,7 @@ def fit_seeds(
                 continue
             states = (lane_of(trainable, i), lane_of(rest, i))
             with profiling.phase("evaluate"):
-                logits, compile_s = predict(eval_graphdef, states, val[0], parallel=parallel)
+                logits, compile_s = predict(eval_graphdef, states, val[0], predict_batch, parallel=parallel)
             t_eval = time.perf_counter()
             lanes[0].result.compile_s += compile_s
             t0 += compile_s  # the training clock leaves out compiling the validation program (counted in compile_s)

@@ -152,4 +152,5 @@ def write_safetensors(tensors: Mapping[str, np.ndarray], path: Path, metadata: M
 def write_torch(tensors: Mapping[str, np.ndarray], path: Path) -> None:
     """Write ``tensors`` as a PyTorch state dict (``torch.save``), loadable with ``weights_only=True``."""
     torch = _need("torch", "writing a PyTorch checkpoint")
-    torch.save({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in tensors.items()}, path)
+    # torch tensors are writable: a read-only array (a JAX array's host copy) is copied, not shared
+    torch.save({k: torch.from_numpy(np.require(v, requirements=["C", "W"])) for k, v in tensors.items()}, path)
