@@ -25,7 +25,7 @@ import optax
 from flax import nnx
 
 from cnnbench import profiling
-from cnnbench.config.training import OPTIMIZERS, TrainConfig, Watch
+from cnnbench.config.training import OPTIMIZERS, TrainConfig, TrainSettings, Watch
 from cnnbench.engine.batches import Batches, chunk_steps
 from cnnbench.engine.mesh import SINGLE, DataParallel
 from cnnbench.engine.programs import PROGRAMS, Program, jitted
@@ -326,7 +326,7 @@ def epoch_batches(n: int, batch_size: int, steps: int, seed: int) -> np.ndarray:
     return order[: steps * batch_size].reshape(steps, batch_size)
 
 
-PREDICT_BATCH = 256  # the default batch of prediction programs, and of a deployed model's timed inference
+PREDICT_BATCH = TrainSettings.infer_batch  # the default batch of prediction programs and of the timed inference
 
 
 def predict(
